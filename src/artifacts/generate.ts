@@ -1,0 +1,119 @@
+// The offline verbs' service: from the nodes file to the artifact set each verb asks for.
+import {existsSync, readFileSync} from 'node:fs'
+import {dirname, join} from 'node:path'
+import {fileURLToPath} from 'node:url'
+
+import {UserError} from '../errors.js'
+import {loadNodes} from '../nodes/load.js'
+import {BASE, type Group, type NodesFile} from '../nodes/model.js'
+import {asgDnaPath, renderDna} from './dna.js'
+import {buildPackerTemplate, packerTemplatePath, PROVISION_SCRIPT, type PackerOptions} from './packer.js'
+import {renderRole, rolePath} from './role.js'
+import {type Artifact, type WritePolicy, type WriteReport, writeArtifacts} from './writer.js'
+
+export type ArtifactKind = 'role' | 'dna' | 'packer'
+
+export interface GenerateOptions {
+  cwd: string
+  nodesPath?: string | undefined
+  /** One group, or undefined for every group the kinds apply to. */
+  group?: string | undefined
+  /** What to write and how; a kind absent here is not touched. */
+  kinds: Partial<Record<ArtifactKind, WritePolicy>>
+  check: boolean
+  packerFlavor?: PackerOptions['flavor']
+}
+
+/** Where muster's own default templates live (the package root's templates/). */
+export const BUNDLED_TEMPLATES = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'templates')
+
+export function packerFlavorFromEnv(env: NodeJS.ProcessEnv = process.env): PackerOptions['flavor'] {
+  const value = env.MUSTER_PACKER_FLAVOR
+  if (value === undefined || value === '' || value === 'current') return 'current'
+  if (value === 'legacy') return 'legacy'
+  throw new UserError(`MUSTER_PACKER_FLAVOR is "${value}"`, {hint: 'Use "current" (Packer ≥ 1.7 with the amazon plugin, the default) or "legacy" (Packer 1.6).'})
+}
+
+export function requireGroup(nodes: NodesFile, name: string): Group {
+  const group = nodes.groups.get(name)
+  if (!group) {
+    const names = [...nodes.groups.keys()]
+    throw new UserError(`no group "${name}" in ${nodes.file}`, {hint: `Groups: ${names.join(', ')}. Run "muster ls" to list them.`})
+  }
+  return group
+}
+
+/** Groups each kind applies to when no group is named. */
+function defaultGroups(nodes: NodesFile, kind: ArtifactKind): Group[] {
+  const all = [...nodes.groups.values()]
+  const groups = all.filter((g) => g.name !== BASE)
+  if (kind === 'dna') return groups.filter((g) => g.autoscale !== false)
+  if (kind === 'packer') {
+    const baked = groups.filter((g) => g.packer !== false)
+    // The base image is baked only when some group builds from it.
+    const base = nodes.groups.get(BASE)
+    return base && baked.some((g) => g.from_base) ? [base, ...baked] : baked
+  }
+  return groups
+}
+
+function checkApplies(group: Group, kind: ArtifactKind): void {
+  if (kind === 'dna' && group.autoscale === false) {
+    throw new UserError(`group "${group.name}" has autoscale: false, so it has no Auto Scaling dna`, {
+      hint: `Give it "autoscale": {"timeout": 120, "node_min": 1, "node_max": 2} in the nodes file, then run the command again.`,
+    })
+  }
+  if (kind === 'packer' && group.packer === false) {
+    throw new UserError(`group "${group.name}" has packer: false, so it is never baked`, {
+      hint: 'Remove "packer": false from the group (or set it to a dict of source options) to bake it.',
+    })
+  }
+}
+
+export function planArtifacts(nodes: NodesFile, options: Omit<GenerateOptions, 'cwd' | 'check'> & {provisionScript: string}): Artifact[] {
+  const artifacts = new Map<string, Artifact>()
+  const add = (artifact: Artifact): void => {
+    const existing = artifacts.get(artifact.path)
+    // A file asked for twice keeps the stronger policy (update over ensure).
+    if (!existing || existing.policy === 'ensure') artifacts.set(artifact.path, artifact)
+  }
+  const kinds = Object.entries(options.kinds) as Array<[ArtifactKind, WritePolicy]>
+  const explicit = options.group === undefined ? undefined : requireGroup(nodes, options.group)
+  const flavor = options.packerFlavor ?? 'current'
+  for (const [kind, policy] of kinds) {
+    const groups = explicit ? [explicit] : defaultGroups(nodes, kind)
+    for (const group of groups) {
+      if (explicit) checkApplies(group, kind)
+      const roleText = renderRole(group)
+      if (kind === 'role') add({path: rolePath(group.name), content: roleText, policy, group: group.name})
+      if (kind === 'dna') {
+        add({path: asgDnaPath(group.name), content: renderDna(group), policy, group: group.name})
+        add({path: rolePath(group.name), content: roleText, policy: 'ensure', group: group.name})
+      }
+      if (kind === 'packer') {
+        const packer = buildPackerTemplate(group, {flavor, provisionScript: options.provisionScript, roleText})
+        add({path: packerTemplatePath(group.name), content: packer.text, policy, group: group.name})
+        add({path: rolePath(group.name), content: roleText, policy: 'ensure', group: group.name})
+        add({path: PROVISION_SCRIPT, content: options.provisionScript, policy: 'ensure'})
+      }
+    }
+  }
+  return [...artifacts.values()]
+}
+
+/** The project's provisioning script, or muster's default when the project has none yet. */
+export function readProvisionScript(cwd: string): string {
+  const own = join(cwd, PROVISION_SCRIPT)
+  return readFileSync(existsSync(own) ? own : join(BUNDLED_TEMPLATES, 'packer', 'provision.sh'), 'utf8')
+}
+
+export interface GenerateResult extends WriteReport {
+  nodesFile: string
+}
+
+export function generate(options: GenerateOptions): GenerateResult {
+  const nodes = loadNodes({cwd: options.cwd, path: options.nodesPath})
+  const artifacts = planArtifacts(nodes, {...options, provisionScript: readProvisionScript(options.cwd), packerFlavor: options.packerFlavor ?? packerFlavorFromEnv()})
+  const report = writeArtifacts(options.cwd, artifacts, {check: options.check})
+  return {...report, nodesFile: nodes.file}
+}

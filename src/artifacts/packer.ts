@@ -1,0 +1,106 @@
+// The Packer template of a group, in Packer's HCL2 JSON syntax (`*.pkr.json`).
+//
+// Never a credential: Packer reads AWS credentials from the environment or an instance profile.
+// HCL identifiers must start with a letter and `12_04-bee` does not, so the source and build have
+// fixed names and the group lives in ami_name and tags.
+import {BASE, type Group} from '../nodes/model.js'
+import {sha256, toJsonText} from './json.js'
+import {roleName, rolePath} from './role.js'
+
+export const packerTemplatePath = (group: string): string => `packer/${group}.pkr.json`
+export const packerManifestPath = (group: string): string => `.muster/manifests/${group}.json`
+export const PROVISION_SCRIPT = 'templates/packer/provision.sh'
+export const COOKBOOKS_DIR = 'cookbooks'
+export const SOURCE_NAME = 'image'
+export const BUILD_NAME = 'muster'
+
+/** Tags muster puts on every AMI it bakes; retention and from_base look images up by them. */
+export const TAG_GROUP = 'muster:group'
+export const TAG_TEMPLATE_HASH = 'muster:template-hash'
+
+export interface PackerOptions {
+  /**
+   * Packer ≥ 1.7 with the external amazon plugin wants a `required_plugins` block and knows
+   * IMDSv2 options; Debian's packer 1.6.6 (amazon built in) rejects both. One setting, one generator.
+   */
+  flavor: 'current' | 'legacy'
+  /** Content of templates/packer/provision.sh: part of the template hash. */
+  provisionScript: string
+  /** The role file's text: part of the template hash. */
+  roleText: string
+}
+
+export const AMAZON_PLUGIN_VERSION = '>= 1.2.0'
+
+export interface PackerTemplate {
+  template: Record<string, unknown>
+  text: string
+  hash: string
+}
+
+export function buildPackerTemplate(group: Group, options: PackerOptions): PackerTemplate {
+  const extra = group.packer === false ? {} : group.packer
+  const communicatorNone = extra.communicator === 'none'
+  const source: Record<string, unknown> = {
+    region: group.region,
+    instance_type: group.instance_type,
+    ssh_username: group.ssh_username,
+    ami_name: `${group.name} \${local.timestamp}`,
+    ami_description: group.description || `muster group ${group.name}`,
+  }
+  if (group.from_base) {
+    source.source_ami_filter = {
+      filters: {[`tag:${TAG_GROUP}`]: BASE, state: 'available'},
+      owners: ['self'],
+      most_recent: true,
+    }
+  } else {
+    source.source_ami = group.source_ami
+  }
+  if (options.flavor === 'current') {
+    // The bake instance answers only IMDSv2, and images it makes default to IMDSv2 at launch.
+    source.metadata_options = {http_endpoint: 'enabled', http_tokens: 'required', http_put_response_hop_limit: 1}
+    source.imds_support = 'v2.0'
+  }
+  if (group.volume_size !== undefined) {
+    source.launch_block_device_mappings = [{device_name: '/dev/sda1', volume_size: group.volume_size, volume_type: 'gp3', delete_on_termination: true}]
+  }
+  Object.assign(source, extra)
+  const tags = (hash: string): Record<string, string> => ({...group.tags, Name: group.name, [TAG_GROUP]: group.name, [TAG_TEMPLATE_HASH]: hash})
+
+  // With no communicator nothing can be uploaded or run during the bake: the image converges at boot.
+  const provisioners = communicatorNone
+    ? []
+    : [
+        {shell: {inline: ['mkdir -p /tmp/muster/roles']}},
+        {file: {source: rolePath(group.name), destination: `/tmp/muster/roles/${group.name}.json`}},
+        {file: {source: COOKBOOKS_DIR, destination: '/tmp/muster'}},
+        {
+          shell: {
+            script: PROVISION_SCRIPT,
+            environment_vars: [`MUSTER_ROLE=${roleName(group.name)}`, 'MUSTER_DIR=/tmp/muster'],
+            execute_command: "chmod +x {{ .Path }}; sudo -E sh -c '{{ .Vars }} {{ .Path }}'",
+          },
+        },
+      ]
+
+  const assemble = (hash: string): Record<string, unknown> => {
+    const template: Record<string, unknown> = {}
+    if (options.flavor === 'current') {
+      template.packer = {required_plugins: {amazon: {version: AMAZON_PLUGIN_VERSION, source: 'github.com/hashicorp/amazon'}}}
+    }
+    template.locals = {timestamp: '${formatdate("YYYYMMDDhhmmss", timestamp())}'}
+    template.source = {'amazon-ebs': {[SOURCE_NAME]: {...source, tags: tags(hash), run_tags: {Name: `muster-bake-${group.name}`, [TAG_GROUP]: group.name}}}}
+    const build: Record<string, unknown> = {name: BUILD_NAME, sources: [`source.amazon-ebs.${SOURCE_NAME}`]}
+    if (provisioners.length > 0) build.provisioner = provisioners
+    build['post-processor'] = [{manifest: {output: packerManifestPath(group.name), strip_path: true, custom_data: {group: group.name, template_hash: hash}}}]
+    template.build = [build]
+    return template
+  }
+
+  // The hash covers everything that shapes the image: the template itself (with a fixed
+  // placeholder where the hash goes), the role it converges and the provisioning script.
+  const hash = sha256(JSON.stringify(assemble('')), options.roleText, options.provisionScript).slice(0, 16)
+  const template = assemble(hash)
+  return {template, text: toJsonText(template), hash}
+}

@@ -1,0 +1,40 @@
+// Every muster command extends this: shared flags and the one place errors become output and an
+// exit code. A UserError prints its message and next step; anything else is a bug and shows its
+// stack with --verbose. Library code never calls process.exit.
+import {Command, Errors, Flags} from '@oclif/core'
+
+import {UserError} from './errors.js'
+import {formatError} from './ui/format.js'
+
+export const nodesFlag = Flags.string({
+  description: 'Path of the nodes file (default: nodes.json or nodes.yaml in the working directory).',
+  env: 'MUSTER_NODES',
+  helpValue: 'PATH',
+})
+
+export const checkFlag = Flags.boolean({
+  description: 'Write nothing; exit 1 when a file is missing or differs from what the nodes file gives (for CI).',
+})
+
+export abstract class MusterCommand extends Command {
+  static override baseFlags = {
+    verbose: Flags.boolean({description: 'Show stack traces and streamed engine output.', helpGroup: 'GLOBAL'}),
+  }
+
+  protected get verbose(): boolean {
+    return this.argv.includes('--verbose')
+  }
+
+  protected override async catch(error: Error & {exitCode?: number}): Promise<unknown> {
+    if (error instanceof Errors.ExitError) throw error
+    const isUser = error instanceof UserError || error instanceof Errors.CLIError
+    const exitCode = error instanceof UserError ? error.exitCode : 1
+    if (this.jsonEnabled()) {
+      this.logJson({error: {message: error.message, ...(error instanceof UserError && error.hint ? {hint: error.hint} : {}), kind: isUser ? 'user' : 'bug'}})
+    } else {
+      process.stderr.write(formatError(error, {bug: !isUser, verbose: this.verbose, color: Boolean(process.stderr.isTTY) && !process.env.NO_COLOR}))
+    }
+    process.exitCode = exitCode
+    return undefined
+  }
+}

@@ -1,0 +1,49 @@
+import {MusterCommand, nodesFlag} from '../base-command.js'
+import {loadNodes} from '../nodes/load.js'
+import {BASE} from '../nodes/model.js'
+import {formatTable} from '../ui/format.js'
+
+interface GroupRow {
+  name: string
+  instance_type: string
+  region: string
+  autoscale: string
+  image: string
+  recipes: number
+  description: string
+}
+
+export default class Ls extends MusterCommand {
+  static override summary = 'List the node groups with their key settings.'
+  static override examples = [
+    {description: 'A table', command: '<%= config.bin %> <%= command.id %>'},
+    {description: 'Names only, for a script', command: "<%= config.bin %> <%= command.id %> --json | jq -r '.[].name'"},
+  ]
+  static override enableJsonFlag = true
+  static override flags = {nodes: nodesFlag}
+
+  public async run(): Promise<GroupRow[]> {
+    const {flags} = await this.parse(Ls)
+    const nodes = loadNodes({cwd: process.cwd(), path: flags.nodes})
+    const rows: GroupRow[] = [...nodes.groups.values()]
+      .filter((g) => g.name !== BASE)
+      .map((g) => ({
+        name: g.name,
+        instance_type: g.instance_type,
+        region: g.region,
+        autoscale: g.autoscale === false ? 'no' : `${g.autoscale.node_min}-${g.autoscale.node_max}`,
+        image: g.packer === false ? `${g.source_ami ?? ''} (not baked)` : g.from_base ? 'baked from base' : `baked from ${g.source_ami ?? ''}`,
+        recipes: g.run_list.length + g.post_run_list.length,
+        description: g.description,
+      }))
+    if (!this.jsonEnabled()) {
+      process.stdout.write(
+        formatTable(
+          ['GROUP', 'TYPE', 'REGION', 'ASG', 'IMAGE', 'RECIPES', 'DESCRIPTION'],
+          rows.map((r) => [r.name, r.instance_type, r.region, r.autoscale, r.image, String(r.recipes), r.description]),
+        ),
+      )
+    }
+    return rows
+  }
+}

@@ -1,0 +1,30 @@
+import {loadNodes} from '../nodes/load.js'
+import {BASE} from '../nodes/model.js'
+import {MusterCommand, nodesFlag} from '../base-command.js'
+
+interface ValidateResult {
+  file: string
+  groups: string[]
+}
+
+export default class Validate extends MusterCommand {
+  static override summary = 'Check the nodes file and report every problem at once.'
+  static override description = `Each problem names file:line:column, the key path and what was expected. Exit code 0 when the file is good, 1 otherwise.`
+  static override examples = [
+    {description: 'Check nodes.json in this directory', command: '<%= config.bin %> <%= command.id %>'},
+    {description: 'Check another file', command: '<%= config.bin %> <%= command.id %> --nodes infra/nodes.yaml'},
+  ]
+  static override enableJsonFlag = true
+  static override flags = {nodes: nodesFlag}
+
+  public async run(): Promise<ValidateResult> {
+    const {flags} = await this.parse(Validate)
+    const nodes = loadNodes({cwd: process.cwd(), path: flags.nodes})
+    const groups = [...nodes.groups.keys()]
+    const own = groups.filter((g) => g !== BASE)
+    const autoscaled = [...nodes.groups.values()].filter((g) => g.name !== BASE && g.autoscale !== false).length
+    const baked = [...nodes.groups.values()].filter((g) => g.name !== BASE && g.packer !== false).length
+    this.log(`${nodes.file}: ok — ${own.length} group${own.length === 1 ? '' : 's'} (${own.join(', ')}), ${autoscaled} autoscaled, ${baked} baked`)
+    return {file: nodes.file, groups}
+  }
+}

@@ -1,0 +1,45 @@
+// The resolved model: what a group is after inheritance from __base__ and defaults.
+import type {AutoscaleSpec, ServiceSpec} from './schema.js'
+
+export const BASE = '__base__'
+
+export interface Group {
+  name: string
+  description: string
+  autoscale: false | AutoscaleSpec
+  type: 'amazon-ebs'
+  region: string
+  instance_type: string
+  /** Absent only when the group builds from the newest base image. */
+  source_ami?: string
+  from_base: boolean
+  ssh_username: string
+  security_groups: string[]
+  subnets: string[]
+  tags: Record<string, string>
+  volume_size?: number
+  default_attributes: Record<string, unknown>
+  override_attributes: Record<string, unknown>
+  run_list: string[]
+  post_run_list: string[]
+  /** false: never baked; otherwise extra options for the Packer source block. */
+  packer: false | Record<string, unknown>
+  services: Record<string, ServiceSpec>
+}
+
+export interface NodesFile {
+  /** Path of the nodes file as given or found. */
+  file: string
+  /** Every group in file order, __base__ included when present. */
+  groups: Map<string, Group>
+}
+
+/** Groups named on the command line, or every group but __base__. */
+export function selectGroups(nodes: NodesFile, name: string | undefined, filter: (g: Group) => boolean = () => true): Group[] {
+  if (name !== undefined) {
+    const group = nodes.groups.get(name)
+    if (!group) return []
+    return [group]
+  }
+  return [...nodes.groups.values()].filter((g) => g.name !== BASE && filter(g))
+}

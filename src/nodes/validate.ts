@@ -1,0 +1,158 @@
+// Turns a parsed nodes document into the resolved model, or into every problem it has, each with
+// its file:line:column, key path and what was expected.
+import type {z} from 'zod'
+
+import type {Diagnostic} from '../errors.js'
+import {inherit, isDict, uniqueRunList, type Plain} from './inherit.js'
+import {BASE, type Group, type NodesFile} from './model.js'
+import {autoscaleSchema, GROUP_NAME, groupSchema, KNOWN_GROUP_KEYS, type RawGroup, serviceSchema} from './schema.js'
+import type {KeyPath, SourceDocument} from './source.js'
+
+export type ValidationResult = {ok: true; nodes: NodesFile} | {ok: false; diagnostics: Diagnostic[]}
+
+export function validateNodes(doc: SourceDocument): ValidationResult {
+  if (doc.problems.length > 0) return {ok: false, diagnostics: doc.problems}
+  const diagnostics: Diagnostic[] = []
+  const report = (path: KeyPath, message: string, at: 'key' | 'value' = 'value'): void => {
+    diagnostics.push({file: doc.file, path, message, position: at === 'key' ? doc.locateKey(path) : doc.locateValue(path)})
+  }
+
+  if (!isDict(doc.value)) {
+    report([], `expected a dict of node groups (e.g. {"__base__": {…}, "web": {…}}), got ${describe(doc.value)}`)
+    return {ok: false, diagnostics}
+  }
+  const raw = new Map<string, RawGroup>()
+  for (const [name, value] of Object.entries(doc.value)) {
+    if (!GROUP_NAME.test(name)) {
+      report([name], 'group names may only use letters, digits, "_" and "-" (they become Chef role and Pulumi stack names)', 'key')
+      continue
+    }
+    const parsed = groupSchema.safeParse(value)
+    if (parsed.success) raw.set(name, parsed.data)
+    else for (const issue of parsed.error.issues) mapIssue(issue, [name], value, report)
+  }
+  if (Object.keys(doc.value).length === 0) report([], 'the nodes file defines no groups; add at least one group')
+  if (diagnostics.length > 0) return {ok: false, diagnostics}
+
+  const base = (raw.get(BASE) ?? {}) as Plain
+  const groups = new Map<string, Group>()
+  for (const [name, own] of raw) {
+    const merged = name === BASE ? base : inherit(base, own as Plain)
+    const group = resolve(name, merged as RawGroup, report)
+    if (group) groups.set(name, group)
+  }
+  if (diagnostics.length > 0) return {ok: false, diagnostics}
+  return {ok: true, nodes: {file: doc.file, groups}}
+}
+
+function resolve(name: string, g: RawGroup, report: (path: KeyPath, message: string, at?: 'key' | 'value') => void): Group | undefined {
+  const missing = (key: string, example: string): void =>
+    report([name], `no ${key}: set "${key}" (e.g. ${example}) in this group or in ${BASE}`, 'key')
+  if (g.region === undefined) missing('region', '"us-east-1"')
+  if (g.instance_type === undefined) missing('instance_type', '"m5.large"')
+  const fromBase = g.from_base === true
+  if (fromBase && name === BASE) report([name, 'from_base'], `${BASE} cannot build from itself; remove from_base here`)
+  if (fromBase && g.packer === false) report([name, 'from_base'], 'from_base needs baking, but packer is false; remove one of them')
+  if (!fromBase && g.source_ami === undefined) missing('source_ami', '"ami-1ebb2077"')
+  if (g.region === undefined || g.instance_type === undefined) return undefined
+
+  const group: Group = {
+    name,
+    description: g.description ?? '',
+    autoscale: g.autoscale ?? false,
+    type: g.type ?? 'amazon-ebs',
+    region: g.region,
+    instance_type: g.instance_type,
+    from_base: fromBase,
+    ssh_username: g.ssh_username ?? 'ubuntu',
+    security_groups: [...new Set(g.security_groups ?? [])],
+    subnets: g.subnets ?? [],
+    tags: g.tags ?? {},
+    default_attributes: g.default_attributes ?? {},
+    override_attributes: g.override_attributes ?? {},
+    run_list: uniqueRunList(g.run_list ?? []),
+    post_run_list: uniqueRunList(g.post_run_list ?? []),
+    packer: g.packer ?? {},
+    services: g.services ?? {},
+  }
+  if (!fromBase && g.source_ami !== undefined) group.source_ami = g.source_ami
+  if (g.volume_size !== undefined) group.volume_size = g.volume_size
+  return group
+}
+
+type Report = (path: KeyPath, message: string, at?: 'key' | 'value') => void
+
+function mapIssue(issue: z.core.$ZodIssue, prefix: KeyPath, groupValue: unknown, report: Report): void {
+  const path = [...prefix, ...(issue.path as Array<string | number>)]
+  if (issue.code === 'unrecognized_keys') {
+    const known = knownKeysAt(issue.path as Array<string | number>)
+    for (const key of issue.keys) {
+      const guess = didYouMean(key, known)
+      report([...path, key], `unknown key "${key}"${guess ? `; did you mean "${guess}"?` : ''} (known keys: ${known.join(', ')})`, 'key')
+    }
+    return
+  }
+  if (issue.code === 'invalid_union') {
+    // A union of `false` and a dict: when the value is a dict, the dict branch's own problems are
+    // the useful ones ("node_min: expected a whole number"), not "expected false or a dict".
+    const deeper = issue.errors.find((branch) => branch.length > 0 && branch.every((i) => i.path.length > 0 || i.code === 'unrecognized_keys' || i.code === 'custom'))
+    if (deeper && isDict(valueAt(groupValue, issue.path as Array<string | number>))) {
+      for (const inner of deeper) mapIssue({...inner, path: [...(issue.path as PropertyKey[]), ...inner.path]} as z.core.$ZodIssue, prefix, groupValue, report)
+      return
+    }
+  }
+  const actual = valueAt(groupValue, issue.path as Array<string | number>)
+  const got = issue.code === 'invalid_type' || issue.code === 'invalid_union' || issue.code === 'invalid_value' || issue.code === 'invalid_format' ? `, got ${describe(actual)}` : ''
+  report(path, `${issue.message}${got}`)
+}
+
+function knownKeysAt(path: ReadonlyArray<string | number>): string[] {
+  if (path[0] === 'autoscale') return Object.keys(autoscaleSchema.shape)
+  if (path[0] === 'services') return Object.keys(serviceSchema.shape)
+  return [...KNOWN_GROUP_KEYS]
+}
+
+function valueAt(value: unknown, path: ReadonlyArray<string | number>): unknown {
+  let current = value
+  for (const segment of path) {
+    if (current === null || typeof current !== 'object') return undefined
+    current = (current as Record<string | number, unknown>)[segment]
+  }
+  return current
+}
+
+export function describe(value: unknown): string {
+  if (value === undefined) return 'nothing'
+  if (value === null) return 'null'
+  if (Array.isArray(value)) return 'a list'
+  if (typeof value === 'object') return 'a dict'
+  const text = JSON.stringify(value)
+  return `${typeof value} ${text.length > 40 ? `${text.slice(0, 37)}...` : text}`
+}
+
+/** The closest known key within a small edit distance, for "did you mean". */
+export function didYouMean(input: string, candidates: readonly string[]): string | undefined {
+  let best: string | undefined
+  let bestDistance = Math.max(2, Math.floor(input.length / 3)) + 1
+  for (const candidate of candidates) {
+    const d = editDistance(input.toLowerCase(), candidate.toLowerCase())
+    if (d < bestDistance) {
+      best = candidate
+      bestDistance = d
+    }
+  }
+  return best
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({length: b.length + 1}, (_, i) => i)
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i]
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1
+      current[j] = Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, (previous[j - 1] ?? 0) + cost)
+    }
+    previous = current
+  }
+  return previous[b.length] ?? 0
+}
