@@ -1,0 +1,116 @@
+import {expect} from 'chai'
+
+import {buildPackerTemplate, packerManifestPath, TAG_GROUP, TAG_TEMPLATE_HASH} from '../../src/artifacts/packer.js'
+import {planArtifacts} from '../../src/artifacts/generate.js'
+import {renderRole} from '../../src/artifacts/role.js'
+import type {Group, NodesFile} from '../../src/nodes/model.js'
+import {parseSource} from '../../src/nodes/source.js'
+import {validateNodes} from '../../src/nodes/validate.js'
+
+function nodesOf(value: unknown): NodesFile {
+  const result = validateNodes(parseSource('nodes.json', JSON.stringify(value)))
+  if (!result.ok) throw new Error(result.diagnostics.map((d) => d.message).join('\n'))
+  return result.nodes
+}
+
+const base = {region: 'us-east-1', instance_type: 'm5.large', source_ami: 'ami-0123abcd', run_list: ['recipe[base]']}
+
+function group(nodes: NodesFile, name: string): Group {
+  const g = nodes.groups.get(name)
+  if (!g) throw new Error(`no ${name}`)
+  return g
+}
+
+type Source = Record<string, unknown>
+function sourceOf(template: Record<string, unknown>): Source {
+  return ((template.source as Record<string, Record<string, Source>>)['amazon-ebs'] as Record<string, Source>).image as Source
+}
+function buildOf(template: Record<string, unknown>): Record<string, unknown> {
+  return (template.build as Array<Record<string, unknown>>)[0] as Record<string, unknown>
+}
+
+describe('packer template', () => {
+  const opts = (g: Group) => ({flavor: 'current' as const, provisionScript: '#!/bin/sh\n', roleText: renderRole(g)})
+
+  it('has an amazon-ebs source with the group in ami_name and tags, and a manifest post-processor', () => {
+    const g = group(nodesOf({__base__: base, web: {description: 'Web', tags: {team: 'core'}}}), 'web')
+    const {template, hash} = buildPackerTemplate(g, opts(g))
+    const source = sourceOf(template)
+    expect(source.region).to.equal('us-east-1')
+    expect(source.source_ami).to.equal('ami-0123abcd')
+    expect(source.instance_type).to.equal('m5.large')
+    expect(source.ssh_username).to.equal('ubuntu')
+    expect(source.ami_name).to.match(/^web \$\{local\.timestamp\}$/)
+    expect(source.tags).to.deep.equal({team: 'core', Name: 'web', [TAG_GROUP]: 'web', [TAG_TEMPLATE_HASH]: hash})
+    expect(hash).to.match(/^[0-9a-f]{16}$/)
+    const build = buildOf(template)
+    expect(build.sources).to.deep.equal(['source.amazon-ebs.image'])
+    expect(build['post-processor']).to.deep.equal([{manifest: {output: packerManifestPath('web'), strip_path: true, custom_data: {group: 'web', template_hash: hash}}}])
+    expect(template.packer).to.have.nested.property('required_plugins.amazon.source', 'github.com/hashicorp/amazon')
+    expect(source.metadata_options).to.deep.include({http_tokens: 'required'})
+  })
+
+  it('never carries credentials, even when the environment has them', () => {
+    const g = group(nodesOf({__base__: base, web: {}}), 'web')
+    const text = buildPackerTemplate(g, opts(g)).text
+    expect(text).not.to.match(/access_key|secret_key|token"|AKIA/i)
+  })
+
+  it('passes the group\'s packer dict (inherited at level 1) to the source block', () => {
+    const nodes = nodesOf({__base__: {...base, packer: {vpc_id: 'vpc-1', subnet_id: 'subnet-1'}}, web: {packer: {subnet_id: 'subnet-2', iam_instance_profile: 'baker'}}})
+    const g = group(nodes, 'web')
+    const source = sourceOf(buildPackerTemplate(g, opts(g)).template)
+    expect(source).to.include({vpc_id: 'vpc-1', subnet_id: 'subnet-2', iam_instance_profile: 'baker'})
+  })
+
+  it('provisions with chef-solo through the templates/ script, and not at all without a communicator', () => {
+    const nodes = nodesOf({__base__: base, web: {}, boot: {packer: {communicator: 'none'}}})
+    const web = group(nodes, 'web')
+    const provisioners = buildOf(buildPackerTemplate(web, opts(web)).template).provisioner as Array<Record<string, Record<string, unknown>>>
+    expect(provisioners.map((p) => Object.keys(p)[0])).to.deep.equal(['shell', 'file', 'file', 'shell'])
+    expect(provisioners[1]?.file?.source).to.equal('roles/web.json')
+    expect(provisioners[3]?.shell?.script).to.equal('templates/packer/provision.sh')
+    expect(provisioners[3]?.shell?.environment_vars).to.include('MUSTER_ROLE=role-web')
+    const boot = group(nodes, 'boot')
+    expect(buildOf(buildPackerTemplate(boot, opts(boot)).template)).not.to.have.property('provisioner')
+  })
+
+  it('builds from the newest base image with from_base', () => {
+    const g = group(nodesOf({__base__: base, web: {from_base: true}}), 'web')
+    const source = sourceOf(buildPackerTemplate(g, opts(g)).template)
+    expect(source).not.to.have.property('source_ami')
+    expect(source.source_ami_filter).to.deep.equal({filters: {[`tag:${TAG_GROUP}`]: '__base__', state: 'available'}, owners: ['self'], most_recent: true})
+  })
+
+  it('the legacy flavor (Packer 1.6) drops required_plugins and IMDSv2 options, nothing else', () => {
+    const g = group(nodesOf({__base__: base, web: {}}), 'web')
+    const current = buildPackerTemplate(g, opts(g)).template
+    const legacy = buildPackerTemplate(g, {...opts(g), flavor: 'legacy'}).template
+    expect(legacy).not.to.have.property('packer')
+    const legacySource = sourceOf(legacy)
+    expect(legacySource).not.to.have.property('metadata_options')
+    expect(legacySource).not.to.have.property('imds_support')
+    const {metadata_options: _m, imds_support: _i, tags: _t, ...rest} = sourceOf(current)
+    const {tags: _lt, ...legacyRest} = legacySource
+    expect(legacyRest).to.deep.equal(rest)
+  })
+
+  it('the template hash changes with the role, the provisioning script and the template, and only then', () => {
+    const nodes = nodesOf({__base__: base, web: {}, web2: {instance_type: 'm5.xlarge'}})
+    const g = group(nodes, 'web')
+    const h = (o: Partial<ReturnType<typeof opts>>, grp: Group = g) => buildPackerTemplate(grp, {...opts(grp), ...o}).hash
+    expect(h({})).to.equal(h({}))
+    expect(h({provisionScript: '#!/bin/sh\necho changed\n'})).not.to.equal(h({}))
+    expect(h({roleText: '{}'})).not.to.equal(h({}))
+    expect(h({}, group(nodes, 'web2'))).not.to.equal(h({}))
+  })
+
+  it('plans no template for packer: false groups and the base image only when a group builds from it', () => {
+    const plan = (value: unknown) =>
+      planArtifacts(nodesOf(value), {kinds: {packer: 'update'}, provisionScript: '#!/bin/sh\n'})
+        .map((a) => a.path)
+        .filter((p) => p.startsWith('packer/'))
+    expect(plan({__base__: base, web: {}, boot: {packer: false}})).to.deep.equal(['packer/web.pkr.json'])
+    expect(plan({__base__: base, web: {from_base: true}})).to.deep.equal(['packer/__base__.pkr.json', 'packer/web.pkr.json'])
+  })
+})
