@@ -6,7 +6,7 @@
 // anything else — YAML, or the paper's JSON with a single-quoted string — through `yaml`, which
 // keeps positions too but is ~80x slower on a large file.
 import {findNodeAtLocation, getNodeValue, parseTree, printParseErrorCode, type Node as JsonNode, type ParseError} from 'jsonc-parser'
-import {isMap, isScalar, isSeq, LineCounter, parseDocument, type Node as YamlNode} from 'yaml'
+import {isMap, isScalar, isSeq, LineCounter, parseDocument, visit, type Node as YamlNode} from 'yaml'
 
 import type {Diagnostic, Position} from '../errors.js'
 
@@ -49,22 +49,66 @@ export function parseSource(file: string, text: string): SourceDocument {
     // Strict JSON failed: the paper's own example has a single-quoted string, which YAML's flow
     // syntax accepts. Keep the JSON errors if YAML cannot read it either; they read better.
     if (json.problems.length === 0 || json.problems.some((p) => p.message.startsWith('duplicate key'))) return json
+    // Only the single quotes are forgiven: YAML would also read trailing commas, comments or bare
+    // words, but not as the author meant (a `// comment` becomes part of a key). Check the rest as
+    // strict JSON with each single-quoted string made double-quoted (same length, so same places).
+    const requoted = doubleQuoteSingleQuoted(text)
+    if (requoted === text) return json
+    const strict = parseJson(file, requoted)
+    if (strict.problems.length > 0) return strict
     const yaml = parseYaml(file, text)
     return yaml.problems.length === 0 ? yaml : json
   }
   return parseYaml(file, text)
 }
 
+/** `'…'` outside double-quoted strings → `"…"` of the same length (content kept where JSON allows it). */
+function doubleQuoteSingleQuoted(text: string): string {
+  let out = ''
+  let i = 0
+  while (i < text.length) {
+    const c = text[i]
+    if (c === '"') {
+      let j = i + 1
+      while (j < text.length && text[j] !== '"' && text[j] !== '\n') j += text[j] === '\\' ? 2 : 1
+      out += text.slice(i, j + 1)
+      i = j + 1
+    } else if (c === "'") {
+      let j = i + 1
+      while (j < text.length && text[j] !== '\n' && !(text[j] === "'" && text[j + 1] !== "'")) j += text[j] === "'" ? 2 : 1
+      if (text[j] !== "'") {
+        out += text.slice(i, j)
+        i = j
+        continue
+      }
+      out += `"${text.slice(i + 1, j).replace(/["\\\u0000-\u001f]/g, '_')}"`
+      i = j + 1
+    } else {
+      out += c
+      i++
+    }
+  }
+  return out
+}
+
 function parseJson(file: string, text: string): SourceDocument {
   const lines = new LineIndex(text)
   const errors: ParseError[] = []
   const root = parseTree(text, errors, {allowTrailingComma: false, disallowComments: true, allowEmptyContent: false})
-  const problems: Diagnostic[] = errors.map((e) => ({
-    file,
-    position: lines.position(e.offset),
-    path: [],
-    message: `invalid JSON: ${describeJsonError(printParseErrorCode(e.error))}`,
-  }))
+  const problems: Diagnostic[] = []
+  for (const e of errors) {
+    const code = printParseErrorCode(e.error)
+    // jsonc-parser reports a trailing comma as a missing key or value at the closing bracket.
+    let comma = e.offset - 1
+    while (comma >= 0 && /\s/.test(text[comma] ?? '')) comma--
+    const trailing = (code === 'PropertyNameExpected' || code === 'ValueExpected') && text[comma] === ',' && (text[e.offset] === '}' || text[e.offset] === ']')
+    const position = lines.position(trailing ? comma : e.offset)
+    const message = trailing
+      ? `invalid JSON: trailing comma before '${text[e.offset]}' (JSON allows none; remove it)`
+      : `invalid JSON: ${describeJsonError(code)}`
+    if (problems.some((p) => p.message === message && p.position?.line === position.line && p.position.column === position.column)) continue
+    problems.push({file, position, path: [], message})
+  }
   if (root && problems.length === 0) findJsonDuplicates(file, root, [], lines, problems)
   const valueNode = (path: KeyPath): JsonNode | undefined => (root ? findNodeAtLocation(root, [...path]) : undefined)
   return {
@@ -141,7 +185,7 @@ function parseYaml(file: string, text: string): SourceDocument {
   }
   const problems: Diagnostic[] = [...doc.errors].map((e) => ({
     file,
-    position: at(e.pos[0]),
+    position: at(e.code === 'MISSING_CHAR' ? (unterminatedQuoteStart(doc.contents, e.pos[0]) ?? e.pos[0]) : e.pos[0]),
     path: [],
     message: e.code === 'DUPLICATE_KEY' ? `duplicate key: ${firstLine(e.message)}; remove one of them` : `invalid syntax: ${firstLine(e.message)}`,
   }))
@@ -161,7 +205,8 @@ function parseYaml(file: string, text: string): SourceDocument {
     }
     return {key, value: (node ?? undefined) as YamlNode | undefined}
   }
-  const offsetOf = (n: YamlNode | undefined): number | undefined => n?.range?.[0]
+  // An empty value (`web:` and nothing) has no text of its own: point at its key instead.
+  const offsetOf = (n: YamlNode | undefined): number | undefined => (n?.range && n.range[0] < n.range[1] ? n.range[0] : undefined)
   return {
     file,
     value: problems.length === 0 ? doc.toJS({maxAliasCount: 100}) : undefined,
@@ -177,6 +222,21 @@ function parseYaml(file: string, text: string): SourceDocument {
       return offset === undefined ? undefined : at(offset)
     },
   }
+}
+
+/** A missing closing quote is found at the end of the text; the string starts at its opening quote. */
+function unterminatedQuoteStart(contents: unknown, end: number): number | undefined {
+  let start: number | undefined
+  visit(contents as YamlNode, {
+    Scalar(_key, node) {
+      if ((node.type === 'QUOTE_DOUBLE' || node.type === 'QUOTE_SINGLE') && node.range && node.range[1] === end) {
+        start = node.range[0]
+        return visit.BREAK
+      }
+      return undefined
+    },
+  })
+  return start
 }
 
 function firstLine(message: string): string {

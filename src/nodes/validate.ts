@@ -18,7 +18,13 @@ export function validateNodes(doc: SourceDocument): ValidationResult {
   }
 
   if (!isDict(doc.value)) {
-    report([], `expected a dict of node groups (e.g. {"__base__": {…}, "web": {…}}), got ${describe(doc.value)}`)
+    const empty = doc.value === null && doc.locateValue([]) === undefined
+    diagnostics.push({
+      file: doc.file,
+      path: [],
+      message: `expected a dict of node groups (e.g. {"__base__": {…}, "web": {…}}), got ${empty ? 'an empty file' : describe(doc.value)}`,
+      position: doc.locateValue([]) ?? {line: 1, column: 1},
+    })
     return {ok: false, diagnostics}
   }
   const raw = new Map<string, RawGroup>()
