@@ -1,0 +1,62 @@
+// What the verbs asked for, recorded in the stack's config (stacks/Pulumi.GROUP.yaml) so that
+// `pulumi config`, `pulumi preview` and the Pulumi Cloud dashboard show exactly that, and
+// `muster up GROUP` converges everything recorded. Pure: config map in, intent out, and back.
+
+export const CONFIG_NAMESPACE = 'muster'
+export const DEFAULT_KEEP = 10
+
+export interface InstanceIntent {
+  /** Unique within the group; the instance's Name tag is GROUP-NAME. */
+  name: string
+  /** Availability zone; chosen at random from the region's zones when the instance is created. */
+  zone: string
+  /** OpenSSH public key derived from the user's PEM (never the private key). */
+  publicKey?: string
+}
+
+export interface Intent {
+  /** Bake an AMI with Packer (packer:run). */
+  bake: boolean
+  /** AMIs of the group to keep (packer:clean -n). */
+  keep: number
+  /** Run the Auto Scaling group (autoscale:run). */
+  fleet: boolean
+  /** One-off instances (instance:create). */
+  instances: InstanceIntent[]
+}
+
+export const emptyIntent = (): Intent => ({bake: false, keep: DEFAULT_KEEP, fleet: false, instances: []})
+
+const key = (name: string): string => `${CONFIG_NAMESPACE}:${name}`
+
+export type ConfigMap = Record<string, {value: string; secret?: boolean}>
+
+export function intentFromConfig(config: ConfigMap): Intent {
+  const intent = emptyIntent()
+  const get = (name: string): string | undefined => config[key(name)]?.value
+  intent.bake = get('bake') === 'true'
+  intent.fleet = get('fleet') === 'true'
+  const keep = Number(get('keep'))
+  if (Number.isInteger(keep) && keep >= 1) intent.keep = keep
+  const instances = get('instances')
+  if (instances) {
+    const parsed = JSON.parse(instances) as unknown
+    if (Array.isArray(parsed)) intent.instances = parsed.filter(isInstanceIntent)
+  }
+  return intent
+}
+
+export function intentToConfig(intent: Intent): ConfigMap {
+  return {
+    [key('bake')]: {value: String(intent.bake)},
+    [key('keep')]: {value: String(intent.keep)},
+    [key('fleet')]: {value: String(intent.fleet)},
+    [key('instances')]: {value: JSON.stringify(intent.instances)},
+  }
+}
+
+function isInstanceIntent(value: unknown): value is InstanceIntent {
+  if (typeof value !== 'object' || value === null) return false
+  const v = value as Record<string, unknown>
+  return typeof v.name === 'string' && typeof v.zone === 'string' && (v.publicKey === undefined || typeof v.publicKey === 'string')
+}
