@@ -183,12 +183,24 @@ function parseYaml(file: string, text: string): SourceDocument {
     const p = counter.linePos(offset)
     return {line: p.line, column: p.col}
   }
-  const problems: Diagnostic[] = [...doc.errors].map((e) => ({
-    file,
-    position: at(e.code === 'MISSING_CHAR' ? (unterminatedQuoteStart(doc.contents, e.pos[0]) ?? e.pos[0]) : e.pos[0]),
-    path: [],
-    message: e.code === 'DUPLICATE_KEY' ? `duplicate key: ${firstLine(e.message)}; remove one of them` : `invalid syntax: ${firstLine(e.message)}`,
-  }))
+  const problems: Diagnostic[] = [...doc.errors].map((e) => {
+    const duplicate = e.code === 'DUPLICATE_KEY' ? findDuplicateKey(doc.contents, e.pos[0]) : undefined
+    if (duplicate) {
+      const first = at(duplicate.first)
+      return {
+        file,
+        position: at(e.pos[0]),
+        path: duplicate.path,
+        message: `duplicate key "${String(duplicate.path.at(-1))}" (first defined at line ${first.line}, column ${first.column}); remove one of them`,
+      }
+    }
+    return {
+      file,
+      position: at(e.code === 'MISSING_CHAR' ? (unterminatedQuoteStart(doc.contents, e.pos[0]) ?? e.pos[0]) : skipSpaces(text, e.pos[0])),
+      path: [],
+      message: e.code === 'DUPLICATE_KEY' ? `duplicate key: ${firstLine(e.message)}; remove one of them` : `invalid syntax: ${firstLine(e.message)}`,
+    }
+  })
   const find = (path: KeyPath): {key?: YamlNode; value?: YamlNode} | undefined => {
     let node: unknown = doc.contents
     let key: YamlNode | undefined
@@ -222,6 +234,35 @@ function parseYaml(file: string, text: string): SourceDocument {
       return offset === undefined ? undefined : at(offset)
     },
   }
+}
+
+/** The key path of the repeated key starting at `offset`, and where its first occurrence starts. */
+function findDuplicateKey(node: unknown, offset: number, path: Array<string | number> = []): {path: Array<string | number>; first: number} | undefined {
+  if (isMap(node)) {
+    for (const pair of node.items) {
+      const name = isScalar(pair.key) ? pair.key.value : pair.key
+      if (isScalar(pair.key) && pair.key.range?.[0] === offset) {
+        const first = node.items.find((other) => isScalar(other.key) && other.key.value === name)
+        const start = isScalar(first?.key) ? first.key.range?.[0] : undefined
+        return {path: [...path, String(name)], first: start ?? offset}
+      }
+      const found = findDuplicateKey(pair.value, offset, [...path, String(name)])
+      if (found) return found
+    }
+  } else if (isSeq(node)) {
+    for (const [i, item] of node.items.entries()) {
+      const found = findDuplicateKey(item, offset, [...path, i])
+      if (found) return found
+    }
+  }
+  return undefined
+}
+
+/** An indentation error starts at the line's first space; the misplaced key starts after them. */
+function skipSpaces(text: string, offset: number): number {
+  let i = offset
+  while (text[i] === ' ') i++
+  return text[i] === '\n' || i >= text.length ? offset : i
 }
 
 /** A missing closing quote is found at the end of the text; the string starts at its opening quote. */

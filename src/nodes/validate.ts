@@ -14,7 +14,10 @@ export function validateNodes(doc: SourceDocument): ValidationResult {
   if (doc.problems.length > 0) return {ok: false, diagnostics: doc.problems}
   const diagnostics: Diagnostic[] = []
   const report = (path: KeyPath, message: string, at: 'key' | 'value' = 'value'): void => {
-    diagnostics.push({file: doc.file, path, message, position: at === 'key' ? doc.locateKey(path) : doc.locateValue(path)})
+    let position = at === 'key' ? doc.locateKey(path) : doc.locateValue(path)
+    // A missing key has no place of its own: name the dict it is missing from.
+    for (let up = path.length - 1; position === undefined && up >= 0; up--) position = doc.locateKey(path.slice(0, up))
+    diagnostics.push({file: doc.file, path, message, position})
   }
 
   if (!isDict(doc.value)) {
@@ -108,7 +111,12 @@ function mapIssue(issue: z.core.$ZodIssue, prefix: KeyPath, groupValue: unknown,
     }
   }
   const actual = valueAt(groupValue, issue.path as Array<string | number>)
-  const got = issue.code === 'invalid_type' || issue.code === 'invalid_union' || issue.code === 'invalid_value' || issue.code === 'invalid_format' ? `, got ${describe(actual)}` : ''
+  if (actual === undefined && issue.code === 'invalid_type') {
+    report(path, `missing key "${String(path.at(-1))}": ${issue.message}`)
+    return
+  }
+  const shown = ['invalid_type', 'invalid_union', 'invalid_value', 'invalid_format', 'too_small', 'too_big']
+  const got = shown.includes(issue.code) ? `, got ${describe(actual)}` : ''
   report(path, `${issue.message}${got}`)
 }
 

@@ -1,0 +1,227 @@
+// The malformed corpus: every file under test/fixtures/malformed is a nodes file with one problem
+// (a few with several, to prove all are reported at once). For each, the built CLI must exit
+// non-zero, name every place as FILE:LINE:COLUMN and key path with what was expected, print no
+// stack trace, give a JSON error under --json, and write nothing at all.
+//
+// The LINE:COLUMN numbers below were counted by hand in the fixture files (1-based; a value's place
+// is its first character, a key's place its opening quote or first letter).
+import {spawn} from 'node:child_process'
+import {copyFileSync, readdirSync, readFileSync} from 'node:fs'
+import {extname, join} from 'node:path'
+
+import {expect} from 'chai'
+
+import {binRun, listFiles, makeTempDir, removeDir, repoRoot, type CliResult} from '../support/cli.js'
+
+const corpusDir = join(repoRoot, 'test', 'fixtures', 'malformed')
+
+/** [LINE:COLUMN, key path as printed, ...fragments of what was expected]. */
+type Problem = [string, string, ...string[]]
+interface Case {
+  file: string
+  problems: Problem[]
+}
+
+const cases: Case[] = [
+  {file: 'json-autoscale-max-not-integer.json', problems: [['9:61', 'web.autoscale.node_max', 'expected a whole number']]},
+  {file: 'json-autoscale-min-gt-max.json', problems: [['11:19', 'web.autoscale.node_min', 'expected node_min ≤ node_max']]},
+  {file: 'json-autoscale-missing-node-max.json', problems: [['9:5', 'web.autoscale.node_max', 'missing key "node_max": expected a whole number']]},
+  {file: 'json-autoscale-negative-min.json', problems: [['9:47', 'web.autoscale.node_min', 'expected a whole number ≥ 0']]},
+  {file: 'json-autoscale-timeout-zero.json', problems: [['9:30', 'web.autoscale.timeout', 'expected a number of seconds greater than 0']]},
+  {file: 'json-autoscale-true.json', problems: [['9:18', 'web.autoscale', 'expected false or a dict {timeout, node_min, node_max}']]},
+  {file: 'json-comment.json', problems: [['2:3', '(top level)', 'comments are not allowed in JSON']]},
+  {file: 'json-default-attributes-list.json', problems: [['9:27', 'web.default_attributes', 'expected a dict of Chef attributes']]},
+  {file: 'json-duplicate-group.json', problems: [['10:3', 'web', 'duplicate key "web"', 'first defined at line 7, column 3']]},
+  {file: 'json-duplicate-nested-key.json', problems: [['12:7', 'web.autoscale.node_min', 'duplicate key "node_min"', 'first defined at line 10, column 7']]},
+  {file: 'json-empty-file.json', problems: [['1:1', '(top level)', 'expected a dict of node groups']]},
+  {file: 'json-from-base-on-base.json', problems: [['6:18', '__base__.from_base', '__base__ cannot build from itself']]},
+  {file: 'json-from-base-string.json', problems: [['9:18', 'web.from_base', 'expected true or false']]},
+  {file: 'json-from-base-without-packer.json', problems: [['9:18', 'web.from_base', 'from_base needs baking, but packer is false']]},
+  {file: 'json-group-name-dot.json', problems: [['7:3', 'web.prod', 'group names may only use letters, digits, "_" and "-"']]},
+  {file: 'json-group-name-space.json', problems: [['7:3', 'web server', 'group names may only use letters, digits, "_" and "-"']]},
+  {file: 'json-group-not-a-dict.json', problems: [['7:10', 'web', 'expected a dict of group settings']]},
+  {file: 'json-instance-type-format.json', problems: [['9:22', 'web.instance_type', 'expected an EC2 instance type such as "m5.large"']]},
+  {file: 'json-missing-colon.json', problems: [['4:21', '(top level)', "expected ':' after the key"]]},
+  {file: 'json-missing-comma-between-groups.json', problems: [['7:3', '(top level)', "expected ',' between entries"]]},
+  {file: 'json-missing-comma.json', problems: [['4:5', '(top level)', "expected ',' between entries"]]},
+  {file: 'json-missing-region.json', problems: [['2:3', '__base__', 'no region: set "region"'], ['6:3', 'web', 'no region: set "region"']]},
+  {file: 'json-missing-source-ami.json', problems: [['2:3', '__base__', 'no source_ami: set "source_ami"'], ['6:3', 'web', 'no source_ami: set "source_ami"']]},
+  {file: 'json-override-attributes-string.json', problems: [['9:28', 'web.override_attributes', 'expected a dict of Chef attributes']]},
+  {file: 'json-packer-true.json', problems: [['9:15', 'web.packer', 'expected false']]},
+  {file: 'json-post-run-list-number.json', problems: [['9:40', 'web.post_run_list[1]', 'expected a string like "recipe[cookbook::recipe]" or "role[name]"']]},
+  {file: 'json-region-format.json', problems: [['9:15', 'web.region', 'expected an AWS region such as "us-east-1"']]},
+  {file: 'json-region-number.json', problems: [['9:15', 'web.region', 'expected an AWS region such as "us-east-1"']]},
+  {file: 'json-run-list-bare-name.json', problems: [['9:18', 'web.run_list[0]', 'expected "recipe[cookbook]", "recipe[cookbook::recipe]" or "role[name]"']]},
+  {file: 'json-run-list-empty-recipe.json', problems: [['9:35', 'web.run_list[1]', 'expected "recipe[cookbook]", "recipe[cookbook::recipe]" or "role[name]"']]},
+  {file: 'json-run-list-empty-role.json', problems: [['9:23', 'web.post_run_list[0]', 'expected "recipe[cookbook]", "recipe[cookbook::recipe]" or "role[name]"']]},
+  {file: 'json-run-list-space-in-recipe.json', problems: [['9:18', 'web.run_list[0]', 'expected "recipe[cookbook]", "recipe[cookbook::recipe]" or "role[name]"']]},
+  {file: 'json-run-list-string.json', problems: [['9:17', 'web.run_list', 'expected a list of run list items, e.g. ["recipe[nginx]"]']]},
+  {file: 'json-security-groups-string.json', problems: [['9:24', 'web.security_groups', 'expected a list of security group names']]},
+  {file: 'json-services-depends-on-string.json', problems: [['9:54', 'web.services.nginx.depends_on', 'expected a list of service names']]},
+  {file: 'json-services-not-a-dict.json', problems: [['9:27', 'web.services.nginx', 'expected a dict {port, health_check, depends_on}']]},
+  {file: 'json-services-port-out-of-range.json', problems: [['10:25', 'web.services.nginx.port', 'expected a port 1–65535']]},
+  {file: 'json-several-problems.json', problems: [['11:19', '12_04-bee.autoscale.node_min', 'expected a whole number'], ['14:5', '12_04-bee.run_lists', 'unknown key "run_lists"', 'did you mean "run_list"?'], ['17:24', '12_04-www.security_groups', 'expected a list of security group names'], ['18:18', '12_04-www.run_list[0]', 'expected "recipe[cookbook]", "recipe[cookbook::recipe]" or "role[name]"'], ['20:3', 'db.primary', 'group names may only use letters, digits, "_" and "-"']]},
+  {file: 'json-single-quoted-with-trailing-comma.json', problems: [['9:34', '(top level)', "trailing comma before '}'"]]},
+  {file: 'json-source-ami-format.json', problems: [['9:19', 'web.source_ami', 'expected an AMI id such as "ami-1ebb2077"']]},
+  {file: 'json-ssh-username-list.json', problems: [['9:21', 'web.ssh_username', 'expected a user name']]},
+  {file: 'json-tags-number-value.json', problems: [['9:44', 'web.tags.cost_center', 'expected a string tag value']]},
+  {file: 'json-top-level-empty-dict.json', problems: [['1:1', '(top level)', 'the nodes file defines no groups']]},
+  {file: 'json-top-level-list.json', problems: [['1:1', '(top level)', 'expected a dict of node groups']]},
+  {file: 'json-trailing-comma-list.json', problems: [['8:48', '(top level)', "trailing comma before ']'"]]},
+  {file: 'json-trailing-comma-object.json', problems: [['5:33', '(top level)', "trailing comma before '}'"]]},
+  {file: 'json-truncated.json', problems: [['7:1', '(top level)', "expected '}'"]]},
+  {file: 'json-type-docker.json', problems: [['9:13', 'web.type', 'expected "amazon-ebs"']]},
+  {file: 'json-unknown-key-autoscale-node-mx.json', problems: [['9:5', 'web.autoscale.node_max', 'missing key "node_max": expected a whole number'], ['9:50', 'web.autoscale.node_mx', 'unknown key "node_mx"', 'did you mean "node_max"?']]},
+  {file: 'json-unknown-key-instance-typ.json', problems: [['9:5', 'web.instance_typ', 'unknown key "instance_typ"', 'did you mean "instance_type"?']]},
+  {file: 'json-unknown-key-run-lists.json', problems: [['9:5', 'web.run_lists', 'unknown key "run_lists"', 'did you mean "run_list"?']]},
+  {file: 'json-unterminated-string.json', problems: [['3:15', '(top level)', 'unterminated string'], ['4:5', '(top level)', "expected ',' between entries"]]},
+  {file: 'json-volume-size-string.json', problems: [['9:20', 'web.volume_size', 'expected a size in GiB']]},
+  {file: 'yaml-autoscale-node-mx.yaml', problems: [['8:3', 'web.autoscale.node_max', 'missing key "node_max": expected a whole number'], ['11:5', 'web.autoscale.node_mx', 'unknown key "node_mx"', 'did you mean "node_max"?']]},
+  {file: 'yaml-autoscale-timeout-zero.yaml', problems: [['9:14', 'web.autoscale.timeout', 'expected a number of seconds greater than 0']]},
+  {file: 'yaml-autoscale-true.yaml', problems: [['8:14', 'web.autoscale', 'expected false or a dict {timeout, node_min, node_max}']]},
+  {file: 'yaml-bad-indentation.yaml', problems: [['4:2', '(top level)', 'All mapping items must start at the same column']]},
+  {file: 'yaml-description-number.yaml', problems: [['8:16', 'web.description', 'expected a string']]},
+  {file: 'yaml-duplicate-group.yaml', problems: [['7:1', 'web', 'duplicate key "web"', 'first defined at line 5, column 1']]},
+  {file: 'yaml-duplicate-nested-key.yaml', problems: [['5:3', '__base__.region', 'duplicate key "region"', 'first defined at line 2, column 3']]},
+  {file: 'yaml-group-empty.yaml', problems: [['5:1', 'web', 'expected a dict of group settings']]},
+  {file: 'yaml-group-is-list.yaml', problems: [['6:3', 'web', 'expected a dict of group settings']]},
+  {file: 'yaml-group-name-unicode.yaml', problems: [['5:1', 'wéb', 'group names may only use letters, digits, "_" and "-"']]},
+  {file: 'yaml-missing-instance-type.yaml', problems: [['1:1', '__base__', 'no instance_type: set "instance_type"'], ['4:1', 'web', 'no instance_type: set "instance_type"']]},
+  {file: 'yaml-nested-mapping-on-one-line.yaml', problems: [['2:11', '(top level)', 'Nested mappings are not allowed in compact mappings']]},
+  {file: 'yaml-only-comments.yaml', problems: [['1:1', '(top level)', 'expected a dict of node groups']]},
+  {file: 'yaml-packer-true.yaml', problems: [['8:11', 'web.packer', 'expected false']]},
+  {file: 'yaml-run-list-bad-item.yaml', problems: [['10:7', 'web.run_list[1]', 'expected "recipe[cookbook]", "recipe[cookbook::recipe]" or "role[name]"']]},
+  {file: 'yaml-run-list-string.yaml', problems: [['8:13', 'web.run_list', 'expected a list of run list items, e.g. ["recipe[nginx]"]']]},
+  {file: 'yaml-security-groups-dict.yaml', problems: [['9:5', 'web.security_groups', 'expected a list of security group names']]},
+  {file: 'yaml-services-unknown-key.yaml', problems: [['10:7', 'web.services.nginx.prot', 'unknown key "prot"', 'did you mean "port"?']]},
+  {file: 'yaml-several-problems.yaml', problems: [['7:14', '12_04-bee.autoscale.timeout', 'expected a number of seconds greater than 0'], ['8:15', '12_04-bee.autoscale.node_min', 'expected node_min ≤ node_max'], ['11:7', '12_04-bee.run_list[0]', 'expected "recipe[cookbook]", "recipe[cookbook::recipe]" or "role[name]"'], ['13:11', '12_04-www.packer', 'expected false'], ['14:3', '12_04-www.servics', 'unknown key "servics"', 'did you mean "services"?']]},
+  {file: 'yaml-source-ami-format.yaml', problems: [['8:15', 'web.source_ami', 'expected an AMI id such as "ami-1ebb2077"']]},
+  {file: 'yaml-tab-indentation.yaml', problems: [['2:1', '(top level)', 'Tabs are not allowed as indentation'], ['3:1', '(top level)', 'Tabs are not allowed as indentation'], ['4:1', '(top level)', 'Tabs are not allowed as indentation']]},
+  {file: 'yaml-top-level-list.yaml', problems: [['1:1', '(top level)', 'expected a dict of node groups']]},
+  {file: 'yaml-top-level-scalar.yaml', problems: [['1:1', '(top level)', 'expected a dict of node groups']]},
+  {file: 'yaml-type-docker.yaml', problems: [['8:9', 'web.type', 'expected "amazon-ebs"']]},
+  {file: 'yaml-unclosed-flow-list.yaml', problems: [['7:3', '(top level)', 'Flow sequence in block collection must be sufficiently indented and end with a ]']]},
+  {file: 'yaml-unknown-key-instance-typ.yaml', problems: [['8:3', 'web.instance_typ', 'unknown key "instance_typ"', 'did you mean "instance_type"?']]},
+  {file: 'yaml-unterminated-string.yaml', problems: [['2:11', '(top level)', 'Missing closing "quote']]},]
+
+/** runMuster, but without blocking, so one case's commands run side by side. */
+function runMusterAsync(args: readonly string[], cwd: string): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [binRun, ...args], {cwd, env: {...process.env, NO_COLOR: '1'}, stdio: ['ignore', 'pipe', 'pipe']})
+    let stdout = ''
+    let stderr = ''
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk))
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
+    child.on('error', reject)
+    child.on('close', (code) => resolve({code: code ?? -1, stdout, stderr}))
+  })
+}
+
+/** Every file under dir with its content, to compare before and after. */
+function snapshot(dir: string): Record<string, string> {
+  return Object.fromEntries(listFiles(dir).map((f) => [f, readFileSync(join(dir, f), 'utf8')]))
+}
+
+const STACK_LINE = /^\s+at .+(:\d+:\d+\)?|\(native\))$/m
+const WRITING_VERBS = [['role:create'], ['generate'], ['packer:create']] as const
+
+describe('malformed nodes files corpus', function () {
+  this.timeout(60_000)
+
+  it('has a case for every fixture file and at least 45 of them, JSON and YAML', () => {
+    const files = readdirSync(corpusDir).sort()
+    expect(cases.map((c) => c.file).sort()).to.deep.equal(files)
+    expect(files.length).to.be.at.least(45)
+    expect(files.filter((f) => f.endsWith('.json')).length).to.be.at.least(15)
+    expect(files.filter((f) => f.endsWith('.yaml')).length).to.be.at.least(15)
+    expect(cases.filter((c) => c.problems.length > 1).length).to.be.at.least(3)
+  })
+
+  for (const c of cases) {
+    describe(c.file, () => {
+      let dir: string
+      const nodesName = `nodes${extname(c.file)}`
+      // A role from an earlier, good run: it must survive untouched.
+      const existing = {'roles/old.json': '{"name": "role-old"}\n'}
+
+      before(() => {
+        dir = makeTempDir('muster-malformed-')
+        copyFileSync(join(corpusDir, c.file), join(dir, nodesName))
+      })
+      after(() => removeDir(dir))
+
+      it('validate names every problem at its place, exits 1, prints no stack trace', async () => {
+        const result = await runMusterAsync(['validate'], dir)
+        expect(result.code, result.stderr).to.equal(1)
+        expect(result.stdout).to.equal('')
+        const n = c.problems.length
+        expect(result.stderr).to.contain(`${nodesName} has ${n} problem${n === 1 ? '' : 's'}:`)
+        const lines = result.stderr.split('\n').filter((l) => l.startsWith('  '))
+        expect(lines, result.stderr).to.have.length(n)
+        c.problems.forEach(([at, path, ...fragments], i) => {
+          const line = lines[i] ?? ''
+          expect(line, result.stderr).to.contain(`${nodesName}:${at}: ${path}: `)
+          for (const fragment of fragments) expect(line, result.stderr).to.contain(fragment)
+        })
+        expect(result.stderr).to.contain('nothing was written')
+        expect(result.stderr).not.to.match(STACK_LINE)
+        expect(result.stderr).not.to.contain('looks like a bug')
+      })
+
+      it('validate --json gives a JSON error naming the places', async () => {
+        const result = await runMusterAsync(['validate', '--json'], dir)
+        expect(result.code).to.equal(1)
+        const out = JSON.parse(result.stdout) as {error?: {message?: string; kind?: string}}
+        expect(out.error?.kind).to.equal('user')
+        for (const [at, path] of c.problems) expect(out.error?.message).to.contain(`${nodesName}:${at}: ${path}: `)
+        expect(result.stderr).not.to.match(STACK_LINE)
+      })
+
+      it('the generating verbs fail and write nothing', async () => {
+        const {mkdirSync, writeFileSync} = await import('node:fs')
+        for (const [file, text] of Object.entries(existing)) {
+          mkdirSync(join(dir, file, '..'), {recursive: true})
+          writeFileSync(join(dir, file), text)
+        }
+        const before = snapshot(dir)
+        const results = await Promise.all(WRITING_VERBS.map((args) => runMusterAsync(args, dir)))
+        results.forEach((result, i) => {
+          const verb = WRITING_VERBS[i]?.join(' ')
+          expect(result.code, `${verb}: ${result.stderr}`).to.equal(1)
+          expect(result.stderr, verb).to.contain(`${nodesName}:${c.problems[0]?.[0]}: `)
+          expect(result.stderr, verb).not.to.match(STACK_LINE)
+        })
+        expect(snapshot(dir)).to.deep.equal(before)
+      })
+    })
+  }
+
+  it('autoscale:create and role:update fail too; --verbose on a user error shows no stack trace (it is not a bug)', async () => {
+    const dir = makeTempDir('muster-malformed-')
+    try {
+      copyFileSync(join(corpusDir, 'json-several-problems.json'), join(dir, 'nodes.json'))
+      const results = await Promise.all([['role:create', '--verbose'], ['autoscale:create', '--verbose'], ['role:update', '12_04-www']].map((args) => runMusterAsync(args, dir)))
+      for (const result of results) {
+        expect(result.code).to.equal(1)
+        expect(result.stderr).to.contain('nodes.json has 5 problems:')
+        expect(result.stderr).not.to.match(STACK_LINE)
+      }
+      expect(listFiles(dir)).to.deep.equal(['nodes.json'])
+    } finally {
+      removeDir(dir)
+    }
+  })
+
+  it('--nodes PATH names the file as given', async () => {
+    const dir = makeTempDir('muster-malformed-')
+    try {
+      copyFileSync(join(corpusDir, 'yaml-unknown-key-instance-typ.yaml'), join(dir, 'fleet.yaml'))
+      const result = await runMusterAsync(['packer:create', '--nodes', 'fleet.yaml'], dir)
+      expect(result.code).to.equal(1)
+      expect(result.stderr).to.contain('fleet.yaml:8:3: web.instance_typ: unknown key "instance_typ"; did you mean "instance_type"?')
+      expect(listFiles(dir)).to.deep.equal(['fleet.yaml'])
+    } finally {
+      removeDir(dir)
+    }
+  })
+})
