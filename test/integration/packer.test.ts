@@ -1,0 +1,148 @@
+import {DescribeImagesCommand, DescribeInstancesCommand, type EC2Client} from '@aws-sdk/client-ec2'
+import {expect} from 'chai'
+import {mkdirSync, readFileSync, writeFileSync} from 'node:fs'
+import {join} from 'node:path'
+
+import {requireTool} from '../support/integration.js'
+import {DEFAULT_SOURCE_IMAGE, motoEc2, type MotoServer, startMoto} from '../support/moto.js'
+import {motoSourceOptions, packerSandbox, type PackerSandbox, runPacker} from '../support/packer.js'
+
+// The shape muster generates (HCL2 as JSON), plus the options that point it at moto.
+function template(moto: MotoServer, group: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    packer: {
+      required_plugins: {amazon: {version: '>= 1.2.0', source: 'github.com/hashicorp/amazon'}},
+    },
+    locals: {timestamp: '${formatdate("YYYYMMDDhhmmss", timestamp())}'},
+    source: {
+      'amazon-ebs': {
+        image: {
+          instance_type: 't3.micro',
+          ami_name: `${group} \${local.timestamp}`,
+          ami_description: `${group} test image`,
+          source_ami: DEFAULT_SOURCE_IMAGE.id,
+          metadata_options: {http_endpoint: 'enabled', http_tokens: 'required', http_put_response_hop_limit: 1},
+          imds_support: 'v2.0',
+          tags: {Name: group, 'muster:group': group, 'muster:template-hash': 'abc123'},
+          run_tags: {Name: `muster-bake-${group}`, 'muster:group': group},
+          ...motoSourceOptions(moto),
+          ...extra,
+        },
+      },
+    },
+    build: [
+      {
+        name: 'muster',
+        sources: ['source.amazon-ebs.image'],
+        'post-processor': [
+          {
+            manifest: {
+              output: `manifests/${group}.json`,
+              strip_path: true,
+              custom_data: {group, template_hash: 'abc123'},
+            },
+          },
+        ],
+      },
+    ],
+  }
+}
+
+interface Manifest {
+  builds: {name: string; builder_type: string; artifact_id: string; custom_data?: Record<string, string>}[]
+  last_run_uuid: string
+}
+
+describe('packer (validate, build against moto)', function () {
+  this.timeout(240_000)
+  let moto: MotoServer
+  let ec2: EC2Client
+  let sandbox: PackerSandbox
+
+  before(async function () {
+    requireTool(this, 'packer', 'scripts/ci/install-packer.sh')
+    requireTool(this, 'moto_server', 'scripts/ci/install-moto.sh')
+    moto = await startMoto()
+    ec2 = motoEc2(moto)
+    sandbox = packerSandbox(moto)
+  })
+
+  after(async function () {
+    ec2?.destroy()
+    sandbox?.cleanup()
+    await moto?.stop()
+  })
+
+  it('has the amazon plugin installed for offline use', async function () {
+    const installed = await runPacker(['plugins', 'installed'], {cwd: sandbox.dir, env: sandbox.env})
+    expect(installed.code, installed.stderr).to.equal(0)
+    expect(installed.stdout).to.match(/github\.com\/hashicorp\/amazon\/packer-plugin-amazon_v\d+\.\d+\.\d+_x5\.\d_linux_amd64/)
+  })
+
+  it('validates an HCL2 JSON template with required_plugins, without packer init', async function () {
+    const path = join(sandbox.dir, 'web.pkr.json')
+    writeFileSync(path, JSON.stringify(template(moto, 'web'), null, 2))
+    const result = await runPacker(['validate', path], {cwd: sandbox.dir, env: sandbox.env})
+    expect(result.code, result.stdout + result.stderr).to.equal(0)
+    expect(result.stdout).to.match(/The configuration is valid/)
+  })
+
+  it('needs the installed plugin: with an empty plugin path the same template is refused', async function () {
+    const path = join(sandbox.dir, 'noplugin.pkr.json')
+    writeFileSync(path, JSON.stringify(template(moto, 'web'), null, 2))
+    const emptyPluginDir = join(sandbox.dir, 'no-plugins')
+    mkdirSync(emptyPluginDir)
+    const result = await runPacker(['validate', path], {cwd: sandbox.dir, env: {...sandbox.env, PACKER_PLUGIN_PATH: emptyPluginDir}})
+    expect(result.code).to.not.equal(0)
+    expect(result.stdout + result.stderr).to.match(/packer init/)
+  })
+
+  it('fails validation of a template with an unknown amazon-ebs option', async function () {
+    const path = join(sandbox.dir, 'broken.pkr.json')
+    writeFileSync(path, JSON.stringify(template(moto, 'broken', {no_such_option: true}), null, 2))
+    const result = await runPacker(['validate', path], {cwd: sandbox.dir, env: sandbox.env})
+    expect(result.code).to.not.equal(0)
+    expect(result.stdout + result.stderr).to.match(/no_such_option/)
+  })
+
+  it('builds an AMI in moto and writes the manifest with its id', async function () {
+    const path = join(sandbox.dir, 'app.pkr.json')
+    writeFileSync(path, JSON.stringify(template(moto, 'app'), null, 2))
+    // The manifest post-processor does not create its output's directory; the build fails without it.
+    mkdirSync(join(sandbox.dir, 'manifests'))
+    const result = await runPacker(['build', '-color=false', path], {cwd: sandbox.dir, env: sandbox.env})
+    expect(result.code, result.stdout + result.stderr).to.equal(0)
+
+    const manifest = JSON.parse(readFileSync(join(sandbox.dir, 'manifests', 'app.json'), 'utf8')) as Manifest
+    expect(manifest.builds).to.have.length(1)
+    const build = manifest.builds[0]
+    expect(build?.builder_type).to.equal('amazon-ebs')
+    expect(build?.custom_data).to.deep.equal({group: 'app', template_hash: 'abc123'})
+    // artifact_id is "region:ami-id" (comma-separated when copied to several regions).
+    const [region, amiId] = (build?.artifact_id ?? '').split(':')
+    expect(region).to.equal(moto.region)
+    expect(amiId).to.match(/^ami-[0-9a-f]+$/)
+    expect(result.stdout).to.include(amiId)
+
+    const {Images} = await ec2.send(new DescribeImagesCommand({Owners: ['self']}))
+    expect((Images ?? []).map((i) => i.ImageId)).to.deep.equal([amiId])
+    const image = Images?.[0]
+    expect(image?.Name).to.match(/^app \d{14}$/)
+    // No Description check: the plugin sets it with ModifyImageAttribute, which moto ignores for it.
+    expect(image?.Tags).to.deep.include.members([
+      {Key: 'muster:group', Value: 'app'},
+      {Key: 'muster:template-hash', Value: 'abc123'},
+    ])
+    const byTag = await ec2.send(new DescribeImagesCommand({Filters: [{Name: 'tag:muster:group', Values: ['app']}]}))
+    expect((byTag.Images ?? []).map((i) => i.ImageId)).to.deep.equal([amiId])
+
+    // The bake instance ran with its run_tags and was cleaned up (terminated).
+    const {Reservations} = await ec2.send(
+      new DescribeInstancesCommand({Filters: [{Name: 'tag:Name', Values: ['muster-bake-app']}]}),
+    )
+    const instances = (Reservations ?? []).flatMap((r) => r.Instances ?? [])
+    expect(instances).to.have.length(1)
+    expect(instances[0]?.ImageId).to.equal(DEFAULT_SOURCE_IMAGE.id)
+    expect(instances[0]?.State?.Name).to.be.oneOf(['terminated', 'shutting-down'])
+  })
+})
