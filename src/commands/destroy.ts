@@ -1,0 +1,28 @@
+import {Args, Flags} from '@oclif/core'
+
+import {stackFlags, StackCommand, terminalIO} from '../stack-command.js'
+import type {ChangeSet} from '../stacks/changes.js'
+import {destroyGroup} from '../stacks/service.js'
+
+export default class Destroy extends StackCommand {
+  static override summary = "Tear down every resource of a group's stack, after a preview and a confirmation."
+  static override description = `Deletes the group's Auto Scaling group, launch template, instances and bake record. Baked AMIs stay (packer:delete removes them). Without a terminal it needs --yes.`
+  static override examples = [
+    {description: 'See what would go', command: '<%= config.bin %> <%= command.id %> 12_04-bee --preview'},
+    {description: 'Destroy and forget the stack', command: '<%= config.bin %> <%= command.id %> 12_04-bee --yes --remove'},
+  ]
+  static override args = {group: Args.string({description: 'Node group.', required: true})}
+  static override flags = {
+    nodes: stackFlags.nodes,
+    yes: stackFlags.yes,
+    preview: stackFlags.preview,
+    remove: Flags.boolean({description: 'Also remove the empty stack and its stacks/Pulumi.GROUP.yaml.'}),
+  }
+
+  public async run(): Promise<ChangeSet> {
+    const {args, flags} = await this.parse(Destroy)
+    const result = await destroyGroup({cwd: process.cwd(), nodesPath: flags.nodes, group: args.group, yes: flags.yes, previewOnly: flags.preview, remove: flags.remove}, terminalIO())
+    if (!this.jsonEnabled() && !flags.preview) this.log(`${args.group}: destroyed`)
+    return result
+  }
+}

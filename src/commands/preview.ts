@@ -1,0 +1,40 @@
+import {Args, Flags} from '@oclif/core'
+
+import {MusterCommand, nodesFlag} from '../base-command.js'
+import {terminalIO} from '../stack-command.js'
+import {previewGroups, type PreviewResult} from '../stacks/service.js'
+import {formatChangeSet, formatMarkdown} from '../ui/changes.js'
+
+export default class Preview extends MusterCommand {
+  static override summary = 'Preview many stacks in parallel; exit 0 (no changes), 2 (changes) or 1 (error).'
+  static override description = `Previews everything each group's stack has recorded, against the current nodes file and templates. --markdown prints a summary a pull request can carry: per group, creates, updates, replaces and deletes, and the changed properties.`
+  static override examples = [
+    {description: 'Every group', command: '<%= config.bin %> <%= command.id %>'},
+    {description: 'Two groups, as a pull request comment', command: '<%= config.bin %> <%= command.id %> 12_04-bee 12_04-www --markdown > preview.md'},
+    {description: 'In CI: fail only on errors, flag changes', command: '<%= config.bin %> <%= command.id %> --parallel 4; test $? -ne 1'},
+  ]
+  static override strict = false
+  static override enableJsonFlag = true
+  static override args = {groups: Args.string({description: 'Node groups (default: every group).'})}
+  static override flags = {
+    nodes: nodesFlag,
+    markdown: Flags.boolean({description: 'Print Markdown for a pull request.'}),
+    parallel: Flags.integer({description: 'How many stacks to preview at once (default: the number of cores).', min: 1}),
+  }
+
+  public async run(): Promise<PreviewResult> {
+    const {argv, flags} = await this.parse(Preview)
+    const groups = (argv as string[]).filter(Boolean)
+    const result = await previewGroups({cwd: process.cwd(), nodesPath: flags.nodes, groups: groups.length > 0 ? groups : undefined, parallel: flags.parallel}, terminalIO())
+    if (!this.jsonEnabled()) {
+      const color = Boolean(process.stdout.isTTY) && !process.env.NO_COLOR
+      if (flags.markdown) process.stdout.write(formatMarkdown(result.sets, result.errors))
+      else {
+        for (const set of result.sets) process.stdout.write(formatChangeSet(set, color))
+        for (const error of result.errors) process.stderr.write(`${error.stack}: error: ${error.message}\n`)
+      }
+    }
+    process.exitCode = result.exitCode
+    return result
+  }
+}

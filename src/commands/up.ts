@@ -1,0 +1,35 @@
+import {Args, Flags} from '@oclif/core'
+
+import {StackCommand, stackFlags} from '../stack-command.js'
+import type {ApplyResult} from '../stacks/service.js'
+
+export default class Up extends StackCommand {
+  static override summary = "Converge a group's stack to everything its verbs recorded."
+  static override description = `Each verb (packer:run, packer:clean, autoscale:run, instance:create) records what it asked for in stacks/Pulumi.GROUP.yaml and updates only its own part; up applies all of it at once — after a nodes file change, say. Preview first, then a confirmation (or --yes).`
+  static override examples = [
+    {description: 'Converge one group', command: '<%= config.bin %> <%= command.id %> 12_04-bee'},
+    {description: 'Every group, in CI', command: '<%= config.bin %> <%= command.id %> --yes'},
+    {description: 'After an interrupted update left pending operations', command: '<%= config.bin %> <%= command.id %> 12_04-bee --clear-pending'},
+  ]
+  static override args = {group: Args.string({description: 'Node group (default: every group).'})}
+  static override flags = {
+    ...stackFlags,
+    'clear-pending': Flags.boolean({description: 'First drop operations an interrupted update left pending (pulumi refresh --clear-pending-creates).'}),
+  }
+
+  public async run(): Promise<ApplyResult> {
+    const {args, flags} = await this.parse(Up)
+    const result = await this.apply({
+      nodesPath: flags.nodes,
+      groups: args.group ? [args.group] : undefined,
+      change: (intent) => intent,
+      parts: undefined,
+      yes: flags.yes,
+      previewOnly: flags.preview,
+      parallel: flags.parallel,
+      clearPending: flags['clear-pending'],
+    })
+    if (!this.jsonEnabled() && !flags.preview) for (const g of result.groups) this.log(`${g.group}: ${g.applied ? 'updated' : 'up to date'}`)
+    return result
+  }
+}

@@ -1,0 +1,62 @@
+// The bake part: Packer runs as a @pulumi/command local.Command, replaced when the template's or
+// the cookbooks' hash changes — so an unchanged group is not rebaked — and the AMI id (read back
+// from Packer's manifest by `muster packer:ami`) is the command's stdout and a stack output.
+//
+// Nothing machine-specific goes into the resource's inputs (they live in state, shared by a team):
+// muster's own path, the project root and packer's path reach the command through the
+// environment the engine passes on (MUSTER_BIN, MUSTER_ROOT, MUSTER_PACKER).
+import * as command from '@pulumi/command'
+import * as pulumi from '@pulumi/pulumi'
+
+export const BAKE_TYPE = 'muster:stack:Bake'
+export const RETENTION_TYPE = 'muster:stack:Retention'
+
+export interface BakeArgs {
+  group: string
+  /** Relative to the project root. */
+  templatePath: string
+  nodesPath: string
+  templateHash: string
+  cookbooksHash: string
+}
+
+const shellQuote = (s: string): string => `'${s.replaceAll("'", `'\\''`)}'`
+
+export class Bake extends pulumi.ComponentResource {
+  readonly imageId: pulumi.Output<string>
+
+  constructor(name: string, args: BakeArgs, opts?: pulumi.ComponentResourceOptions) {
+    super(BAKE_TYPE, name, {}, opts)
+    const create = [
+      'cd "$MUSTER_ROOT"',
+      // Packer's own output goes to stderr, where it streams to the user; stdout is the AMI id alone.
+      `"\${MUSTER_PACKER:-packer}" build -color=false ${shellQuote(args.templatePath)} 1>&2`,
+      `$MUSTER_BIN packer:ami ${shellQuote(args.group)} --nodes ${shellQuote(args.nodesPath)}`,
+    ].join(' && ')
+    const build = new command.local.Command(
+      'packer-build',
+      {create, triggers: [args.templateHash, args.cookbooksHash], logging: 'stderr'},
+      // A new image never deletes the old one: retention decides what goes.
+      {parent: this, deleteBeforeReplace: false},
+    )
+    this.imageId = build.stdout.apply((s) => s.trim())
+    this.registerOutputs({imageId: this.imageId})
+  }
+}
+
+export interface RetentionArgs {
+  group: string
+  nodesPath: string
+  keep: number
+  imageId: pulumi.Input<string>
+}
+
+/** Muster's own AMI retention after each bake (and on packer:clean), as a command in the stack. */
+export class Retention extends pulumi.ComponentResource {
+  constructor(name: string, args: RetentionArgs, opts?: pulumi.ComponentResourceOptions) {
+    super(RETENTION_TYPE, name, {}, opts)
+    const create = `cd "$MUSTER_ROOT" && $MUSTER_BIN packer:retain ${shellQuote(args.group)} --keep ${args.keep} --nodes ${shellQuote(args.nodesPath)}`
+    new command.local.Command('retain', {create, triggers: [args.imageId, String(args.keep)], logging: 'stdoutAndStderr'}, {parent: this})
+    this.registerOutputs({})
+  }
+}

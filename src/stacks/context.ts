@@ -1,0 +1,44 @@
+// Builds a group's ProgramContext: the artifacts the program needs, generated fresh from the nodes
+// file (the Packer template is rewritten so the bake always uses what the nodes file says).
+import {readdirSync, readFileSync, statSync, existsSync} from 'node:fs'
+import {join, relative} from 'node:path'
+
+import {packerFlavorFromEnv, planArtifacts, readProvisionScript} from '../artifacts/generate.js'
+import {renderDna} from '../artifacts/dna.js'
+import {sha256} from '../artifacts/json.js'
+import {buildPackerTemplate, COOKBOOKS_DIR, packerTemplatePath} from '../artifacts/packer.js'
+import {renderRole} from '../artifacts/role.js'
+import {writeArtifacts} from '../artifacts/writer.js'
+import type {Group, NodesFile} from '../nodes/model.js'
+import type {Intent} from './intent.js'
+import type {ProgramContext} from './program.js'
+
+/** One hash over every file below dir (paths and contents), so any cookbook change rebakes. */
+export function hashTree(dir: string): string {
+  if (!existsSync(dir)) return sha256('')
+  const parts: string[] = []
+  const walk = (d: string): void => {
+    for (const name of readdirSync(d).sort()) {
+      const full = join(d, name)
+      if (statSync(full).isDirectory()) walk(full)
+      else parts.push(relative(dir, full), readFileSync(full, 'utf8'))
+    }
+  }
+  walk(dir)
+  return sha256(...parts).slice(0, 16)
+}
+
+export function buildContext(root: string, nodes: NodesFile, group: Group, intent: Intent, options: {writeTemplate: boolean}): ProgramContext {
+  const nodesPath = relative(root, join(root, nodes.file)) || nodes.file
+  const context: ProgramContext = {group, intent, nodesPath, roleText: renderRole(group), dnaText: renderDna(group)}
+  if (group.packer !== false) {
+    const provisionScript = readProvisionScript(root)
+    const flavor = packerFlavorFromEnv()
+    if (options.writeTemplate) {
+      writeArtifacts(root, planArtifacts(nodes, {group: group.name, kinds: {packer: 'update'}, provisionScript, packerFlavor: flavor}), {check: false})
+    }
+    const {hash} = buildPackerTemplate(group, {flavor, provisionScript, roleText: context.roleText})
+    context.bake = {templatePath: packerTemplatePath(group.name), templateHash: hash, cookbooksHash: hashTree(join(root, COOKBOOKS_DIR))}
+  }
+  return context
+}

@@ -1,0 +1,49 @@
+// The group's Pulumi program: a factory of the resolved group plus the stack's recorded intent.
+// Each part exists only when the intent asks for it; each verb updates only its own part (target).
+import * as pulumi from '@pulumi/pulumi'
+import type {PulumiFn} from '@pulumi/pulumi/automation/index.js'
+
+import type {Group} from '../nodes/model.js'
+import {Bake, BAKE_TYPE, Retention, RETENTION_TYPE} from './bake.js'
+import type {Intent} from './intent.js'
+
+export interface ProgramContext {
+  group: Group
+  intent: Intent
+  /** Relative to the project root. */
+  nodesPath: string
+  roleText: string
+  dnaText: string
+  /** Set when the group bakes (its packer isn't false). */
+  bake?: {templatePath: string; templateHash: string; cookbooksHash: string}
+  /** Cloud-init user data for fleet and instances. */
+  userData?: string
+}
+
+export type Part = 'bake' | 'retention' | 'fleet' | 'instances'
+
+/** Component type and name of each part, for targets. */
+export const PART_COMPONENTS: Record<Part, {type: string; name: string}> = {
+  bake: {type: BAKE_TYPE, name: 'bake'},
+  retention: {type: RETENTION_TYPE, name: 'retention'},
+  fleet: {type: 'muster:stack:Fleet', name: 'fleet'},
+  instances: {type: 'muster:stack:Instances', name: 'instances'},
+}
+
+export function groupProgram(ctx: ProgramContext): PulumiFn {
+  return async () => {
+    const outputs: Record<string, unknown> = {role: ctx.roleText, dna: ctx.dnaText}
+    let image: pulumi.Input<string> | undefined
+    if (ctx.intent.bake && ctx.bake) {
+      const bake = new Bake(PART_COMPONENTS.bake.name, {group: ctx.group.name, nodesPath: ctx.nodesPath, ...ctx.bake})
+      image = bake.imageId
+      outputs.ami = bake.imageId
+      new Retention(PART_COMPONENTS.retention.name, {group: ctx.group.name, nodesPath: ctx.nodesPath, keep: ctx.intent.keep, imageId: bake.imageId}, {dependsOn: [bake]})
+    }
+    if (ctx.intent.fleet || ctx.intent.instances.length > 0) {
+      const machines = await import('./machines.js' as string) as typeof import('./program.js') & {addMachines: (c: ProgramContext, i: pulumi.Input<string> | undefined) => Promise<Record<string, unknown>>}
+      Object.assign(outputs, await machines.addMachines(ctx, image))
+    }
+    return outputs
+  }
+}

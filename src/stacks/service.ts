@@ -1,0 +1,234 @@
+// The one flow every mutating stack verb follows: resolve the groups, build each group's program
+// with the intent the verb asks for, preview the verb's part of each stack, show it, ask (or
+// --yes), record the intent in stack config, and update only that part — groups in parallel,
+// bounded.
+import {cpus} from 'node:os'
+import {dirname, join} from 'node:path'
+import {fileURLToPath} from 'node:url'
+
+import type {EngineEvent} from '@pulumi/pulumi/automation/index.js'
+
+import {requireGroup} from '../artifacts/generate.js'
+import {UserError} from '../errors.js'
+import {loadNodes} from '../nodes/load.js'
+import {BASE, type Group, type NodesFile} from '../nodes/model.js'
+import {type Backend, chooseBackend} from './backend.js'
+import {type ChangeSet, hasChanges, nameOfUrn} from './changes.js'
+import {buildContext} from './context.js'
+import type {Intent} from './intent.js'
+import {mapBounded} from './parallel.js'
+import {groupProgram, type Part, PART_COMPONENTS} from './program.js'
+import {type GroupStack, openGroupStack} from './workspace.js'
+
+/** What a verb gets to talk to the person running it; stderr only, stdout is for results. */
+export interface StackIO {
+  progress(line: string): void
+  /** Streamed engine output (Packer's log lines, …). */
+  stream(group: string, line: string): void
+  /** Shows every group's preview, before any question. */
+  showPreview(sets: readonly ChangeSet[]): void
+  confirm(question: string): Promise<boolean>
+  interactive: boolean
+}
+
+export interface ApplyOptions {
+  cwd: string
+  nodesPath?: string | undefined
+  /** Named groups, or undefined for every group `applies` accepts. */
+  groups?: string[] | undefined
+  applies?: (group: Group) => boolean
+  /** Refuse a named group with a user error (e.g. packer:run on packer: false). */
+  check?: (group: Group) => void
+  change: (intent: Intent, group: Group) => Intent
+  /** Parts to update; undefined updates everything recorded (muster up). */
+  parts?: Part[] | undefined
+  yes: boolean
+  previewOnly: boolean
+  parallel?: number | undefined
+  env?: Record<string, string>
+  /** After an interrupted update: clear pending creates before previewing. */
+  clearPending?: boolean
+}
+
+export interface GroupOutcome {
+  group: string
+  intent: Intent
+  preview: ChangeSet
+  applied: boolean
+  outputs?: Record<string, unknown>
+}
+
+export interface ApplyResult {
+  backend: string
+  groups: GroupOutcome[]
+}
+
+const MUSTER_BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'run.js')
+
+export const defaultParallel = (): number => Math.max(1, cpus().length)
+
+export function selectStackGroups(nodes: NodesFile, names: string[] | undefined, applies: (g: Group) => boolean, check?: (g: Group) => void): Group[] {
+  if (names && names.length > 0) {
+    return names.map((name) => {
+      const group = requireGroup(nodes, name)
+      check?.(group)
+      return group
+    })
+  }
+  const groups = [...nodes.groups.values()].filter((g) => g.name !== BASE && applies(g))
+  if (groups.length === 0) throw new UserError('no group to act on', {hint: 'Name a group, or check the nodes file (muster ls).'})
+  return groups
+}
+
+/** Variables the engine passes on to muster's own commands inside the stack (see bake.ts). */
+export function engineEnv(root: string, backend: Backend, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    ...backend.env,
+    MUSTER_ROOT: root,
+    MUSTER_BIN: `'${process.execPath}' '${MUSTER_BIN}'`,
+    PULUMI_SKIP_UPDATE_CHECK: 'true',
+    ...extra,
+  }
+}
+
+export function progressReporter(group: string, io: StackIO): (event: EngineEvent) => void {
+  return (event) => {
+    const pre = event.resourcePreEvent?.metadata
+    if (pre && pre.op !== 'same' && !pre.type.startsWith('pulumi:')) io.progress(`[${group}] ${pre.op} ${pre.type} ${nameOfUrn(pre.urn)}…`)
+    const done = event.resOutputsEvent?.metadata
+    if (done && done.op !== 'same' && !done.type.startsWith('pulumi:')) io.progress(`[${group}] ${done.op} ${nameOfUrn(done.urn)} done`)
+    const failed = event.resOpFailedEvent
+    if (failed) io.progress(`[${group}] ${failed.metadata.op} ${nameOfUrn(failed.metadata.urn)} failed`)
+    const diagnostic = event.diagnosticEvent
+    if (diagnostic && diagnostic.urn && !diagnostic.ephemeral) {
+      for (const line of diagnostic.message.replace(/\n$/, '').split('\n')) io.stream(group, line)
+    }
+  }
+}
+
+export function targetsFor(stack: GroupStack, parts: Part[] | undefined): string[] | undefined {
+  if (!parts) return undefined
+  return parts.flatMap((part) => stack.componentTargets(PART_COMPONENTS[part].type, PART_COMPONENTS[part].name))
+}
+
+export async function applyParts(options: ApplyOptions, io: StackIO): Promise<ApplyResult> {
+  const root = options.cwd
+  const nodes = loadNodes({cwd: root, path: options.nodesPath})
+  const groups = selectStackGroups(nodes, options.groups, options.applies ?? (() => true), options.check)
+  const backend = chooseBackend(root, {...process.env, ...options.env})
+  if (backend.created) io.progress(`State lives in ${backend.describe}; it is git-ignored. Set PULUMI_BACKEND_URL or Pulumi.yaml backend.url to share it.`)
+  const env = engineEnv(root, backend, options.env)
+  const parallel = options.parallel ?? defaultParallel()
+
+  const prepared = await mapBounded(groups, parallel, async (group) => {
+    // The recorded intent is read with a program-less look first; the program depends on it.
+    const probe = await openGroupStack({root, backend, env}, group.name, async () => ({}), {create: true})
+    const intent = options.change(await probe.intent(), group)
+    const context = buildContext(root, nodes, group, intent, {writeTemplate: !options.previewOnly})
+    const stack = await openGroupStack({root, backend, env}, group.name, groupProgram(context), {create: true})
+    if (options.clearPending) {
+      io.progress(`[${group.name}] clearing pending operations (refresh)…`)
+      await stack.clearPending()
+    }
+    io.progress(`[${group.name}] previewing…`)
+    const preview = await stack.preview(targetsFor(stack, options.parts))
+    return {group, intent, stack, preview}
+  })
+
+  const outcomes: GroupOutcome[] = prepared.map((p) => ({group: p.group.name, intent: p.intent, preview: p.preview, applied: false}))
+  io.showPreview(prepared.map((p) => p.preview))
+  if (options.previewOnly) return {backend: backend.describe, groups: outcomes}
+
+  const changing = prepared.filter((p) => hasChanges(p.preview))
+  if (changing.length > 0 && !options.yes) {
+    if (!io.interactive) {
+      throw new UserError('this changes infrastructure and there is no terminal to ask for confirmation', {hint: 'Review the preview above, then run again with --yes (or --preview to only preview).'})
+    }
+    const ok = await io.confirm(`Apply these changes to ${changing.map((p) => p.group.name).join(', ')}?`)
+    if (!ok) throw new UserError('nothing was changed', {hint: 'Run again and answer yes, or use --preview to only look.', exitCode: 1})
+  }
+
+  await mapBounded(prepared, parallel, async (p, index) => {
+    await p.stack.recordIntent(p.intent)
+    const outcome = outcomes[index] as GroupOutcome
+    if (hasChanges(p.preview)) {
+      io.progress(`[${p.group.name}] updating…`)
+      const result = await p.stack.up(targetsFor(p.stack, options.parts), {onEvent: progressReporter(p.group.name, io)})
+      outcome.outputs = result.outputs
+      outcome.applied = true
+    } else {
+      outcome.outputs = await p.stack.outputs()
+    }
+  })
+  return {backend: backend.describe, groups: outcomes}
+}
+
+export interface PreviewOptions {
+  cwd: string
+  nodesPath?: string | undefined
+  groups?: string[] | undefined
+  parallel?: number | undefined
+  env?: Record<string, string>
+}
+
+export interface PreviewResult {
+  sets: ChangeSet[]
+  errors: Array<{stack: string; message: string}>
+  /** 0 no changes, 2 changes, 1 an error (like `terraform plan -detailed-exitcode`). */
+  exitCode: 0 | 1 | 2
+}
+
+/** Previews every recorded part of many stacks in parallel, for review; changes nothing. */
+export async function previewGroups(options: PreviewOptions, io: Pick<StackIO, 'progress'>): Promise<PreviewResult> {
+  const root = options.cwd
+  const nodes = loadNodes({cwd: root, path: options.nodesPath})
+  const groups = selectStackGroups(nodes, options.groups, () => true)
+  const backend = chooseBackend(root, {...process.env, ...options.env})
+  const env = engineEnv(root, backend, options.env)
+  const results = await mapBounded(groups, options.parallel ?? defaultParallel(), async (group) => {
+    try {
+      const probe = await openGroupStack({root, backend, env}, group.name, async () => ({}), {create: true})
+      const intent = await probe.intent()
+      const stack = await openGroupStack({root, backend, env}, group.name, groupProgram(buildContext(root, nodes, group, intent, {writeTemplate: false})), {create: true})
+      io.progress(`[${group.name}] previewing…`)
+      return {set: await stack.preview(undefined)}
+    } catch (error) {
+      return {error: {stack: group.name, message: error instanceof Error ? error.message : String(error)}}
+    }
+  })
+  const sets = results.flatMap((r) => ('set' in r && r.set ? [r.set] : []))
+  const errors = results.flatMap((r) => ('error' in r && r.error ? [r.error] : []))
+  const exitCode = errors.length > 0 ? 1 : sets.some(hasChanges) ? 2 : 0
+  return {sets, errors, exitCode}
+}
+
+export interface DestroyOptions {
+  cwd: string
+  nodesPath?: string | undefined
+  group: string
+  yes: boolean
+  previewOnly: boolean
+  /** Also remove the stack and its config file once empty. */
+  remove: boolean
+  env?: Record<string, string>
+}
+
+/** Tears a group's stack down after a preview and a confirmation. */
+export async function destroyGroup(options: DestroyOptions, io: StackIO): Promise<ChangeSet> {
+  const root = options.cwd
+  const nodes = loadNodes({cwd: root, path: options.nodesPath})
+  const group = requireGroup(nodes, options.group)
+  const backend = chooseBackend(root, {...process.env, ...options.env})
+  const env = engineEnv(root, backend, options.env)
+  const probe = await openGroupStack({root, backend, env}, group.name, async () => ({}), {create: false})
+  const intent = await probe.intent()
+  const stack = await openGroupStack({root, backend, env}, group.name, groupProgram(buildContext(root, nodes, group, intent, {writeTemplate: false})), {create: false})
+  const preview = await stack.destroy({previewOnly: true, remove: false})
+  io.showPreview([preview])
+  if (options.previewOnly) return preview
+  if (!options.yes) {
+    if (!io.interactive) throw new UserError(`destroying ${group.name} needs confirmation and there is no terminal`, {hint: `Review the preview above, then run: muster destroy ${group.name} --yes`})
+    if (!(await io.confirm(`Destroy every resource of ${group.name}? This cannot be undone.`))) throw new UserError('nothing was destroyed')
+  }
+  return stack.destroy({previewOnly: false, remove: options.remove}, {onEvent: progressReporter(group.name, io)})
+}

@@ -1,0 +1,207 @@
+// The Automation API behind one small interface: open a group's stack (one project, stack name =
+// group name, config in stacks/), read and record intent, preview/up/destroy a part of it, and
+// turn Pulumi's errors into user errors with the next step.
+import {existsSync, readFileSync} from 'node:fs'
+import {join} from 'node:path'
+import {parse} from 'yaml'
+
+import {
+  CommandError,
+  ConcurrentUpdateError,
+  type EngineEvent,
+  LocalWorkspace,
+  type PulumiFn,
+  type Stack,
+  StackNotFoundError,
+} from '@pulumi/pulumi/automation/index.js'
+
+import {atomicWrite} from '../artifacts/writer.js'
+import {UserError} from '../errors.js'
+import type {Backend} from './backend.js'
+import {type ChangeSet, collectChanges} from './changes.js'
+import {type Intent, intentFromConfig, intentToConfig} from './intent.js'
+
+export const DEFAULT_PROJECT_YAML = `# One Pulumi project for the fleet; muster makes one stack per node group.
+name: muster
+runtime: nodejs
+description: EC2 node groups managed by muster
+stackConfigDir: stacks
+`
+
+export interface StackContext {
+  root: string
+  backend: Backend
+  /** Extra variables for the pulumi processes (on top of process.env). */
+  env?: Record<string, string>
+}
+
+export interface RunHooks {
+  onEvent?: (event: EngineEvent) => void
+  onOutput?: (text: string) => void
+}
+
+export interface UpResult {
+  outputs: Record<string, unknown>
+  changes: ChangeSet
+}
+
+/** The project name from Pulumi.yaml, writing muster's default project file when there is none. */
+export function ensureProject(root: string): string {
+  const file = join(root, 'Pulumi.yaml')
+  if (!existsSync(file)) atomicWrite(file, DEFAULT_PROJECT_YAML)
+  const project = parse(readFileSync(file, 'utf8')) as {name?: unknown} | null
+  if (typeof project?.name !== 'string') throw new UserError(`${file} has no project name`, {hint: 'Add a line like "name: muster" to Pulumi.yaml.'})
+  return project.name
+}
+
+export class GroupStack {
+  constructor(
+    readonly group: string,
+    readonly project: string,
+    private readonly stack: Stack,
+  ) {}
+
+  /** `urn:pulumi:STACK::PROJECT::TYPE::NAME`, and a pattern for everything beneath a component. */
+  urn(type: string, name: string): string {
+    return `urn:pulumi:${this.group}::${this.project}::${type}::${name}`
+  }
+
+  componentTargets(type: string, name: string): string[] {
+    return [this.urn(type, name), `urn:pulumi:${this.group}::${this.project}::${type}$**`]
+  }
+
+  async intent(): Promise<Intent> {
+    return intentFromConfig(await this.stack.getAllConfig())
+  }
+
+  async recordIntent(intent: Intent): Promise<void> {
+    await this.stack.setAllConfig(intentToConfig(intent))
+  }
+
+  async preview(targets: string[] | undefined, hooks: RunHooks = {}): Promise<ChangeSet> {
+    const events: EngineEvent[] = []
+    await this.translate(() =>
+      this.stack.preview({
+        ...(targets ? {target: targets} : {}),
+        onEvent: (event) => {
+          events.push(event)
+          hooks.onEvent?.(event)
+        },
+        ...(hooks.onOutput ? {onOutput: hooks.onOutput} : {}),
+      }),
+    )
+    return collectChanges(this.group, events)
+  }
+
+  async up(targets: string[] | undefined, hooks: RunHooks = {}): Promise<UpResult> {
+    const events: EngineEvent[] = []
+    const result = await this.translate(() =>
+      this.stack.up({
+        ...(targets ? {target: targets} : {}),
+        onEvent: (event) => {
+          events.push(event)
+          hooks.onEvent?.(event)
+        },
+        ...(hooks.onOutput ? {onOutput: hooks.onOutput} : {}),
+      }),
+    )
+    return {outputs: Object.fromEntries(Object.entries(result.outputs).map(([k, v]) => [k, v.value])), changes: collectChanges(this.group, events)}
+  }
+
+  async outputs(): Promise<Record<string, unknown>> {
+    const outputs = await this.translate(() => this.stack.outputs())
+    return Object.fromEntries(Object.entries(outputs).map(([k, v]) => [k, v.value]))
+  }
+
+  /** Destroys every resource; with previewOnly, only says what would go. */
+  async destroy(options: {previewOnly: boolean; remove: boolean}, hooks: RunHooks = {}): Promise<ChangeSet> {
+    const events: EngineEvent[] = []
+    await this.translate(() =>
+      this.stack.destroy({
+        previewOnly: options.previewOnly,
+        remove: options.remove,
+        onEvent: (event) => {
+          events.push(event)
+          hooks.onEvent?.(event)
+        },
+        ...(hooks.onOutput ? {onOutput: hooks.onOutput} : {}),
+      }),
+    )
+    return collectChanges(this.group, events)
+  }
+
+  /** After an interrupted update: drop pending creates so the next update can proceed. */
+  async clearPending(hooks: RunHooks = {}): Promise<void> {
+    await this.translate(() => this.stack.refresh({clearPendingCreates: true, ...(hooks.onOutput ? {onOutput: hooks.onOutput} : {})}))
+  }
+
+  async removeStack(): Promise<void> {
+    await this.translate(() => this.stack.workspace.removeStack(this.group))
+  }
+
+  private async translate<T>(run: () => Promise<T>): Promise<T> {
+    try {
+      return await run()
+    } catch (error) {
+      throw translatePulumiError(error, this.group)
+    }
+  }
+}
+
+/** Opens (or with create, creates) the stack of a group. */
+export async function openGroupStack(context: StackContext, group: string, program: PulumiFn, options: {create: boolean}): Promise<GroupStack> {
+  const project = ensureProject(context.root)
+  const workspaceOptions = {
+    workDir: context.root,
+    envVars: {...context.backend.env, ...context.env, PULUMI_SKIP_UPDATE_CHECK: 'true'},
+    secretsProvider: 'passphrase',
+  }
+  const args = {stackName: group, projectName: project, program}
+  try {
+    const stack = options.create ? await LocalWorkspace.createOrSelectStack(args, workspaceOptions) : await LocalWorkspace.selectStack(args, workspaceOptions)
+    return new GroupStack(group, project, stack)
+  } catch (error) {
+    throw translatePulumiError(error, group)
+  }
+}
+
+/** Pulumi's typed errors and well-known failures become user errors that say what to do. */
+export function translatePulumiError(error: unknown, group: string): unknown {
+  if (error instanceof UserError) return error
+  if (error instanceof ConcurrentUpdateError) {
+    const holder = /locked by[^\n]*|lock file[^\n]*|\(pid[^\n]*/.exec(error.message)?.[0]
+    return new UserError(`the stack of ${group} is locked by another update${holder ? ` (${holder.trim()})` : ''}`, {
+      hint: `Wait for that update to finish. If no muster or pulumi command is running on it any more, clear the lock with: pulumi cancel --stack ${group} --yes (run in the project directory, same backend)`,
+      cause: error,
+    })
+  }
+  if (error instanceof StackNotFoundError) {
+    return new UserError(`group ${group} has no stack yet`, {hint: `Create it with a verb that records something, e.g. muster packer:run ${group} or muster autoscale:run ${group}.`, cause: error})
+  }
+  if (error instanceof CommandError) {
+    const message = error.message
+    if (/pending operations?/i.test(message) || /interrupted while/i.test(message)) {
+      return new UserError(`an earlier update of ${group} was interrupted and left pending operations`, {
+        hint: `Check in AWS whether the resources it was creating exist (delete strays), then run: muster up ${group} --clear-pending`,
+        cause: error,
+      })
+    }
+    if (/passphrase/i.test(message) && /(incorrect|invalid|must be set|PULUMI_CONFIG_PASSPHRASE)/i.test(message)) {
+      return new UserError(`Pulumi could not decrypt the stack of ${group}`, {
+        hint: 'Set PULUMI_CONFIG_PASSPHRASE (or PULUMI_CONFIG_PASSPHRASE_FILE) to the passphrase the stack was created with.',
+        cause: error,
+      })
+    }
+    const stderr = /stderr:([\s\S]*)$/.exec(message)?.[1]?.trim()
+    const lines = (stderr ?? message)
+      .split('\n')
+      .map((l) => l.trimEnd())
+      .filter((l) => /error/i.test(l))
+      .slice(0, 8)
+    return new UserError(`Pulumi failed on the stack of ${group}:\n  ${(lines.length > 0 ? lines : [message.split('\n')[0] ?? '']).join('\n  ')}`, {
+      hint: 'Run again with --verbose to see the engine output.',
+      cause: error,
+    })
+  }
+  return error
+}

@@ -1,0 +1,123 @@
+// packer:run end to end: the built CLI drives the real Pulumi engine (embedded file backend) whose
+// command resource runs the real Packer against moto; the AMI comes back as a stack output.
+import {DescribeImagesCommand} from '@aws-sdk/client-ec2'
+import {expect} from 'chai'
+import {existsSync, mkdirSync, readFileSync, statSync, writeFileSync} from 'node:fs'
+import {join} from 'node:path'
+
+import {makeTempDir, removeDir, runMuster, type CliResult} from '../support/cli.js'
+import {requireTool} from '../support/integration.js'
+import {motoEc2, startMoto, DEFAULT_SOURCE_IMAGE, type MotoServer} from '../support/moto.js'
+import {packerSandbox, type PackerSandbox} from '../support/packer.js'
+
+describe('packer:run through the Pulumi engine (integration)', function () {
+  this.timeout(300_000)
+  let moto: MotoServer
+  let packer: PackerSandbox
+  let dir: string
+  let env: Record<string, string>
+
+  before(async function () {
+    requireTool(this, 'pulumi', 'scripts/ci/install-pulumi.sh')
+    requireTool(this, 'pulumi-resource-command', 'scripts/ci/install-pulumi.sh')
+    requireTool(this, 'packer', 'scripts/ci/install-packer.sh')
+    requireTool(this, 'moto_server', 'scripts/ci/install-moto.sh')
+    moto = await startMoto()
+    packer = packerSandbox(moto)
+    dir = makeTempDir('muster-bake-')
+    mkdirSync(join(dir, 'cookbooks', 'web', 'recipes'), {recursive: true})
+    writeFileSync(join(dir, 'cookbooks', 'web', 'recipes', 'default.rb'), 'package "nginx"\n')
+    const packerOptions = {
+      // Against moto: no SSH (nothing to provision into), moto's endpoint, no AWS-side checks.
+      // Credentials come from the environment, never from the nodes file.
+      communicator: 'none',
+      custom_endpoint_ec2: moto.endpoint,
+      skip_credential_validation: true,
+      skip_region_validation: true,
+      skip_metadata_api_check: true,
+      aws_polling: {delay_seconds: 1, max_attempts: 60},
+    }
+    writeFileSync(
+      join(dir, 'nodes.json'),
+      JSON.stringify({
+        __base__: {region: 'us-east-1', instance_type: 't3.micro', source_ami: DEFAULT_SOURCE_IMAGE.id, packer: packerOptions, run_list: ['recipe[web]']},
+        web: {description: 'web nodes'},
+        static: {packer: false},
+      }),
+    )
+    env = {
+      ...packer.env,
+      PULUMI_HOME: join(dir, '.pulumi-home'),
+      PULUMI_SKIP_UPDATE_CHECK: 'true',
+      PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: 'true',
+      PULUMI_BACKEND_URL: '',
+    }
+  })
+
+  after(async () => {
+    if (dir) removeDir(dir)
+    packer?.cleanup()
+    await moto?.stop()
+  })
+
+  const muster = (...args: string[]): CliResult => runMuster(args, {cwd: dir, env})
+  const groupImages = async (group: string): Promise<string[]> => {
+    const out = await motoEc2(moto).send(new DescribeImagesCommand({Owners: ['self'], Filters: [{Name: 'tag:muster:group', Values: [group]}]}))
+    return (out.Images ?? []).map((i) => i.ImageId ?? '').sort()
+  }
+  const amiOf = (result: CliResult): string => {
+    const json = JSON.parse(result.stdout) as {groups: Array<{outputs?: {ami?: string}}>}
+    return String(json.groups[0]?.outputs?.ami)
+  }
+
+  let firstAmi = ''
+
+  it('without a terminal and without --yes it previews, changes nothing and says to use --yes', () => {
+    const result = muster('packer:run', 'web')
+    expect(result.code, result.stderr).to.equal(1)
+    expect(result.stderr).to.include('--yes')
+    expect(result.stderr).to.match(/web: 1 to create|web: \d+ to create/)
+  })
+
+  it('bakes an AMI, returns it as a stack output and records the intent in stacks/', async () => {
+    const result = muster('packer:run', 'web', '--yes', '--json')
+    expect(result.code, result.stderr).to.equal(0)
+    firstAmi = amiOf(result)
+    expect(firstAmi).to.match(/^ami-[0-9a-f]+$/)
+    expect(await groupImages('web')).to.deep.equal([firstAmi])
+    expect(readFileSync(join(dir, 'stacks', 'Pulumi.web.yaml'), 'utf8')).to.match(/muster:bake: "true"/)
+    expect(readFileSync(join(dir, 'packer', 'web.pkr.json'), 'utf8')).to.include('"muster:group": "web"')
+    // The embedded backend: state and a private passphrase, both ignored by git.
+    expect(existsSync(join(dir, '.muster', 'state', '.pulumi'))).to.equal(true)
+    expect(statSync(join(dir, '.muster', 'passphrase')).mode & 0o777).to.equal(0o600)
+    expect(readFileSync(join(dir, '.muster', '.gitignore'), 'utf8')).to.equal('*\n')
+    expect(result.stderr).to.include('State lives in .muster/state')
+  })
+
+  it('does not rebake an unchanged group', async () => {
+    const result = muster('packer:run', 'web', '--yes', '--json')
+    expect(result.code, result.stderr).to.equal(0)
+    expect(amiOf(result)).to.equal(firstAmi)
+    expect(await groupImages('web')).to.deep.equal([firstAmi])
+    expect(result.stderr).to.include('web: no changes')
+  })
+
+  it('rebakes when a cookbook changes, keeping the old image', async () => {
+    writeFileSync(join(dir, 'cookbooks', 'web', 'recipes', 'default.rb'), 'package "nginx"\npackage "curl"\n')
+    const preview = muster('packer:run', 'web', '--preview')
+    expect(preview.code, preview.stderr).to.equal(0)
+    expect(preview.stderr).to.match(/web: 1 to replace/)
+    expect(await groupImages('web')).to.deep.equal([firstAmi])
+    const result = muster('packer:run', 'web', '--yes', '--json')
+    expect(result.code, result.stderr).to.equal(0)
+    const second = amiOf(result)
+    expect(second).to.not.equal(firstAmi)
+    expect(await groupImages('web')).to.deep.equal([firstAmi, second].sort())
+  })
+
+  it('refuses a group that never bakes', () => {
+    const result = muster('packer:run', 'static', '--yes')
+    expect(result.code).to.equal(1)
+    expect(result.stderr).to.include('group static has packer: false')
+  })
+})
