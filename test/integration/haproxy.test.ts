@@ -14,6 +14,8 @@ function renderConfig(ctx: HaproxyContext, backends: Backend[]): string {
   return [
     'global',
     '  maxconn 256',
+    // As in Debian's default config; the harness keeps haproxy in the foreground regardless.
+    '  daemon',
     '  stats socket ' + `${ctx.dir}/admin.sock` + ' mode 600 level admin',
     'defaults',
     '  mode http',

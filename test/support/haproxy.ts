@@ -82,8 +82,9 @@ export async function startHaproxy(config: HaproxyConfig): Promise<HaproxyServer
     writeFileSync(configPath, render(config))
     const check = await runHaproxyCheck(configPath)
     if (!check.ok) throw new Error(`haproxy config is invalid:\n${check.output}`)
-    // -W master-worker in the foreground, -S master CLI (to see workers come and go on reload).
-    proc = startProcess(binary, ['-W', '-S', masterSocket, '-f', configPath], {cwd: dir})
+    // -W master-worker, -db in the foreground even if the config says `daemon` (a production config
+    // may), -S master CLI (to see workers come and go on reload).
+    proc = startProcess(binary, ['-W', '-db', '-S', masterSocket, '-f', configPath], {cwd: dir})
     const started = proc
     await waitUntil('haproxy', async () => (await masterCommand(masterSocket, 'show proc')).workers.length > 0, {proc: started})
     if (typeof config !== 'string') {
