@@ -34,14 +34,8 @@ export function packerFlavorFromEnv(env: NodeJS.ProcessEnv = process.env): Packe
   throw new UserError(`MUSTER_PACKER_FLAVOR is "${value}"`, {hint: 'Use "current" (Packer ≥ 1.7 with the amazon plugin, the default) or "legacy" (Packer 1.6).'})
 }
 
-export function requireGroup(nodes: NodesFile, name: string): Group {
-  const group = nodes.groups.get(name)
-  if (!group) {
-    const names = [...nodes.groups.keys()]
-    throw new UserError(`no group "${name}" in ${nodes.file}`, {hint: `Groups: ${names.join(', ')}. Run "muster ls" to list them.`})
-  }
-  return group
-}
+export {requireGroup} from '../nodes/model.js'
+import {requireGroup} from '../nodes/model.js'
 
 /** Groups each kind applies to when no group is named. */
 function defaultGroups(nodes: NodesFile, kind: ArtifactKind): Group[] {

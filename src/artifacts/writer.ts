@@ -1,9 +1,8 @@
 // The one place artifacts reach the disk. Everything is planned first (read-only), so a refusal
 // or a --check failure writes nothing at all; each write is atomic (temp file + rename).
-import {mkdirSync, readFileSync, renameSync, writeFileSync, rmSync} from 'node:fs'
+import {existsSync, mkdirSync, readFileSync, renameSync, writeFileSync, rmSync} from 'node:fs'
+import {createRequire} from 'node:module'
 import {dirname, join} from 'node:path'
-
-import {createTwoFilesPatch} from 'diff'
 
 import {UserError} from '../errors.js'
 
@@ -40,13 +39,14 @@ export interface WriteReport {
   checked: boolean
 }
 
+// jsdiff is loaded only when a file changed: most runs write new or unchanged files.
+const require = createRequire(import.meta.url)
+const createTwoFilesPatch = (...args: Parameters<typeof import('diff').createTwoFilesPatch>): string =>
+  (require('diff') as typeof import('diff')).createTwoFilesPatch(...args)
+
 function readIfExists(path: string): string | undefined {
-  try {
-    return readFileSync(path, 'utf8')
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined
-    throw error
-  }
+  // existsSync first: a thrown ENOENT per missing file costs more than the check on a large fleet.
+  return existsSync(path) ? readFileSync(path, 'utf8') : undefined
 }
 
 export function writeArtifacts(root: string, artifacts: readonly Artifact[], options: {check: boolean}): WriteReport {

@@ -1,10 +1,8 @@
 import {Args} from '@oclif/core'
-import {stringify} from 'yaml'
 
-import {requireGroup} from '../artifacts/generate.js'
 import {MusterCommand, nodesFlag} from '../base-command.js'
 import {loadNodes} from '../nodes/load.js'
-import type {Group} from '../nodes/model.js'
+import {type Group, requireGroup} from '../nodes/model.js'
 
 export default class Show extends MusterCommand {
   static override summary = 'Show a group as resolved: after inheritance from __base__ and defaults.'
@@ -20,7 +18,8 @@ export default class Show extends MusterCommand {
   public async run(): Promise<Group> {
     const {args, flags} = await this.parse(Show)
     const group = requireGroup(loadNodes({cwd: process.cwd(), path: flags.nodes}), args.group)
-    if (!this.jsonEnabled()) process.stdout.write(stringify(group))
+    // yaml is loaded only for the human form: --json is the hot path scripts use.
+    if (!this.jsonEnabled()) process.stdout.write((await import('yaml')).stringify(group))
     return group
   }
 }

@@ -1,4 +1,5 @@
 // The resolved model: what a group is after inheritance from __base__ and defaults.
+import {UserError} from '../errors.js'
 import type {AutoscaleSpec, ServiceSpec} from './schema.js'
 
 export const BASE = '__base__'
@@ -42,4 +43,13 @@ export function selectGroups(nodes: NodesFile, name: string | undefined, filter:
     return [group]
   }
   return [...nodes.groups.values()].filter((g) => g.name !== BASE && filter(g))
+}
+
+export function requireGroup(nodes: NodesFile, name: string): Group {
+  const group = nodes.groups.get(name)
+  if (!group) {
+    const names = [...nodes.groups.keys()]
+    throw new UserError(`no group "${name}" in ${nodes.file}`, {hint: `Groups: ${names.join(', ')}. Run "muster ls" to list them.`})
+  }
+  return group
 }
