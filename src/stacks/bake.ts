@@ -49,6 +49,8 @@ export interface RetentionArgs {
   nodesPath: string
   keep: number
   imageId: pulumi.Input<string>
+  /** When packer:clean last asked; a new value re-runs retention. */
+  askedAt: string
 }
 
 /** Muster's own AMI retention after each bake (and on packer:clean), as a command in the stack. */
@@ -56,7 +58,7 @@ export class Retention extends pulumi.ComponentResource {
   constructor(name: string, args: RetentionArgs, opts?: pulumi.ComponentResourceOptions) {
     super(RETENTION_TYPE, name, {}, opts)
     const create = `cd "$MUSTER_ROOT" && $MUSTER_BIN packer:retain ${shellQuote(args.group)} --keep ${args.keep} --nodes ${shellQuote(args.nodesPath)}`
-    new command.local.Command('retain', {create, triggers: [args.imageId, String(args.keep)], logging: 'stdoutAndStderr'}, {parent: this})
+    new command.local.Command('retain', {create, triggers: [args.imageId, String(args.keep), args.askedAt], logging: 'stdoutAndStderr'}, {parent: this})
     this.registerOutputs({})
   }
 }

@@ -23,6 +23,11 @@ export interface Intent {
   fleet: boolean
   /** One-off instances (instance:create). */
   instances: InstanceIntent[]
+  /**
+   * When packer:clean last asked for retention (ISO time). A new value re-runs the retention
+   * part; `muster up` keeps it, so it does not re-run retention on every converge.
+   */
+  cleanedAt?: string
 }
 
 export const emptyIntent = (): Intent => ({bake: false, keep: DEFAULT_KEEP, fleet: false, instances: []})
@@ -38,6 +43,8 @@ export function intentFromConfig(config: ConfigMap): Intent {
   intent.fleet = get('fleet') === 'true'
   const keep = Number(get('keep'))
   if (Number.isInteger(keep) && keep >= 1) intent.keep = keep
+  const cleanedAt = get('cleanedAt')
+  if (cleanedAt) intent.cleanedAt = cleanedAt
   const instances = get('instances')
   if (instances) {
     const parsed = JSON.parse(instances) as unknown
@@ -52,6 +59,7 @@ export function intentToConfig(intent: Intent): ConfigMap {
     [key('keep')]: {value: String(intent.keep)},
     [key('fleet')]: {value: String(intent.fleet)},
     [key('instances')]: {value: JSON.stringify(intent.instances)},
+    ...(intent.cleanedAt ? {[key('cleanedAt')]: {value: intent.cleanedAt}} : {}),
   }
 }
 

@@ -34,11 +34,19 @@ export function groupProgram(ctx: ProgramContext): PulumiFn {
   return async () => {
     const outputs: Record<string, unknown> = {role: ctx.roleText, dna: ctx.dnaText}
     let image: pulumi.Input<string> | undefined
+    let bake: Bake | undefined
     if (ctx.intent.bake && ctx.bake) {
-      const bake = new Bake(PART_COMPONENTS.bake.name, {group: ctx.group.name, nodesPath: ctx.nodesPath, ...ctx.bake})
+      bake = new Bake(PART_COMPONENTS.bake.name, {group: ctx.group.name, nodesPath: ctx.nodesPath, ...ctx.bake})
       image = bake.imageId
       outputs.ami = bake.imageId
-      new Retention(PART_COMPONENTS.retention.name, {group: ctx.group.name, nodesPath: ctx.nodesPath, keep: ctx.intent.keep, imageId: bake.imageId}, {dependsOn: [bake]})
+    }
+    // Retention runs after every bake and whenever packer:clean asks again.
+    if (bake || ctx.intent.cleanedAt) {
+      new Retention(
+        PART_COMPONENTS.retention.name,
+        {group: ctx.group.name, nodesPath: ctx.nodesPath, keep: ctx.intent.keep, imageId: bake?.imageId ?? '', askedAt: ctx.intent.cleanedAt ?? ''},
+        bake ? {dependsOn: [bake]} : {},
+      )
     }
     if (ctx.intent.fleet || ctx.intent.instances.length > 0) {
       const machines = await import('./machines.js' as string) as typeof import('./program.js') & {addMachines: (c: ProgramContext, i: pulumi.Input<string> | undefined) => Promise<Record<string, unknown>>}

@@ -1,9 +1,39 @@
-// Placeholder until the stack's retention part is wired in (the lead replaces this body):
-// packer:clean without --dry-run records N in the group's stack and runs its retention part.
-import {UserError} from '../errors.js'
+// packer:clean without --dry-run: record N (and the time of asking) in each group's stack and
+// update only its retention part, which runs `muster packer:retain` inside the stack. The stack
+// then applies the same N after every bake.
+import {terminalIO} from '../ui/terminal-io.js'
+import {applyParts, type ApplyResult, type StackIO} from './service.js'
 
-export async function applyRetentionThroughStack(_opts: {cwd: string; nodesPath?: string; group: string; keep: number; yes: boolean}): Promise<unknown> {
-  throw new UserError(`removing images of group ${_opts.group} goes through its Pulumi stack, which this version of muster cannot update`, {
-    hint: `Run "muster packer:clean ${_opts.group} -n ${_opts.keep} --dry-run" to list what would be removed.`,
-  })
+export interface RetentionThroughStackOptions {
+  cwd: string
+  nodesPath?: string | undefined
+  /** Named groups, or undefined for every baked group. */
+  groups?: string[] | undefined
+  /** Kept for callers that name one group. */
+  group?: string
+  keep: number
+  yes: boolean
+  preview?: boolean
+  parallel?: number | undefined
+  io?: StackIO
+  now?: () => Date
+}
+
+export async function applyRetentionThroughStack(options: RetentionThroughStackOptions): Promise<ApplyResult> {
+  const askedAt = (options.now ?? (() => new Date()))().toISOString()
+  const groups = options.groups ?? (options.group === undefined ? undefined : [options.group])
+  return applyParts(
+    {
+      cwd: options.cwd,
+      nodesPath: options.nodesPath,
+      groups,
+      applies: (g) => g.packer !== false,
+      change: (intent) => ({...intent, keep: options.keep, cleanedAt: askedAt}),
+      parts: ['retention'],
+      yes: options.yes,
+      previewOnly: options.preview ?? false,
+      parallel: options.parallel,
+    },
+    options.io ?? terminalIO(),
+  )
 }
