@@ -192,7 +192,7 @@ export function translatePulumiError(error: unknown, group: string): unknown {
         cause: error,
       })
     }
-    const stderr = /stderr:([\s\S]*)$/.exec(message)?.[1]?.trim()
+    const stderr = /stderr:([\s\S]*?)(\n err\?:|$)/.exec(message)?.[1]?.trim()
     const lines = (stderr ?? message)
       .split('\n')
       .map((l) => l.trimEnd())
