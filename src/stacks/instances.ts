@@ -78,6 +78,20 @@ export function checkInstanceNames(group: string, instances: readonly InstanceIn
   }
 }
 
+/**
+ * The subnet an instance of `group` launches in, from the group's subnets that are in `zone`
+ * (`ids`): the first by id, so the choice never changes between runs.
+ */
+export function subnetInZone(group: Group, zone: string, ids: readonly string[]): string {
+  const first = [...ids].sort()[0]
+  if (first === undefined) {
+    throw new UserError(`group ${group.name} has no subnet in ${zone}`, {
+      hint: `Its subnets are ${group.subnets.join(', ')}; give --zone one of their zones, or add a subnet of ${zone} to the group.`,
+    })
+  }
+  return first
+}
+
 export class Instances extends pulumi.ComponentResource {
   readonly machines: ReadonlyArray<{intent: InstanceIntent; instance: aws.ec2.Instance; keyPair: aws.ec2.KeyPair | undefined}>
   readonly instances: pulumi.Output<InstanceOutput[]>
@@ -144,14 +158,6 @@ export class Instances extends pulumi.ComponentResource {
     if (group.subnets.length === 0) return undefined
     return aws.ec2
       .getSubnetsOutput({region: group.region, filters: [{name: 'subnet-id', values: [...group.subnets]}, {name: 'availability-zone', values: [zone]}]}, {parent: this})
-      .ids.apply((ids) => {
-        const first = [...ids].sort()[0]
-        if (first === undefined) {
-          throw new UserError(`group ${group.name} has no subnet in ${zone}`, {
-            hint: `Its subnets are ${group.subnets.join(', ')}; give --zone one of their zones, or add a subnet of ${zone} to the group.`,
-          })
-        }
-        return first
-      })
+      .ids.apply((ids) => subnetInZone(group, zone, ids))
   }
 }
