@@ -48,6 +48,8 @@ export interface ApplyOptions {
   env?: Record<string, string>
   /** After an interrupted update: clear pending creates before previewing. */
   clearPending?: boolean
+  /** Leave out groups that have no stack yet instead of creating one (packer:delete). */
+  onlyExisting?: boolean
 }
 
 export interface GroupOutcome {
@@ -120,12 +122,20 @@ export async function applyParts(options: ApplyOptions, io: StackIO): Promise<Ap
   const env = engineEnv(root, backend, options.env)
   const parallel = options.parallel ?? defaultParallel()
 
-  const prepared = await mapBounded(groups, parallel, async (group) => {
+  const found = await mapBounded(groups, parallel, async (group) => {
     // The recorded intent is read with a program-less look first; the program depends on it.
-    const probe = await openGroupStack({root, backend, env}, group.name, async () => ({}), {create: true})
+    try {
+      return {group, probe: await openGroupStack({root, backend, env}, group.name, async () => ({}), {create: !options.onlyExisting})}
+    } catch (error) {
+      if (options.onlyExisting && error instanceof UserError && /has no stack yet/.test(error.message)) return undefined
+      throw error
+    }
+  })
+  const existing = found.filter((f): f is NonNullable<typeof f> => f !== undefined)
+  const prepared = await mapBounded(existing, parallel, async ({group, probe}) => {
     const intent = options.change(await probe.intent(), group)
     const context = buildContext(root, nodes, group, intent, {writeTemplate: !options.previewOnly})
-    const stack = await openGroupStack({root, backend, env}, group.name, groupProgram(context), {create: true})
+    const stack = await openGroupStack({root, backend, env}, group.name, groupProgram(context), {create: !options.onlyExisting})
     if (options.clearPending) {
       io.progress(`[${group.name}] clearing pending operations (refresh)…`)
       await stack.clearPending()
