@@ -1,0 +1,51 @@
+import {Args, Flags} from '@oclif/core'
+
+import {retainGroupImages} from '../../aws/clean.js'
+import type {RetentionResult} from '../../aws/retention.js'
+import {MusterCommand} from '../../base-command.js'
+import {stackFlags} from '../../stack-command.js'
+import {DEFAULT_KEEP} from '../../stacks/intent.js'
+import {applyRetentionThroughStack} from '../../stacks/retention-service.js'
+import type {ApplyResult} from '../../stacks/service.js'
+import {formatRetention, formatRetentionSummary} from '../../ui/retention.js'
+
+export default class PackerClean extends MusterCommand {
+  static override summary = "Retire a group's old AMIs: keep the newest N and any in use."
+  static override description = `Images are the account's AMIs tagged muster:group=GROUP in the group's region. The newest N stay, and so does every image a launch template version, an Auto Scaling group or a non-terminated instance uses, however old; the rest are deregistered and their snapshots deleted. N is recorded in the group's stack, whose retention part applies it now and again after every bake.
+
+--dry-run asks AWS only and lists, one line per image, what would stay and what would go, and why; --preview shows the stack's preview. No GROUP means every baked group.`
+  static override examples = [
+    {description: 'See what keeping the newest 5 images would remove', command: '<%= config.bin %> <%= command.id %> 12_04-bee -n 5 --dry-run'},
+    {description: 'Keep the newest 5 images of a group', command: '<%= config.bin %> <%= command.id %> 12_04-bee -n 5'},
+    {description: 'Every baked group, as JSON', command: "<%= config.bin %> <%= command.id %> -n 5 --dry-run --json | jq '.[].removed[].id'"},
+  ]
+  static override enableJsonFlag = true
+  static override args = {group: Args.string({description: 'Node group (default: every baked group).'})}
+  static override flags = {
+    ...stackFlags,
+    keep: Flags.integer({char: 'n', description: 'How many of the newest images to keep (images in use are kept besides).', default: DEFAULT_KEEP, min: 1, helpValue: 'N'}),
+    'dry-run': Flags.boolean({description: 'Change nothing, record nothing; list what would be removed and why.', exclusive: ['preview', 'yes']}),
+  }
+
+  public async run(): Promise<RetentionResult[] | ApplyResult> {
+    const {args, flags} = await this.parse(PackerClean)
+    const cwd = process.cwd()
+    if (!flags['dry-run']) {
+      return applyRetentionThroughStack({
+        cwd,
+        nodesPath: flags.nodes,
+        groups: args.group === undefined ? undefined : [args.group],
+        keep: flags.keep,
+        yes: flags.yes,
+        preview: flags.preview,
+        parallel: flags.parallel,
+      })
+    }
+    const results = await retainGroupImages({cwd, nodesPath: flags.nodes, group: args.group, keep: flags.keep, dryRun: true})
+    if (!this.jsonEnabled()) {
+      process.stdout.write(formatRetention(results, {color: Boolean(process.stdout.isTTY) && !process.env.NO_COLOR}))
+      for (const result of results) process.stderr.write(formatRetentionSummary(result))
+    }
+    return results
+  }
+}

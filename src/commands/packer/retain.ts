@@ -1,0 +1,36 @@
+import {Args, Flags} from '@oclif/core'
+
+import {retainGroupImages} from '../../aws/clean.js'
+import type {RetentionResult} from '../../aws/retention.js'
+import {MusterCommand, nodesFlag} from '../../base-command.js'
+import {formatRetention, formatRetentionSummary} from '../../ui/retention.js'
+
+export default class PackerRetain extends MusterCommand {
+  static override hidden = true
+  static override summary = "Keep a group's newest N AMIs and those in use; deregister the rest and delete their snapshots."
+  static override description = `What the retention part of a group's stack runs after each bake and for packer:clean; run it by hand only to repair. Images are the account's AMIs tagged muster:group=GROUP in the group's region. An image a launch template version, an Auto Scaling group or a non-terminated instance uses is never removed, however old. Prints one line per image: kept or removed, and why. Credentials and endpoint (AWS_ENDPOINT_URL) come from the environment.`
+  static override examples = [
+    {description: 'Keep the newest 10 images of a group', command: '<%= config.bin %> <%= command.id %> 12_04-bee --keep 10'},
+    {description: 'Only list what would go', command: '<%= config.bin %> <%= command.id %> 12_04-bee --keep 3 --dry-run'},
+  ]
+  static override enableJsonFlag = true
+  static override args = {group: Args.string({description: 'Node group.', required: true})}
+  static override flags = {
+    nodes: nodesFlag,
+    keep: Flags.integer({char: 'n', description: 'How many of the newest images to keep (images in use are kept besides).', required: true, min: 1, helpValue: 'N'}),
+    'dry-run': Flags.boolean({description: 'Change nothing; list what would be removed.'}),
+  }
+
+  public async run(): Promise<RetentionResult> {
+    const {args, flags} = await this.parse(PackerRetain)
+    const [result] = await retainGroupImages({cwd: process.cwd(), nodesPath: flags.nodes, group: args.group, keep: flags.keep, dryRun: flags['dry-run']})
+    if (!result) throw new Error('retention returned no result for the group')
+    if (!this.jsonEnabled()) {
+      process.stdout.write(formatRetention([result], {color: Boolean(process.stdout.isTTY) && !process.env.NO_COLOR}))
+      process.stderr.write(formatRetentionSummary(result))
+    }
+    // The stack's retention command fails its update when something could not be removed.
+    if (result.failures.length > 0) process.exitCode = 1
+    return result
+  }
+}
