@@ -8,10 +8,10 @@
 //   (see `sourceImages`); they come back after reset() too.
 // - Default AMIs are off (MOTO_EC2_LOAD_DEFAULT_AMIS=false, 1,177 images): only seeded images exist.
 import {CreateTagsCommand, EC2Client, RegisterImageCommand} from '@aws-sdk/client-ec2'
-import {writeFileSync} from 'node:fs'
+import {existsSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
-import {findTool} from './integration.js'
+import {findTool, integrationRequired, toolsBin} from './integration.js'
 import {freePort, httpAnswers, makeTempDir, type ManagedProcess, removeDir, startProcess, waitUntil} from './process.js'
 
 export interface MotoServer {
@@ -193,8 +193,14 @@ function toMotoAmi(image: SourceImage): Record<string, unknown> {
 }
 
 function requireToolOrThrow(): string {
+  const install = 'bash scripts/ci/install-moto.sh'
+  const pinned = join(toolsBin, 'moto_server')
+  if (existsSync(pinned)) return pinned
   // Suites call requireTool() in `before` to skip cleanly; reaching here without it is a setup bug.
   const found = findTool('moto_server')
-  if (!found) throw new Error('moto_server not found (install it with: bash scripts/ci/install-moto.sh)')
+  if (!found) throw new Error(`moto_server not found (install it with: ${install})`)
+  // The machine's Python may carry its own (other) moto: fine for a local run, never for CI.
+  if (integrationRequired) throw new Error(`MUSTER_REQUIRE_INTEGRATION=1 but only an unpinned moto_server was found (${found}); run ${install}`)
+  console.error(`    warning: using unpinned ${found}; the pinned one comes from ${install}`)
   return found
 }
