@@ -5,8 +5,12 @@
 // Nothing machine-specific goes into the resource's inputs (they live in state, shared by a team):
 // muster's own path, the project root and packer's path reach the command through the
 // environment the engine passes on (MUSTER_BIN, MUSTER_ROOT, MUSTER_PACKER).
+import {dirname} from 'node:path'
+
 import * as command from '@pulumi/command'
 import * as pulumi from '@pulumi/pulumi'
+
+import {packerManifestPath} from '../artifacts/packer.js'
 
 export const BAKE_TYPE = 'muster:stack:Bake'
 export const RETENTION_TYPE = 'muster:stack:Retention'
@@ -29,6 +33,8 @@ export class Bake extends pulumi.ComponentResource {
     super(BAKE_TYPE, name, {}, opts)
     const create = [
       'cd "$MUSTER_ROOT"',
+      // Packer's manifest post-processor does not create its directory (and fails after the AMI exists).
+      `mkdir -p ${shellQuote(dirname(packerManifestPath(args.group)))}`,
       // Packer's own output goes to stderr, where it streams to the user; stdout is the AMI id alone.
       `"\${MUSTER_PACKER:-packer}" build -color=false ${shellQuote(args.templatePath)} 1>&2`,
       `$MUSTER_BIN packer:ami ${shellQuote(args.group)} --nodes ${shellQuote(args.nodesPath)}`,

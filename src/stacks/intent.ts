@@ -21,6 +21,11 @@ export interface Intent {
   keep: number
   /** Run the Auto Scaling group (autoscale:run). */
   fleet: boolean
+  /**
+   * Auto Scaling group generations the stack holds: [N] normally, [N, N+1] during a blue-green
+   * update until the old one is retired (see fleet.ts).
+   */
+  generations: number[]
   /** One-off instances (instance:create). */
   instances: InstanceIntent[]
   /**
@@ -30,7 +35,7 @@ export interface Intent {
   cleanedAt?: string
 }
 
-export const emptyIntent = (): Intent => ({bake: false, keep: DEFAULT_KEEP, fleet: false, instances: []})
+export const emptyIntent = (): Intent => ({bake: false, keep: DEFAULT_KEEP, fleet: false, generations: [0], instances: []})
 
 const key = (name: string): string => `${CONFIG_NAMESPACE}:${name}`
 
@@ -43,6 +48,11 @@ export function intentFromConfig(config: ConfigMap): Intent {
   intent.fleet = get('fleet') === 'true'
   const keep = Number(get('keep'))
   if (Number.isInteger(keep) && keep >= 1) intent.keep = keep
+  const generations = get('generations')
+  if (generations) {
+    const parsed = JSON.parse(generations) as unknown
+    if (Array.isArray(parsed) && parsed.length > 0 && parsed.every((g) => Number.isInteger(g) && g >= 0)) intent.generations = parsed as number[]
+  }
   const cleanedAt = get('cleanedAt')
   if (cleanedAt) intent.cleanedAt = cleanedAt
   const instances = get('instances')
@@ -58,6 +68,7 @@ export function intentToConfig(intent: Intent): ConfigMap {
     [key('bake')]: {value: String(intent.bake)},
     [key('keep')]: {value: String(intent.keep)},
     [key('fleet')]: {value: String(intent.fleet)},
+    [key('generations')]: {value: JSON.stringify(intent.generations)},
     [key('instances')]: {value: JSON.stringify(intent.instances)},
     ...(intent.cleanedAt ? {[key('cleanedAt')]: {value: intent.cleanedAt}} : {}),
   }

@@ -35,6 +35,8 @@ describe('packer:run through the Pulumi engine (integration)', function () {
       skip_credential_validation: true,
       skip_region_validation: true,
       skip_metadata_api_check: true,
+      // moto answers CreateImage with a snapshot tag specification with HTTP 500.
+      skip_ami_run_tags: true,
       aws_polling: {delay_seconds: 1, max_attempts: 60},
     }
     writeFileSync(

@@ -15,7 +15,7 @@ const step = (op: string, type: string, name: string, diffs: string[] = []): Eng
 
 describe('stack intent', () => {
   it('round-trips through stack config', () => {
-    const intent = {...emptyIntent(), bake: true, keep: 3, fleet: true, instances: [{name: 'a', zone: 'us-east-1a', publicKey: 'ssh-ed25519 AAAA'}], cleanedAt: '2026-11-25T10:00:00.000Z'}
+    const intent = {...emptyIntent(), bake: true, keep: 3, fleet: true, generations: [1, 2], instances: [{name: 'a', zone: 'us-east-1a', publicKey: 'ssh-ed25519 AAAA'}], cleanedAt: '2026-11-25T10:00:00.000Z'}
     expect(intentFromConfig(intentToConfig(intent))).to.deep.equal(intent)
   })
 

@@ -1,0 +1,49 @@
+// Waiting for an Auto Scaling group's instances to be in service: the health signal of a
+// blue-green update until the agents' registrations in etcd take that role.
+import {AutoScalingClient, DescribeAutoScalingGroupsCommand} from '@aws-sdk/client-auto-scaling'
+
+import {UserError} from '../errors.js'
+import {aws} from './errors.js'
+
+export interface AsgHealth {
+  /** How many of the ASG's instances are InService and Healthy, and how many it wants. */
+  inService(asgName: string): Promise<{healthy: number; desired: number}>
+}
+
+export function createAsgHealth(region: string): AsgHealth & {close(): void} {
+  const client = new AutoScalingClient({region})
+  return {
+    async inService(asgName) {
+      return aws(`reading Auto Scaling group ${asgName}`, async () => {
+        const out = await client.send(new DescribeAutoScalingGroupsCommand({AutoScalingGroupNames: [asgName]}))
+        const asg = out.AutoScalingGroups?.[0]
+        if (!asg) throw new UserError(`Auto Scaling group ${asgName} does not exist`, {hint: 'Run muster up GROUP to converge the stack.'})
+        const healthy = (asg.Instances ?? []).filter((i) => i.LifecycleState === 'InService' && i.HealthStatus === 'Healthy').length
+        return {healthy, desired: asg.DesiredCapacity ?? 0}
+      })
+    },
+    close: () => client.destroy(),
+  }
+}
+
+/** Polls until every wanted instance is in service; a user error after `timeoutMs`. */
+export async function waitInService(
+  health: AsgHealth,
+  asgName: string,
+  options: {timeoutMs: number; intervalMs?: number; sleep?: (ms: number) => Promise<void>; now?: () => number; onPoll?: (healthy: number, desired: number) => void},
+): Promise<void> {
+  const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)))
+  const now = options.now ?? Date.now
+  const deadline = now() + options.timeoutMs
+  for (;;) {
+    const {healthy, desired} = await health.inService(asgName)
+    options.onPoll?.(healthy, desired)
+    if (healthy >= desired) return
+    if (now() >= deadline) {
+      throw new UserError(`${asgName}: only ${healthy} of ${desired} instances in service after ${Math.round(options.timeoutMs / 1000)} s`, {
+        hint: 'The old Auto Scaling group is still serving. Look at the new instances (console output, chef-solo log), fix, and run the update again; or retire the new generation with muster up GROUP after editing stacks/Pulumi.GROUP.yaml.',
+      })
+    }
+    await sleep(options.intervalMs ?? 10_000)
+  }
+}
