@@ -14,7 +14,7 @@ import {UserError} from '../errors.js'
 import {loadNodes} from '../nodes/load.js'
 import {type Group, requireGroup} from '../nodes/model.js'
 import type {Intent} from './intent.js'
-import {applyParts, type ApplyResult, type StackIO} from './service.js'
+import {applyParts, type ApplyResult, readStackOutputs, type StackIO} from './service.js'
 
 export interface FleetVerbOptions {
   cwd: string
@@ -41,6 +41,8 @@ export function foreignAsgs(found: readonly GroupAsg[], managed: readonly string
 export interface AutoscaleRunDeps {
   /** ASGs tagged group=GROUP in the region (default: the AWS SDK). */
   findAsgs?: (region: string, group: string) => Promise<GroupAsg[]>
+  /** Names of the ASGs the group's stack manages (default: its asgNames output). */
+  managedAsgs?: (group: string) => Promise<string[]>
 }
 
 /** autoscale:run: refuse when an ASG tagged for the group exists outside its stack, then run the fleet part. */
@@ -52,7 +54,7 @@ export async function autoscaleRun(options: FleetVerbOptions, io: StackIO, deps:
     const group = requireGroup(nodes, name)
     refuseNoAutoscale(group)
     const found = await find(group.region, group.name)
-    const managed = found.filter((asg) => asg.stack === group.name).map((asg) => asg.name)
+    const managed = await (deps.managedAsgs ?? (async (g: string) => asgNamesOf(await readStackOutputs({cwd: options.cwd, group: g}))))(group.name)
     const strangers = foreignAsgs(found, managed)
     if (strangers.length > 0) {
       throw new UserError(`an Auto Scaling group tagged group=${group.name} already exists outside muster's stack: ${strangers.map((a) => a.name).join(', ')}`, {
@@ -74,6 +76,11 @@ export async function autoscaleRun(options: FleetVerbOptions, io: StackIO, deps:
     },
     io,
   )
+}
+
+function asgNamesOf(outputs: Record<string, unknown> | undefined): string[] {
+  const names = outputs?.asgNames
+  return Array.isArray(names) ? names.filter((n): n is string => typeof n === 'string') : []
 }
 
 export type UpdateStrategy = 'rolling' | 'blue-green'
@@ -132,8 +139,7 @@ export async function autoscaleUpdate(options: FleetVerbOptions & {strategy: Upd
       continue
     }
     const outputs = grown.groups[0]?.outputs ?? {}
-    const names = Array.isArray(outputs.asgNames) ? (outputs.asgNames as string[]) : []
-    const newAsg = names.find((n) => n.endsWith(`-g${next}`)) ?? String(outputs.asgName ?? '')
+    const newAsg = asgNamesOf(outputs).find((n) => n.endsWith(`-g${next}`)) ?? String(outputs.asgName ?? '')
     const health = (deps.health ?? createAsgHealth)(group.region)
     try {
       io.progress(`[${name}] waiting for ${newAsg} to be in service…`)

@@ -242,3 +242,16 @@ export async function destroyGroup(options: DestroyOptions, io: StackIO): Promis
   }
   return stack.destroy({previewOnly: false, remove: options.remove}, {onEvent: progressReporter(group.name, io)})
 }
+
+/** A group's stack outputs, or undefined when it has no stack yet. Changes nothing. */
+export async function readStackOutputs(options: {cwd: string; group: string; env?: Record<string, string>}): Promise<Record<string, unknown> | undefined> {
+  const backend = chooseBackend(options.cwd, {...process.env, ...options.env})
+  const env = engineEnv(options.cwd, backend, options.env)
+  try {
+    const stack = await openGroupStack({root: options.cwd, backend, env}, options.group, async () => ({}), {create: false})
+    return await stack.outputs()
+  } catch (error) {
+    if (error instanceof UserError && /has no stack yet/.test(error.message)) return undefined
+    throw error
+  }
+}
