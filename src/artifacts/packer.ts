@@ -73,7 +73,8 @@ export function buildPackerTemplate(group: Group, options: PackerOptions): Packe
     ? []
     : [
         {shell: {inline: ['mkdir -p /tmp/muster/roles']}},
-        {file: {source: rolePath(group.name), destination: `/tmp/muster/roles/${group.name}.json`}},
+        // chef-solo finds role[role-GROUP] by its file name in role_path.
+        {file: {source: rolePath(group.name), destination: `/tmp/muster/roles/${roleName(group.name)}.json`}},
         {file: {source: COOKBOOKS_DIR, destination: '/tmp/muster'}},
         {
           shell: {

@@ -3,7 +3,8 @@
 import {readdirSync, readFileSync, statSync, existsSync} from 'node:fs'
 import {join, relative} from 'node:path'
 
-import {packerFlavorFromEnv, planArtifacts, readProvisionScript} from '../artifacts/generate.js'
+import {BUNDLED_TEMPLATES, packerFlavorFromEnv, planArtifacts, readProvisionScript} from '../artifacts/generate.js'
+import {USER_DATA_TEMPLATE} from '../artifacts/userdata.js'
 import {renderDna} from '../artifacts/dna.js'
 import {sha256} from '../artifacts/json.js'
 import {buildPackerTemplate, COOKBOOKS_DIR, packerTemplatePath} from '../artifacts/packer.js'
@@ -28,9 +29,16 @@ export function hashTree(dir: string): string {
   return sha256(...parts).slice(0, 16)
 }
 
+/** The project's user data template, or muster's default when the project has none. */
+export function readUserDataTemplate(root: string): string {
+  const own = join(root, USER_DATA_TEMPLATE)
+  return readFileSync(existsSync(own) ? own : join(BUNDLED_TEMPLATES, 'user-data.sh'), 'utf8')
+}
+
 export function buildContext(root: string, nodes: NodesFile, group: Group, intent: Intent, options: {writeTemplate: boolean}): ProgramContext {
   const nodesPath = relative(root, join(root, nodes.file)) || nodes.file
   const context: ProgramContext = {group, intent, nodesPath, roleText: renderRole(group), dnaText: renderDna(group)}
+  if (intent.fleet || intent.instances.length > 0) context.userDataTemplate = readUserDataTemplate(root)
   if (group.packer !== false) {
     const provisionScript = readProvisionScript(root)
     const flavor = packerFlavorFromEnv()

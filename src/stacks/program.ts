@@ -16,8 +16,8 @@ export interface ProgramContext {
   dnaText: string
   /** Set when the group bakes (its packer isn't false). */
   bake?: {templatePath: string; templateHash: string; cookbooksHash: string}
-  /** Cloud-init user data for fleet and instances. */
-  userData?: string
+  /** Text of templates/user-data.sh, rendered per machine (fleet, instances). */
+  userDataTemplate?: string
 }
 
 export type Part = 'bake' | 'retention' | 'fleet' | 'instances'
@@ -49,7 +49,7 @@ export function groupProgram(ctx: ProgramContext): PulumiFn {
       )
     }
     if (ctx.intent.fleet || ctx.intent.instances.length > 0) {
-      const machines = await import('./machines.js' as string) as typeof import('./program.js') & {addMachines: (c: ProgramContext, i: pulumi.Input<string> | undefined) => Promise<Record<string, unknown>>}
+      const machines = await import('./machines.js')
       Object.assign(outputs, await machines.addMachines(ctx, image))
     }
     return outputs

@@ -26,3 +26,9 @@ SOLO
 printf '{"run_list": ["role[%s]"]}\n' "$MUSTER_ROLE" >"$MUSTER_DIR/dna.json"
 
 chef-solo --config "$MUSTER_DIR/solo.rb" --json-attributes "$MUSTER_DIR/dna.json" --no-color
+
+# Nodes converge again at boot (templates/user-data.sh) and when the agent re-provisions: they
+# need the cookbooks on the image.
+mkdir -p /etc/muster
+rm -rf /etc/muster/cookbooks
+cp -R "$MUSTER_DIR/cookbooks" /etc/muster/cookbooks

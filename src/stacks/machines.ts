@@ -1,0 +1,56 @@
+// The parts that run machines (fleet, instances). Loaded only when the intent asks for them, so
+// verbs that only bake never load @pulumi/aws (it is large).
+import * as aws from '@pulumi/aws'
+import type * as pulumi from '@pulumi/pulumi'
+
+import {TAG_GROUP} from '../artifacts/packer.js'
+import {renderUserData} from '../artifacts/userdata.js'
+import {UserError} from '../errors.js'
+import type {Group} from '../nodes/model.js'
+import {Fleet} from './fleet.js'
+import {Instances} from './instances.js'
+import type {ProgramContext} from './program.js'
+
+/** The image machines boot from: this stack's bake, else the newest baked AMI, else source_ami. */
+export function machineImage(group: Group, baked: pulumi.Input<string> | undefined): pulumi.Input<string> {
+  if (baked !== undefined) return baked
+  if (group.packer === false) {
+    if (!group.source_ami) throw new UserError(`group ${group.name} is not baked and has no source_ami`, {hint: 'Set source_ami for the group in the nodes file.'})
+    return group.source_ami
+  }
+  return aws.ec2
+    .getAmiOutput({
+      region: group.region,
+      owners: ['self'],
+      mostRecent: true,
+      filters: [
+        {name: `tag:${TAG_GROUP}`, values: [group.name]},
+        {name: 'state', values: ['available']},
+      ],
+    })
+    .apply((ami) => ami.id)
+}
+
+export async function addMachines(ctx: ProgramContext, baked: pulumi.Input<string> | undefined): Promise<Record<string, unknown>> {
+  const imageId = machineImage(ctx.group, baked)
+  const template = ctx.userDataTemplate ?? ''
+  const outputs: Record<string, unknown> = {}
+  if (ctx.intent.fleet) {
+    const fleet = new Fleet('fleet', {group: ctx.group, imageId, userData: renderUserData(template, ctx.group), generations: ctx.intent.generations})
+    outputs.launchTemplateId = fleet.launchTemplateId
+    outputs.launchTemplateVersion = fleet.launchTemplateVersion
+    outputs.asgName = fleet.asgName
+    outputs.asgNames = fleet.asgNames
+  }
+  if (ctx.intent.instances.length > 0) {
+    const instances = new Instances('instances', {
+      group: ctx.group,
+      instances: ctx.intent.instances,
+      imageId,
+      // Each one-off node converges with a dna of its own name.
+      userData: (instance) => renderUserData(template, ctx.group, {dnaId: `${ctx.group.name}-${instance.name}`}),
+    })
+    outputs.instances = instances.instances
+  }
+  return outputs
+}
