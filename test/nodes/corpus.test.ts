@@ -6,7 +6,7 @@
 // The LINE:COLUMN numbers below were counted by hand in the fixture files (1-based; a value's place
 // is its first character, a key's place its opening quote or first letter).
 import {spawn} from 'node:child_process'
-import {copyFileSync, readdirSync, readFileSync} from 'node:fs'
+import {copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync} from 'node:fs'
 import {extname, join} from 'node:path'
 
 import {expect} from 'chai'
@@ -139,19 +139,35 @@ describe('malformed nodes files corpus', function () {
 
   for (const c of cases) {
     describe(c.file, () => {
-      let dir: string
       const nodesName = `nodes${extname(c.file)}`
-      // A role from an earlier, good run: it must survive untouched.
-      const existing = {'roles/old.json': '{"name": "role-old"}\n'}
+      let validate: CliResult
+      let validateJson: CliResult
+      let writing: CliResult[]
+      let filesBefore: Record<string, string>
+      let filesAfter: Record<string, string>
 
-      before(() => {
-        dir = makeTempDir('muster-malformed-')
-        copyFileSync(join(corpusDir, c.file), join(dir, nodesName))
+      // Every command of a case runs side by side, once; the tests below only read the results.
+      before(async () => {
+        const dir = makeTempDir('muster-malformed-')
+        try {
+          copyFileSync(join(corpusDir, c.file), join(dir, nodesName))
+          // A role from an earlier, good run: it must survive untouched.
+          mkdirSync(join(dir, 'roles'))
+          writeFileSync(join(dir, 'roles', 'old.json'), '{"name": "role-old"}\n')
+          filesBefore = snapshot(dir)
+          const [plain, json, ...rest] = await Promise.all([['validate'], ['validate', '--json'], ...WRITING_VERBS].map((args) => runMusterAsync(args, dir)))
+          if (!plain || !json) throw new Error('unreachable: Promise.all lost a result')
+          validate = plain
+          validateJson = json
+          writing = rest
+          filesAfter = snapshot(dir)
+        } finally {
+          removeDir(dir)
+        }
       })
-      after(() => removeDir(dir))
 
-      it('validate names every problem at its place, exits 1, prints no stack trace', async () => {
-        const result = await runMusterAsync(['validate'], dir)
+      it('validate names every problem at its place, exits 1, prints no stack trace', () => {
+        const result = validate
         expect(result.code, result.stderr).to.equal(1)
         expect(result.stdout).to.equal('')
         const n = c.problems.length
@@ -168,8 +184,8 @@ describe('malformed nodes files corpus', function () {
         expect(result.stderr).not.to.contain('looks like a bug')
       })
 
-      it('validate --json gives a JSON error naming the places', async () => {
-        const result = await runMusterAsync(['validate', '--json'], dir)
+      it('validate --json gives a JSON error naming the places', () => {
+        const result = validateJson
         expect(result.code).to.equal(1)
         const out = JSON.parse(result.stdout) as {error?: {message?: string; kind?: string}}
         expect(out.error?.kind).to.equal('user')
@@ -177,21 +193,14 @@ describe('malformed nodes files corpus', function () {
         expect(result.stderr).not.to.match(STACK_LINE)
       })
 
-      it('the generating verbs fail and write nothing', async () => {
-        const {mkdirSync, writeFileSync} = await import('node:fs')
-        for (const [file, text] of Object.entries(existing)) {
-          mkdirSync(join(dir, file, '..'), {recursive: true})
-          writeFileSync(join(dir, file), text)
-        }
-        const before = snapshot(dir)
-        const results = await Promise.all(WRITING_VERBS.map((args) => runMusterAsync(args, dir)))
-        results.forEach((result, i) => {
+      it(`${WRITING_VERBS.map((v) => v.join(' ')).join(', ')} fail and write nothing`, () => {
+        writing.forEach((result, i) => {
           const verb = WRITING_VERBS[i]?.join(' ')
           expect(result.code, `${verb}: ${result.stderr}`).to.equal(1)
           expect(result.stderr, verb).to.contain(`${nodesName}:${c.problems[0]?.[0]}: `)
           expect(result.stderr, verb).not.to.match(STACK_LINE)
         })
-        expect(snapshot(dir)).to.deep.equal(before)
+        expect(filesAfter).to.deep.equal(filesBefore)
       })
     })
   }
