@@ -102,6 +102,7 @@ const cases: Case[] = [
   {file: 'yaml-type-docker.yaml', problems: [['8:9', 'web.type', 'expected "amazon-ebs"']]},
   {file: 'yaml-unclosed-flow-list.yaml', problems: [['7:3', '(top level)', 'Flow sequence in block collection must be sufficiently indented and end with a ]']]},
   {file: 'yaml-unknown-key-instance-typ.yaml', problems: [['8:3', 'web.instance_typ', 'unknown key "instance_typ"', 'did you mean "instance_type"?']]},
+  {file: 'yaml-unquoted-run-list-in-flow-list.yaml', problems: [['6:20', '(top level)', 'Missing , or : between flow sequence items'], ['6:33', '(top level)', 'Missing , or : between flow sequence items']]},
   {file: 'yaml-unterminated-string.yaml', problems: [['2:11', '(top level)', 'Missing closing "quote']]},]
 
 /** runMuster, but without blocking, so one case's commands run side by side. */
