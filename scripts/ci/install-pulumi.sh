@@ -49,10 +49,11 @@ copy_replaces() { # <module@version> <wrapper dir>
   done
 }
 
-# Writes a wrapper module requiring <module@version>... and resolves the import graph of <package>.
-prepare_wrapper() { # <dir> <package> <module@version>...
-  local dir="$1" pkg="$2"
-  shift 2
+# Writes a wrapper module requiring <module@version>... and resolves the import graph of <package>
+# at <version> (without a version `go get` would upgrade the module and everything it needs).
+prepare_wrapper() { # <dir> <package> <version> <module@version>...
+  local dir="$1" pkg="$2" version="$3"
+  shift 3
   rm -rf "$dir"
   mkdir -p "$dir"
   printf 'module muster.local/build/%s\n\ngo 1.25\n' "$(basename "$dir")" >"$dir/go.mod"
@@ -62,34 +63,45 @@ prepare_wrapper() { # <dir> <package> <module@version>...
   done
   copy_replaces "$1" "$dir"
   # Fills go.mod/go.sum with everything the main package imports, at the versions the module pins.
-  (cd "$dir" && GOFLAGS=-mod=mod go get "$pkg")
+  (cd "$dir" && GOFLAGS=-mod=mod go get "$pkg@$version")
+}
+
+# The module version a Go binary was built from, read from its build info, so that a stamped
+# version string cannot hide a binary built from other sources.
+built_from() { # <binary> <module>
+  # `mod` when the main package lives in that module (the wrapper module itself is not recorded).
+  go version -m "$1" 2>/dev/null | awk -v m="$2" '($1 == "mod" || $1 == "dep") && $2 == m { print $3; exit }'
 }
 
 install_pulumi() {
   local have=""
-  if [ -x "$bin/pulumi" ]; then have="$("$bin/pulumi" version 2>/dev/null || true)"; fi
+  if [ -x "$bin/pulumi" ] && [ "$(built_from "$bin/pulumi" "$PULUMI_MODULE")" = "$PULUMI_VERSION" ]; then
+    have="$("$bin/pulumi" version 2>/dev/null || true)"
+  fi
   if [ "$have" = "$PULUMI_VERSION" ]; then
     log "pulumi $PULUMI_VERSION already at $bin/pulumi, nothing to do"
     return
   fi
   log "building pulumi $PULUMI_VERSION (found: ${have:-none}); cold, this takes 10-20 minutes on 2 cores"
   local dir="$src/pulumi-$PULUMI_VERSION" pkg="$PULUMI_MODULE/cmd/pulumi"
-  prepare_wrapper "$dir" "$pkg" "$PULUMI_MODULE@$PULUMI_VERSION" "$PULUMI_SDK_MODULE@$PULUMI_VERSION"
+  prepare_wrapper "$dir" "$pkg" "$PULUMI_VERSION" "$PULUMI_MODULE@$PULUMI_VERSION" "$PULUMI_SDK_MODULE@$PULUMI_VERSION"
   # Unstamped, `pulumi version` prints a dev string the Automation API refuses to parse.
   (cd "$dir" && go build -trimpath -o "$bin/pulumi.new" \
     -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$PULUMI_VERSION" "$pkg")
   mv -f "$bin/pulumi.new" "$bin/pulumi"
   have="$("$bin/pulumi" version)"
   [ "$have" = "$PULUMI_VERSION" ] || { log "built pulumi reports '$have', expected $PULUMI_VERSION"; exit 1; }
+  local from
+  from="$(built_from "$bin/pulumi" "$PULUMI_MODULE")"
+  [ "$from" = "$PULUMI_VERSION" ] || { log "built pulumi from $PULUMI_MODULE $from, expected $PULUMI_VERSION"; exit 1; }
   log "installed pulumi $have at $bin/pulumi"
 }
 
-# The plugin has no version flag; its Go build info records the module version and our -X stamp.
+# The plugin has no version flag; its Go build info records the module version and our -X stamp
+# (the latter only without -trimpath, which drops -ldflags from the build info).
 command_plugin_version() {
-  local info
-  info="$(go version -m "$bin/pulumi-resource-command" 2>/dev/null)" || return 0
-  if grep -q "version.Version=${COMMAND_VERSION#v}" <<<"$info"; then
-    awk -v m="$COMMAND_MODULE" '$1 == "dep" && $2 == m { print $3 }' <<<"$info"
+  if go version -m "$bin/pulumi-resource-command" 2>/dev/null | grep -q "version.Version=${COMMAND_VERSION#v}"; then
+    built_from "$bin/pulumi-resource-command" "$COMMAND_MODULE"
   fi
 }
 
@@ -113,9 +125,9 @@ install_command_plugin() {
     return 1
   fi
   local dir="$src/pulumi-command-$COMMAND_VERSION" pkg="$COMMAND_MODULE/cmd/pulumi-resource-command"
-  prepare_wrapper "$dir" "$pkg" "$COMMAND_MODULE@$COMMAND_VERSION"
+  prepare_wrapper "$dir" "$pkg" "$COMMAND_VERSION" "$COMMAND_MODULE@$COMMAND_VERSION"
   # Same stamp as the provider's Makefile (VERSION_PATH, generic version without the v).
-  (cd "$dir" && go build -trimpath -o "$bin/pulumi-resource-command.new" \
+  (cd "$dir" && go build -o "$bin/pulumi-resource-command.new" \
     -ldflags "-s -w -X $COMMAND_MODULE/pkg/version.Version=${COMMAND_VERSION#v}" "$pkg")
   mv -f "$bin/pulumi-resource-command.new" "$bin/pulumi-resource-command"
   have="$(command_plugin_version)"

@@ -194,7 +194,13 @@ function concurrentUpdates(getSandbox: () => PulumiSandbox, stackName: string): 
 
       const first = holder.up()
       try {
-        await started
+        // If the first update dies before its program runs, fail now rather than at the timeout.
+        await Promise.race([
+          started,
+          first.then(() => {
+            throw new Error('the first update finished without running its program')
+          }),
+        ])
         let error: unknown
         try {
           await contender.up()
@@ -260,8 +266,9 @@ describe('Pulumi engine (real CLI, Automation API)', function () {
         credentials: {accessKeyId: 'testing', secretAccessKey: 'testing'},
       })
       await s3.send(new CreateBucketCommand({Bucket: bucket}))
-      // gocloud.dev's s3blob (AWS SDK v2): `endpoint` takes a full URL and path-style addressing is
-      // `use_path_style`; the v1 names `disableSSL`/`s3ForcePathStyle` are not all accepted.
+      // gocloud.dev's s3blob (AWS SDK v2) spelling. Pulumi 3.248's diy backend also rewrites the
+      // v1-era `endpoint=HOST:PORT&disableSSL=true&s3ForcePathStyle=true` into this; and without
+      // `endpoint` the SDK would still reach moto through AWS_ENDPOINT_URL in moto.env.
       const query = new URLSearchParams({endpoint: moto.endpoint, region: 'us-east-1', use_path_style: 'true'})
       sandbox = await createPulumiSandbox({backendUrl: `s3://${bucket}?${query}`, env: moto.env})
     })
