@@ -6,9 +6,16 @@
 // anything else — YAML, or the paper's JSON with a single-quoted string — through `yaml`, which
 // keeps positions too but is ~80x slower on a large file.
 import {findNodeAtLocation, getNodeValue, parseTree, printParseErrorCode, type Node as JsonNode, type ParseError} from 'jsonc-parser'
-import {isMap, isScalar, isSeq, LineCounter, parseDocument, visit, type Node as YamlNode} from 'yaml'
+import {createRequire} from 'node:module'
+
+import type {Node as YamlNode} from 'yaml'
 
 import type {Diagnostic, Position} from '../errors.js'
+
+// `yaml` costs more to load than the rest of a `show --json` run; strict JSON never needs it.
+const requireCjs = createRequire(import.meta.url)
+let yamlModule: typeof import('yaml') | undefined
+const loadYaml = (): typeof import('yaml') => (yamlModule ??= requireCjs('yaml') as typeof import('yaml'))
 
 export type KeyPath = ReadonlyArray<string | number>
 
@@ -177,6 +184,7 @@ function findJsonDuplicates(file: string, node: JsonNode, path: Array<string | n
 }
 
 function parseYaml(file: string, text: string): SourceDocument {
+  const {isMap, isScalar, isSeq, LineCounter, parseDocument} = loadYaml()
   const counter = new LineCounter()
   const doc = parseDocument(text, {lineCounter: counter, uniqueKeys: true, prettyErrors: false})
   const at = (offset: number): Position => {
@@ -238,6 +246,7 @@ function parseYaml(file: string, text: string): SourceDocument {
 
 /** The key path of the repeated key starting at `offset`, and where its first occurrence starts. */
 function findDuplicateKey(node: unknown, offset: number, path: Array<string | number> = []): {path: Array<string | number>; first: number} | undefined {
+  const {isMap, isScalar, isSeq} = loadYaml()
   if (isMap(node)) {
     for (const pair of node.items) {
       const name = isScalar(pair.key) ? pair.key.value : pair.key
@@ -267,6 +276,7 @@ function skipSpaces(text: string, offset: number): number {
 
 /** A missing closing quote is found at the end of the text; the string starts at its opening quote. */
 function unterminatedQuoteStart(contents: unknown, end: number): number | undefined {
+  const {visit} = loadYaml()
   let start: number | undefined
   visit(contents as YamlNode, {
     Scalar(_key, node) {
