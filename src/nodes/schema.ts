@@ -1,84 +1,100 @@
 // The nodes file's schema: one definition serves validation (with positions, see validate.ts) and
 // the published JSON Schema (schema/nodes.schema.json) that editors use to complete and check.
-import {z} from 'zod'
+//
+// zod is required lazily (its CommonJS build, so this stays synchronous): loading it costs more
+// than the rest of `muster show --json`, and a good file is checked by the standalone validator
+// compiled from the JSON Schema instead (scripts/build-validator.mjs). zod explains bad files.
+import {createRequire} from 'node:module'
+
+import type {z as Z} from 'zod'
 
 export const GROUP_NAME = /^[A-Za-z0-9_-]+$/
 /** `recipe[cookbook]`, `recipe[cookbook::recipe]` (optionally `@version`), or `role[name]`. */
 export const RUN_LIST_ITEM = /^(recipe\[[A-Za-z0-9_.-]+(::[A-Za-z0-9_.-]+)?(@[0-9]+(\.[0-9]+){0,2})?\]|role\[[A-Za-z0-9_.:-]+\])$/
 
-const runListItem = z
-  .string({error: 'expected a string like "recipe[cookbook::recipe]" or "role[name]"'})
-  .regex(RUN_LIST_ITEM, {error: 'expected "recipe[cookbook]", "recipe[cookbook::recipe]" or "role[name]"'})
-const runList = z.array(runListItem, {error: 'expected a list of run list items, e.g. ["recipe[nginx]"]'})
+function buildSchemas(z: typeof Z) {
+  const runListItem = z
+    .string({error: 'expected a string like "recipe[cookbook::recipe]" or "role[name]"'})
+    .regex(RUN_LIST_ITEM, {error: 'expected "recipe[cookbook]", "recipe[cookbook::recipe]" or "role[name]"'})
+  const runList = z.array(runListItem, {error: 'expected a list of run list items, e.g. ["recipe[nginx]"]'})
 
-const attributes = z.record(z.string(), z.unknown(), {error: 'expected a dict of Chef attributes'})
+  const attributes = z.record(z.string(), z.unknown(), {error: 'expected a dict of Chef attributes'})
 
-const stringList = (what: string) => z.array(z.string({error: `expected a string (${what})`}), {error: `expected a list of ${what}`})
+  const stringList = (what: string) => z.array(z.string({error: `expected a string (${what})`}), {error: `expected a list of ${what}`})
 
-export const autoscaleSchema = z
-  .strictObject(
-    {
-      timeout: z.number({error: 'expected a number of seconds'}).positive({error: 'expected a number of seconds greater than 0'}),
-      node_min: z.number({error: 'expected a whole number'}).int({error: 'expected a whole number'}).min(0, {error: 'expected a whole number ≥ 0'}),
-      node_max: z.number({error: 'expected a whole number'}).int({error: 'expected a whole number'}).min(0, {error: 'expected a whole number ≥ 0'}),
-    },
-    {error: 'expected false or a dict {timeout, node_min, node_max}'},
-  )
-  .refine((a) => a.node_min <= a.node_max, {error: 'expected node_min ≤ node_max', path: ['node_min']})
-  .describe('Run the group in an Auto Scaling group: seconds to wait for a rollout, and the size bounds.')
+  const autoscaleSchema = z
+    .strictObject(
+      {
+        timeout: z.number({error: 'expected a number of seconds'}).positive({error: 'expected a number of seconds greater than 0'}),
+        node_min: z.number({error: 'expected a whole number'}).int({error: 'expected a whole number'}).min(0, {error: 'expected a whole number ≥ 0'}),
+        node_max: z.number({error: 'expected a whole number'}).int({error: 'expected a whole number'}).min(0, {error: 'expected a whole number ≥ 0'}),
+      },
+      {error: 'expected false or a dict {timeout, node_min, node_max}'},
+    )
+    .refine((a) => a.node_min <= a.node_max, {error: 'expected node_min ≤ node_max', path: ['node_min']})
+    .describe('Run the group in an Auto Scaling group: seconds to wait for a rollout, and the size bounds.')
 
-export const serviceSchema = z
-  .strictObject(
-    {
-      port: z.number({error: 'expected a port number'}).int().min(1, {error: 'expected a port 1–65535'}).max(65_535, {error: 'expected a port 1–65535'}).optional(),
-      health_check: z.string({error: 'expected a path or command'}).optional().describe('HTTP path (starting with /) checked on the port, or a command.'),
-      depends_on: stringList('service names').optional().describe('Services whose coming and going re-provisions this node.'),
-    },
-    {error: 'expected a dict {port, health_check, depends_on}'},
-  )
-  .describe('Metadata of one service (a recipe of the group\'s service cookbook).')
+  const serviceSchema = z
+    .strictObject(
+      {
+        port: z.number({error: 'expected a port number'}).int().min(1, {error: 'expected a port 1–65535'}).max(65_535, {error: 'expected a port 1–65535'}).optional(),
+        health_check: z.string({error: 'expected a path or command'}).optional().describe('HTTP path (starting with /) checked on the port, or a command.'),
+        depends_on: stringList('service names').optional().describe('Services whose coming and going re-provisions this node.'),
+      },
+      {error: 'expected a dict {port, health_check, depends_on}'},
+    )
+    .describe('Metadata of one service (a recipe of the group\'s service cookbook).')
 
-export const groupSchema = z
-  .strictObject(
-    {
-      description: z.string({error: 'expected a string'}).optional().describe('Human description; becomes the Chef role description.'),
-      autoscale: z
-        .union([z.literal(false), autoscaleSchema], {error: 'expected false or a dict {timeout, node_min, node_max}'})
-        .optional()
-        .describe('false, or {timeout, node_min, node_max} for an Auto Scaling group.'),
-      type: z.literal('amazon-ebs', {error: 'expected "amazon-ebs" (the only builder muster generates)'}).optional().describe('Packer builder type.'),
-      region: z.string({error: 'expected an AWS region such as "us-east-1"'}).regex(/^[a-z]{2}(-[a-z]+)+-\d+$/, {error: 'expected an AWS region such as "us-east-1"'}).optional(),
-      instance_type: z.string({error: 'expected an EC2 instance type such as "m5.large"'}).regex(/^[a-z0-9-]+\.[a-z0-9-]+$/, {error: 'expected an EC2 instance type such as "m5.large"'}).optional(),
-      source_ami: z.string({error: 'expected an AMI id such as "ami-1ebb2077"'}).regex(/^ami-[0-9a-f]+$/, {error: 'expected an AMI id such as "ami-1ebb2077"'}).optional(),
-      from_base: z.boolean({error: 'expected true or false'}).optional().describe('Build from the newest baked __base__ image instead of source_ami.'),
-      ssh_username: z.string({error: 'expected a user name'}).optional().describe('User Packer connects as while baking (default "ubuntu").'),
-      security_groups: stringList('security group names').optional(),
-      subnets: stringList('subnet ids').optional().describe('Subnets for the Auto Scaling group (default: the region\'s default-VPC subnets).'),
-      tags: z.record(z.string(), z.string({error: 'expected a string tag value'}), {error: 'expected a dict of tag names to strings'}).optional(),
-      volume_size: z.number({error: 'expected a size in GiB'}).int().min(1, {error: 'expected a size in GiB ≥ 1'}).optional().describe('Root volume size in GiB.'),
-      default_attributes: attributes.optional(),
-      override_attributes: attributes.optional(),
-      run_list: runList.optional(),
-      post_run_list: runList.optional().describe('Appended after run_list (after inheritance).'),
-      packer: z
-        .union([z.literal(false), z.record(z.string(), z.unknown())], {error: 'expected false (no baking) or a dict of extra Packer source options'})
-        .optional()
-        .describe('false: no baking, boot from source_ami and converge at boot; or extra options for the Packer source block.'),
-      services: z.record(z.string(), serviceSchema, {error: 'expected a dict of service names to {port, health_check, depends_on}'}).optional(),
-    },
-    {error: 'expected a dict of group settings'},
-  )
-  .describe('A node group; every group inherits from __base__.')
+  const groupSchema = z
+    .strictObject(
+      {
+        description: z.string({error: 'expected a string'}).optional().describe('Human description; becomes the Chef role description.'),
+        autoscale: z
+          .union([z.literal(false), autoscaleSchema], {error: 'expected false or a dict {timeout, node_min, node_max}'})
+          .optional()
+          .describe('false, or {timeout, node_min, node_max} for an Auto Scaling group.'),
+        type: z.literal('amazon-ebs', {error: 'expected "amazon-ebs" (the only builder muster generates)'}).optional().describe('Packer builder type.'),
+        region: z.string({error: 'expected an AWS region such as "us-east-1"'}).regex(/^[a-z]{2}(-[a-z]+)+-\d+$/, {error: 'expected an AWS region such as "us-east-1"'}).optional(),
+        instance_type: z.string({error: 'expected an EC2 instance type such as "m5.large"'}).regex(/^[a-z0-9-]+\.[a-z0-9-]+$/, {error: 'expected an EC2 instance type such as "m5.large"'}).optional(),
+        source_ami: z.string({error: 'expected an AMI id such as "ami-1ebb2077"'}).regex(/^ami-[0-9a-f]+$/, {error: 'expected an AMI id such as "ami-1ebb2077"'}).optional(),
+        from_base: z.boolean({error: 'expected true or false'}).optional().describe('Build from the newest baked __base__ image instead of source_ami.'),
+        ssh_username: z.string({error: 'expected a user name'}).optional().describe('User Packer connects as while baking (default "ubuntu").'),
+        security_groups: stringList('security group names').optional(),
+        subnets: stringList('subnet ids').optional().describe('Subnets for the Auto Scaling group (default: the region\'s default-VPC subnets).'),
+        tags: z.record(z.string(), z.string({error: 'expected a string tag value'}), {error: 'expected a dict of tag names to strings'}).optional(),
+        volume_size: z.number({error: 'expected a size in GiB'}).int().min(1, {error: 'expected a size in GiB ≥ 1'}).optional().describe('Root volume size in GiB.'),
+        default_attributes: attributes.optional(),
+        override_attributes: attributes.optional(),
+        run_list: runList.optional(),
+        post_run_list: runList.optional().describe('Appended after run_list (after inheritance).'),
+        packer: z
+          .union([z.literal(false), z.record(z.string(), z.unknown())], {error: 'expected false (no baking) or a dict of extra Packer source options'})
+          .optional()
+          .describe('false: no baking, boot from source_ami and converge at boot; or extra options for the Packer source block.'),
+        services: z.record(z.string(), serviceSchema, {error: 'expected a dict of service names to {port, health_check, depends_on}'}).optional(),
+      },
+      {error: 'expected a dict of group settings'},
+    )
+    .describe('A node group; every group inherits from __base__.')
+  return {groupSchema, autoscaleSchema, serviceSchema}
+}
 
-export type RawGroup = z.infer<typeof groupSchema>
-export type AutoscaleSpec = z.infer<typeof autoscaleSchema>
-export type ServiceSpec = z.infer<typeof serviceSchema>
+let built: ReturnType<typeof buildSchemas> | undefined
+/** The zod schemas, built on first use. */
+export function schemas(): ReturnType<typeof buildSchemas> {
+  built ??= buildSchemas((createRequire(import.meta.url)('zod') as {z: typeof Z}).z)
+  return built
+}
 
-export const KNOWN_GROUP_KEYS: readonly string[] = Object.keys(groupSchema.shape)
+type Schemas = ReturnType<typeof buildSchemas>
+export type RawGroup = Z.infer<Schemas['groupSchema']>
+export type AutoscaleSpec = Z.infer<Schemas['autoscaleSchema']>
+export type ServiceSpec = Z.infer<Schemas['serviceSchema']>
 
 /** The JSON Schema editors use; the nodes file is a dict of group name → group. */
 export function nodesJsonSchema(): Record<string, unknown> {
-  const group = z.toJSONSchema(groupSchema, {target: 'draft-7', unrepresentable: 'any'})
+  const z = (createRequire(import.meta.url)('zod') as {z: typeof Z}).z
+  const group = z.toJSONSchema(schemas().groupSchema, {target: 'draft-7', unrepresentable: 'any'})
   delete group.$schema
   return {
     $schema: 'http://json-schema.org/draft-07/schema#',

@@ -59,10 +59,12 @@ export function parseSource(file: string, text: string): SourceDocument {
     // Only the single quotes are forgiven: YAML would also read trailing commas, comments or bare
     // words, but not as the author meant (a `// comment` becomes part of a key). Check the rest as
     // strict JSON with each single-quoted string made double-quoted (same length, so same places).
-    const requoted = doubleQuoteSingleQuoted(text)
+    const {text: requoted, exact} = doubleQuoteSingleQuoted(text)
     if (requoted === text) return json
     const strict = parseJson(file, requoted)
-    if (strict.problems.length > 0) return strict
+    // When no single-quoted string held a character that needed changing, the requoted text
+    // means exactly what the file says: no need for the (slow) YAML parser.
+    if (strict.problems.length > 0 || exact) return strict
     const yaml = parseYaml(file, text)
     return yaml.problems.length === 0 ? yaml : json
   }
@@ -70,7 +72,8 @@ export function parseSource(file: string, text: string): SourceDocument {
 }
 
 /** `'…'` outside double-quoted strings → `"…"` of the same length (content kept where JSON allows it). */
-function doubleQuoteSingleQuoted(text: string): string {
+function doubleQuoteSingleQuoted(text: string): {text: string; exact: boolean} {
+  let exact = true
   let out = ''
   let i = 0
   while (i < text.length) {
@@ -88,14 +91,16 @@ function doubleQuoteSingleQuoted(text: string): string {
         i = j
         continue
       }
-      out += `"${text.slice(i + 1, j).replace(/["\\\u0000-\u001f]/g, '_')}"`
+      const content = text.slice(i + 1, j)
+      if (/["\\\u0000-\u001f]|''/.test(content)) exact = false
+      out += `"${content.replace(/["\\\u0000-\u001f]/g, '_')}"`
       i = j + 1
     } else {
       out += c
       i++
     }
   }
-  return out
+  return {text: out, exact}
 }
 
 function parseJson(file: string, text: string): SourceDocument {
