@@ -19,6 +19,6 @@ export abstract class StackCommand extends MusterCommand {
   static override enableJsonFlag = true
 
   protected async apply(options: Omit<ApplyOptions, 'cwd'>): Promise<ApplyResult> {
-    return applyParts({...options, cwd: process.cwd(), parallel: options.parallel ?? defaultParallel()}, terminalIO())
+    return applyParts({...options, cwd: process.cwd(), parallel: options.parallel ?? defaultParallel(), verbose: this.verbose}, terminalIO())
   }
 }

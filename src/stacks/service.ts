@@ -50,6 +50,8 @@ export interface ApplyOptions {
   clearPending?: boolean
   /** Leave out groups that have no stack yet instead of creating one (packer:delete). */
   onlyExisting?: boolean
+  /** Stream the engine's own output (--verbose). */
+  verbose?: boolean
 }
 
 export interface GroupOutcome {
@@ -108,6 +110,13 @@ export function progressReporter(group: string, io: StackIO): (event: EngineEven
   }
 }
 
+/** The engine's own text output, line by line, prefixed with the group. */
+export function engineOutput(group: string, io: StackIO): (text: string) => void {
+  return (text) => {
+    for (const line of text.replace(/\n$/, '').split('\n')) io.stream(group, line)
+  }
+}
+
 export function targetsFor(stack: GroupStack, parts: Part[] | undefined): string[] | undefined {
   if (!parts) return undefined
   return parts.flatMap((part) => stack.componentTargets(PART_COMPONENTS[part].type, PART_COMPONENTS[part].name))
@@ -141,7 +150,7 @@ export async function applyParts(options: ApplyOptions, io: StackIO): Promise<Ap
       await stack.clearPending()
     }
     io.progress(`[${group.name}] previewing…`)
-    const preview = await stack.preview(targetsFor(stack, options.parts))
+    const preview = await stack.preview(targetsFor(stack, options.parts), options.verbose ? {onOutput: engineOutput(group.name, io)} : {})
     return {group, intent, stack, preview}
   })
 
@@ -163,7 +172,10 @@ export async function applyParts(options: ApplyOptions, io: StackIO): Promise<Ap
     const outcome = outcomes[index] as GroupOutcome
     if (hasChanges(p.preview)) {
       io.progress(`[${p.group.name}] updating…`)
-      const result = await p.stack.up(targetsFor(p.stack, options.parts), {onEvent: progressReporter(p.group.name, io)})
+      const result = await p.stack.up(targetsFor(p.stack, options.parts), {
+        onEvent: progressReporter(p.group.name, io),
+        ...(options.verbose ? {onOutput: engineOutput(p.group.name, io)} : {}),
+      })
       outcome.outputs = result.outputs
       outcome.applied = true
     } else {
