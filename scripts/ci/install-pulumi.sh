@@ -82,7 +82,7 @@ install_pulumi() {
     log "pulumi $PULUMI_VERSION already at $bin/pulumi, nothing to do"
     return
   fi
-  log "building pulumi $PULUMI_VERSION (found: ${have:-none}); cold, this takes 10-20 minutes on 2 cores"
+  log "building pulumi $PULUMI_VERSION (found: ${have:-none}); from cold caches this takes about 5-8 minutes on 2 cores"
   local dir="$src/pulumi-$PULUMI_VERSION" pkg="$PULUMI_MODULE/cmd/pulumi"
   prepare_wrapper "$dir" "$pkg" "$PULUMI_VERSION" "$PULUMI_MODULE@$PULUMI_VERSION" "$PULUMI_SDK_MODULE@$PULUMI_VERSION"
   # Unstamped, `pulumi version` prints a dev string the Automation API refuses to parse.
