@@ -2,20 +2,19 @@
 // command resource runs the real Packer against moto; the AMI comes back as a stack output.
 import {DescribeImagesCommand} from '@aws-sdk/client-ec2'
 import {expect} from 'chai'
-import {existsSync, mkdirSync, readFileSync, statSync, writeFileSync} from 'node:fs'
+import {existsSync, readFileSync, statSync} from 'node:fs'
 import {join} from 'node:path'
 
-import {makeTempDir, removeDir, runMuster, type CliResult} from '../support/cli.js'
+import type {CliResult} from '../support/cli.js'
 import {requireTool} from '../support/integration.js'
-import {motoEc2, startMoto, DEFAULT_SOURCE_IMAGE, type MotoServer} from '../support/moto.js'
-import {packerSandbox, type PackerSandbox} from '../support/packer.js'
+import {motoEc2, startMoto, type MotoServer} from '../support/moto.js'
+import {createMusterProject, type MusterProject} from '../support/project.js'
 
 describe('packer:run through the Pulumi engine (integration)', function () {
   this.timeout(300_000)
   let moto: MotoServer
-  let packer: PackerSandbox
+  let project: MusterProject
   let dir: string
-  let env: Record<string, string>
 
   before(async function () {
     requireTool(this, 'pulumi', 'scripts/ci/install-pulumi.sh')
@@ -23,46 +22,16 @@ describe('packer:run through the Pulumi engine (integration)', function () {
     requireTool(this, 'packer', 'scripts/ci/install-packer.sh')
     requireTool(this, 'moto_server', 'scripts/ci/install-moto.sh')
     moto = await startMoto()
-    packer = packerSandbox(moto)
-    dir = makeTempDir('muster-bake-')
-    mkdirSync(join(dir, 'cookbooks', 'web', 'recipes'), {recursive: true})
-    writeFileSync(join(dir, 'cookbooks', 'web', 'recipes', 'default.rb'), 'package "nginx"\n')
-    const packerOptions = {
-      // Against moto: no SSH (nothing to provision into), moto's endpoint, no AWS-side checks.
-      // Credentials come from the environment, never from the nodes file.
-      communicator: 'none',
-      custom_endpoint_ec2: moto.endpoint,
-      skip_credential_validation: true,
-      skip_region_validation: true,
-      skip_metadata_api_check: true,
-      // moto answers CreateImage with a snapshot tag specification with HTTP 500.
-      skip_ami_run_tags: true,
-      aws_polling: {delay_seconds: 1, max_attempts: 60},
-    }
-    writeFileSync(
-      join(dir, 'nodes.json'),
-      JSON.stringify({
-        __base__: {region: 'us-east-1', instance_type: 't3.micro', source_ami: DEFAULT_SOURCE_IMAGE.id, packer: packerOptions, run_list: ['recipe[web]']},
-        web: {description: 'web nodes'},
-        static: {packer: false},
-      }),
-    )
-    env = {
-      ...packer.env,
-      PULUMI_HOME: join(dir, '.pulumi-home'),
-      PULUMI_SKIP_UPDATE_CHECK: 'true',
-      PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: 'true',
-      PULUMI_BACKEND_URL: '',
-    }
+    project = createMusterProject(moto, {web: {description: 'web nodes'}, static: {packer: false}})
+    dir = project.dir
   })
 
   after(async () => {
-    if (dir) removeDir(dir)
-    packer?.cleanup()
+    project?.cleanup()
     await moto?.stop()
   })
 
-  const muster = (...args: string[]): CliResult => runMuster(args, {cwd: dir, env})
+  const muster = (...args: string[]): CliResult => project.muster(...args)
   const groupImages = async (group: string): Promise<string[]> => {
     const out = await motoEc2(moto).send(new DescribeImagesCommand({Owners: ['self'], Filters: [{Name: 'tag:muster:group', Values: [group]}]}))
     return (out.Images ?? []).map((i) => i.ImageId ?? '').sort()
@@ -105,7 +74,7 @@ describe('packer:run through the Pulumi engine (integration)', function () {
   })
 
   it('rebakes when a cookbook changes, keeping the old image', async () => {
-    writeFileSync(join(dir, 'cookbooks', 'web', 'recipes', 'default.rb'), 'package "nginx"\npackage "curl"\n')
+    project.writeCookbook('package "nginx"\npackage "curl"\n')
     const preview = muster('packer:run', 'web', '--preview')
     expect(preview.code, preview.stderr).to.equal(0)
     expect(preview.stderr).to.match(/web: 1 to replace/)
