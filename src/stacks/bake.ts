@@ -1,16 +1,19 @@
-// The bake part: Packer runs as a @pulumi/command local.Command, replaced when the template's or
+// The bake part: Packer runs as a command resource (shell-command.ts), replaced when the template's or
 // the cookbooks' hash changes — so an unchanged group is not rebaked — and the AMI id (read back
 // from Packer's manifest by `muster packer:ami`) is the command's stdout and a stack output.
 //
 // Nothing machine-specific goes into the resource's inputs (they live in state, shared by a team):
 // muster's own path, the project root and packer's path reach the command through the
-// environment the engine passes on (MUSTER_BIN, MUSTER_ROOT, MUSTER_PACKER).
+// environment the engine passes on (MUSTER_NODE, MUSTER_BIN, MUSTER_ROOT, MUSTER_PACKER).
 import {dirname} from 'node:path'
 
-import * as command from '@pulumi/command'
 import * as pulumi from '@pulumi/pulumi'
 
 import {packerManifestPath} from '../artifacts/packer.js'
+import {ShellCommand} from './shell-command.js'
+
+/** Where a part's command writes its stderr, relative to the project root; muster streams it. */
+export const partLog = (group: string, part: string): string => `.muster/logs/${group}-${part}.log`
 
 export const BAKE_TYPE = 'muster:stack:Bake'
 export const RETENTION_TYPE = 'muster:stack:Retention'
@@ -37,11 +40,11 @@ export class Bake extends pulumi.ComponentResource {
       `mkdir -p ${shellQuote(dirname(packerManifestPath(args.group)))}`,
       // Packer's own output goes to stderr, where it streams to the user; stdout is the AMI id alone.
       `"\${MUSTER_PACKER:-packer}" build -color=false ${shellQuote(args.templatePath)} 1>&2`,
-      `$MUSTER_BIN packer:ami ${shellQuote(args.group)} --nodes ${shellQuote(args.nodesPath)}`,
+      `"$MUSTER_NODE" "$MUSTER_BIN" packer:ami ${shellQuote(args.group)} --nodes ${shellQuote(args.nodesPath)}`,
     ].join(' && ')
-    const build = new command.local.Command(
+    const build = new ShellCommand(
       'packer-build',
-      {create, triggers: [args.templateHash, args.cookbooksHash], logging: 'stderr'},
+      {create, triggers: [args.templateHash, args.cookbooksHash], log: partLog(args.group, 'bake')},
       // A new image never deletes the old one: retention decides what goes.
       {parent: this, deleteBeforeReplace: false},
     )
@@ -63,8 +66,8 @@ export interface RetentionArgs {
 export class Retention extends pulumi.ComponentResource {
   constructor(name: string, args: RetentionArgs, opts?: pulumi.ComponentResourceOptions) {
     super(RETENTION_TYPE, name, {}, opts)
-    const create = `cd "$MUSTER_ROOT" && $MUSTER_BIN packer:retain ${shellQuote(args.group)} --keep ${args.keep} --nodes ${shellQuote(args.nodesPath)}`
-    new command.local.Command('retain', {create, triggers: [args.imageId, String(args.keep), args.askedAt], logging: 'stdoutAndStderr'}, {parent: this})
+    const create = `cd "$MUSTER_ROOT" && "$MUSTER_NODE" "$MUSTER_BIN" packer:retain ${shellQuote(args.group)} --keep ${args.keep} --nodes ${shellQuote(args.nodesPath)}`
+    new ShellCommand('retain', {create: `${create} 1>&2`, triggers: [args.imageId, String(args.keep), args.askedAt], log: partLog(args.group, 'retention')}, {parent: this})
     this.registerOutputs({})
   }
 }

@@ -51,7 +51,8 @@ export function collectChanges(stack: string, events: readonly EngineEvent[]): C
     const op = normaliseOp(metadata.op)
     const previous = byUrn.get(metadata.urn)
     if (previous && previous.op === 'replace') continue
-    const properties = [...new Set([...(metadata.diffs ?? []), ...Object.keys(metadata.detailedDiff ?? {})])].sort()
+    // diffs: changed properties; keys: the ones that force a replace; detailedDiff: per property.
+    const properties = [...new Set([...(metadata.diffs ?? []), ...(metadata.keys ?? []), ...Object.keys(metadata.detailedDiff ?? {})])].sort()
     byUrn.set(metadata.urn, {urn: metadata.urn, type: metadata.type, name: nameOfUrn(metadata.urn), op, properties})
   }
   const changes = [...byUrn.values()]

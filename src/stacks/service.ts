@@ -2,8 +2,10 @@
 // with the intent the verb asks for, preview the verb's part of each stack, show it, ask (or
 // --yes), record the intent in stack config, and update only that part — groups in parallel,
 // bounded.
+import {closeSync, existsSync, openSync, readdirSync, readSync, statSync} from 'node:fs'
+import {createRequire} from 'node:module'
 import {cpus} from 'node:os'
-import {dirname, join} from 'node:path'
+import {delimiter, dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 
 import type {EngineEvent} from '@pulumi/pulumi/automation/index.js'
@@ -84,14 +86,24 @@ export function selectStackGroups(nodes: NodesFile, names: string[] | undefined,
   return groups
 }
 
+// The engine runs muster's command resources with the Node dynamic-provider host; the launcher
+// ships in @pulumi/pulumi and resolves the SDK from the working directory, so muster points both
+// at its own copy (a Pulumi CLI built without the launcher still works, and versions match).
+const SDK_DIR = dirname(createRequire(import.meta.url).resolve('@pulumi/pulumi/package.json'))
+const NODE_MODULES = dirname(dirname(SDK_DIR))
+
 /** Variables the engine passes on to muster's own commands inside the stack (see bake.ts). */
 export function engineEnv(root: string, backend: Backend, extra: Record<string, string> = {}): Record<string, string> {
   return {
     ...backend.env,
     MUSTER_ROOT: root,
-    MUSTER_BIN: `'${process.execPath}' '${MUSTER_BIN}'`,
+    // Two variables, each quoted where used, so paths with spaces survive the shell.
+    MUSTER_NODE: process.execPath,
+    MUSTER_BIN: MUSTER_BIN,
     PULUMI_SKIP_UPDATE_CHECK: 'true',
     ...extra,
+    PATH: [extra.PATH ?? process.env.PATH ?? '', SDK_DIR].filter(Boolean).join(delimiter),
+    NODE_PATH: [NODE_MODULES, extra.NODE_PATH ?? process.env.NODE_PATH ?? ''].filter(Boolean).join(delimiter),
   }
 }
 
@@ -107,6 +119,45 @@ export function progressReporter(group: string, io: StackIO): (event: EngineEven
     if (diagnostic && diagnostic.urn && !diagnostic.ephemeral) {
       for (const line of diagnostic.message.replace(/\n$/, '').split('\n')) io.stream(group, line)
     }
+  }
+}
+
+/**
+ * Streams what the part commands write (Packer's log, retention's report) while they run: they
+ * run in the engine's provider process, which writes .muster/logs/GROUP-PART.log; this follows
+ * those files. Returns a function that reads what is left and stops.
+ */
+export function tailPartLogs(root: string, group: string, io: StackIO, intervalMs = 250): () => void {
+  const dir = join(root, '.muster', 'logs')
+  const offsets = new Map<string, number>()
+  const pending = new Map<string, string>()
+  const started = Date.now()
+  const poll = (flush: boolean): void => {
+    if (!existsSync(dir)) return
+    for (const name of readdirSync(dir)) {
+      if (!name.startsWith(`${group}-`) || !name.endsWith('.log')) continue
+      const file = join(dir, name)
+      const stat = statSync(file)
+      // A log left by an earlier run is not news.
+      if (stat.mtimeMs < started - 1000 && !offsets.has(file)) continue
+      let offset = offsets.get(file) ?? 0
+      if (stat.size < offset) offset = 0 // truncated: a new run of that part
+      if (stat.size === offset) continue
+      const fd = openSync(file, 'r')
+      const buffer = Buffer.alloc(stat.size - offset)
+      readSync(fd, buffer, 0, buffer.length, offset)
+      closeSync(fd)
+      offsets.set(file, stat.size)
+      const text = (pending.get(file) ?? '') + buffer.toString('utf8')
+      const lines = text.split('\n')
+      pending.set(file, flush ? '' : (lines.pop() ?? ''))
+      for (const line of lines) if (line !== '' || !flush) io.stream(group, line)
+    }
+  }
+  const timer = setInterval(() => poll(false), intervalMs)
+  return () => {
+    clearInterval(timer)
+    poll(true)
   }
 }
 
@@ -172,10 +223,13 @@ export async function applyParts(options: ApplyOptions, io: StackIO): Promise<Ap
     const outcome = outcomes[index] as GroupOutcome
     if (hasChanges(p.preview)) {
       io.progress(`[${p.group.name}] updating…`)
-      const result = await p.stack.up(targetsFor(p.stack, options.parts), {
-        onEvent: progressReporter(p.group.name, io),
-        ...(options.verbose ? {onOutput: engineOutput(p.group.name, io)} : {}),
-      })
+      const stopTail = tailPartLogs(root, p.group.name, io)
+      const result = await p.stack
+        .up(targetsFor(p.stack, options.parts), {
+          onEvent: progressReporter(p.group.name, io),
+          ...(options.verbose ? {onOutput: engineOutput(p.group.name, io)} : {}),
+        })
+        .finally(stopTail)
       outcome.outputs = result.outputs
       outcome.applied = true
     } else {

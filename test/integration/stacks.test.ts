@@ -19,7 +19,6 @@ describe('stacks on the real engine (integration)', function () {
 
   before(async function () {
     requireTool(this, 'pulumi', 'scripts/ci/install-pulumi.sh')
-    requireTool(this, 'pulumi-resource-command', 'scripts/ci/install-pulumi.sh')
     requireTool(this, 'packer', 'scripts/ci/install-packer.sh')
     requireTool(this, 'moto_server', 'scripts/ci/install-moto.sh')
     moto = await startMoto()

@@ -15,7 +15,7 @@ interface Seen {
   inputs: Record<string, unknown>
 }
 
-const COMMAND = 'command:local:Command'
+const COMMAND = 'pulumi-nodejs:dynamic/muster:ShellCommand'
 const BAKED_AMI = 'ami-0000baked'
 const LOOKED_UP_AMI = 'ami-0000newest'
 
@@ -88,9 +88,11 @@ describe('group program', () => {
     expect(build?.inputs.triggers).to.deep.equal(['th1', 'ch1'])
     const create = String(build?.inputs.create)
     expect(create).to.include("build -color=false 'packer/web.pkr.json'")
-    expect(create).to.include("$MUSTER_BIN packer:ami 'web' --nodes 'nodes.json'")
+    expect(create).to.include(`"$MUSTER_NODE" "$MUSTER_BIN" packer:ami 'web' --nodes 'nodes.json'`)
     expect(create).to.not.match(/\/(root|home|tmp|work)\//)
-    expect(build?.inputs).to.not.have.property('environment')
+    expect(build?.inputs.log).to.equal('.muster/logs/web-bake.log')
+    // The serialised provider lands in shared state: no path of this machine in it either.
+    expect(String(build?.inputs.__provider)).to.not.match(/\/(root|home|work)\//)
     expect(outputs.ami).to.equal(BAKED_AMI)
     const retain = named(seen, COMMAND, 'retain')
     expect(String(retain?.inputs.create)).to.include("packer:retain 'web' --keep 4")
