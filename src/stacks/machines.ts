@@ -7,7 +7,7 @@ import {TAG_GROUP} from '../artifacts/packer.js'
 import {renderUserData} from '../artifacts/userdata.js'
 import {UserError} from '../errors.js'
 import type {Group} from '../nodes/model.js'
-import {Fleet} from './fleet.js'
+import {Fleet, requireAutoscale} from './fleet.js'
 import {Instances} from './instances.js'
 import type {ProgramContext} from './program.js'
 
@@ -32,6 +32,8 @@ export function machineImage(group: Group, baked: pulumi.Input<string> | undefin
 }
 
 export async function addMachines(ctx: ProgramContext, baked: pulumi.Input<string> | undefined): Promise<Record<string, unknown>> {
+  // Refuse before any look-up: the reason is the nodes file, not AWS.
+  if (ctx.intent.fleet) requireAutoscale(ctx.group)
   const imageId = machineImage(ctx.group, baked)
   const template = ctx.userDataTemplate ?? ''
   const outputs: Record<string, unknown> = {}

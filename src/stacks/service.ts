@@ -86,11 +86,15 @@ export function selectStackGroups(nodes: NodesFile, names: string[] | undefined,
   return groups
 }
 
-// The engine runs muster's command resources with the Node dynamic-provider host; the launcher
-// ships in @pulumi/pulumi and resolves the SDK from the working directory, so muster points both
-// at its own copy (a Pulumi CLI built without the launcher still works, and versions match).
-const SDK_DIR = dirname(createRequire(import.meta.url).resolve('@pulumi/pulumi/package.json'))
+// The engine runs muster's command resources with the Node dynamic-provider host. muster puts its
+// own launcher (bin/pulumi-resource-pulumi-nodejs) first on PATH and points it at its own copy of
+// the SDK: a Pulumi CLI built without the launcher still works, the versions match, and the host
+// is the process the engine stops (the SDK's sh launcher would leave node running).
+const requireHere = createRequire(import.meta.url)
+const DYNAMIC_PROVIDER = requireHere.resolve('@pulumi/pulumi/cmd/dynamic-provider/index.js')
+const SDK_DIR = dirname(requireHere.resolve('@pulumi/pulumi/package.json'))
 const NODE_MODULES = dirname(dirname(SDK_DIR))
+const LAUNCHER_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin')
 
 /** Variables the engine passes on to muster's own commands inside the stack (see bake.ts). */
 export function engineEnv(root: string, backend: Backend, extra: Record<string, string> = {}): Record<string, string> {
@@ -102,7 +106,8 @@ export function engineEnv(root: string, backend: Backend, extra: Record<string, 
     MUSTER_BIN: MUSTER_BIN,
     PULUMI_SKIP_UPDATE_CHECK: 'true',
     ...extra,
-    PATH: [extra.PATH ?? process.env.PATH ?? '', SDK_DIR].filter(Boolean).join(delimiter),
+    MUSTER_DYNAMIC_PROVIDER: DYNAMIC_PROVIDER,
+    PATH: [LAUNCHER_DIR, extra.PATH ?? process.env.PATH ?? ''].filter(Boolean).join(delimiter),
     NODE_PATH: [NODE_MODULES, extra.NODE_PATH ?? process.env.NODE_PATH ?? ''].filter(Boolean).join(delimiter),
   }
 }

@@ -186,6 +186,14 @@ export function translatePulumiError(error: unknown, group: string): unknown {
         cause: error,
       })
     }
+    const plugin = /no resource plugin '(pulumi-resource-[a-z0-9-]+)' found in the workspace at version (v[0-9.]+)/.exec(message)
+    if (plugin) {
+      const name = (plugin[1] as string).replace('pulumi-resource-', '')
+      return new UserError(`the Pulumi ${name} provider plugin ${plugin[2]} is not installed`, {
+        hint: `Install it once with: pulumi plugin install resource ${name} ${plugin[2]}`,
+        cause: error,
+      })
+    }
     if (/passphrase/i.test(message) && /(incorrect|invalid|must be set|PULUMI_CONFIG_PASSPHRASE)/i.test(message)) {
       return new UserError(`Pulumi could not decrypt the stack of ${group}`, {
         hint: 'Set PULUMI_CONFIG_PASSPHRASE (or PULUMI_CONFIG_PASSPHRASE_FILE) to the passphrase the stack was created with.',

@@ -43,8 +43,8 @@ describe('stacks on the real engine (integration)', function () {
     project.writeCookbook('package "nginx"\npackage "jq"\n')
     const result = project.muster('preview', 'web', 'api', '--markdown')
     expect(result.code, result.stderr).to.equal(2)
-    expect(result.stdout).to.include('| web | 0 | 0 | 1 | 0 |')
-    expect(result.stdout).to.match(/\| replace \| `packer-build` \| `command:local:Command` \| .*`triggers`/)
+    expect(result.stdout).to.include('| web | 0 | 0 | 2 | 0 |')
+    expect(result.stdout).to.match(/\| replace \| `packer-build` \| `pulumi-nodejs:dynamic\/muster:ShellCommand` \| .*`triggers`/)
     expect(result.stdout).to.include('| api | 0 | 0 | 0 | 0 |')
     const json = project.muster('preview', 'web', '--json')
     expect(json.code).to.equal(2)
@@ -59,7 +59,7 @@ describe('stacks on the real engine (integration)', function () {
     const result = project.muster('preview', 'plain', 'api', '--markdown')
     expect(result.code).to.equal(1)
     expect(result.stdout).to.include('| plain | error | | | |')
-    expect(result.stdout).to.include('autoscale: false')
+    expect(result.stdout, result.stdout).to.include('autoscale: false')
     expect(spawnSyncIn(project, pulumi, ['config', 'set', 'muster:fleet', 'false', '--stack', 'plain']).code).to.equal(0)
   })
 
@@ -78,24 +78,29 @@ describe('stacks on the real engine (integration)', function () {
     expect(readdirSync(locks)).to.deep.equal([])
   })
 
-  it('after an interrupted bake, the next update says how to recover, and --clear-pending does', async () => {
+  it('after an interrupted bake: the lock it left is named with the way to clear it, then the update recovers', async () => {
     // A packer that hangs, so the update can be killed while the command resource is creating.
     const marker = join(project.dir, 'packer-started')
     const slow = join(project.dir, 'slow-packer.sh')
-    writeFileSync(slow, `#!/bin/sh\ntouch '${marker}'\nsleep 120\n`)
+    writeFileSync(slow, `#!/bin/sh\ntouch '${marker}'\nexec sleep 120\n`)
     chmodSync(slow, 0o755)
     const child = spawn(process.execPath, [binRun, 'packer:run', 'api', '--yes'], {cwd: project.dir, env: {...process.env, ...project.env, MUSTER_PACKER: slow}, detached: true, stdio: 'ignore'})
     for (let i = 0; i < 600 && !existsSync(marker); i++) await sleep(100)
     expect(existsSync(marker), 'the slow packer started').to.equal(true)
-    // Kill muster, the pulumi CLI and the provider at once, as a lost SSH session would.
+    // Kill muster and the pulumi CLI at once, as a lost SSH session would.
     process.kill(-(child.pid as number), 'SIGKILL')
+    spawnSyncImpl('pkill', ['-f', 'exec sleep 120|sleep 120'])
     await sleep(500)
 
-    const next = project.muster('packer:run', 'api', '--yes')
-    expect(next.code).to.equal(1)
-    expect(next.stderr).to.include('interrupted')
-    expect(next.stderr).to.include('muster up api --clear-pending')
+    // The killed update could not release its lock: muster says so and how to clear it.
+    const locked = project.muster('packer:run', 'api', '--yes')
+    expect(locked.code).to.equal(1)
+    expect(locked.stderr).to.include('the stack of api is locked by another update')
+    expect(locked.stderr).to.include('pulumi cancel --stack api --yes')
+    const cancel = spawnSyncIn(project, findTool('pulumi') as string, ['cancel', '--stack', 'api', '--yes'])
+    expect(cancel.code, cancel.stderr).to.equal(0)
 
+    // Converging with --clear-pending (a refresh that drops pending creates first) completes the bake.
     const recovered = project.muster('up', 'api', '--clear-pending', '--yes', '--json')
     expect(recovered.code, recovered.stderr).to.equal(0)
     const out = JSON.parse(recovered.stdout) as {groups: Array<{outputs?: {ami?: string}}>}
