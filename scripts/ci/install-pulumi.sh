@@ -1,20 +1,21 @@
 #!/usr/bin/env bash
-# Builds the Pulumi CLI and the command provider plugin from their Go modules into
-# $MUSTER_TOOLS/bin (default ~/.cache/muster/tools/bin). Idempotent: a binary that already reports
-# the wanted version is left alone; Go's module cache (~/go/pkg/mod) and build cache make a
-# rebuild after a version bump cheap.
+# Builds the Pulumi CLI from its Go module into $MUSTER_TOOLS/bin (default
+# ~/.cache/muster/tools/bin). Idempotent: a binary that already reports the wanted version is left
+# alone; Go's module cache (~/go/pkg/mod) and build cache make a rebuild after a version bump cheap.
 #
-# The versions must match the npm packages: @pulumi/pulumi for the CLI (the Automation API parses
-# `pulumi version`) and the `pulumi.version` field of @pulumi/command's package.json for the plugin
-# (the SDK asks the engine for exactly that plugin version).
+# The version must match @pulumi/pulumi in package.json (the Automation API parses `pulumi version`).
+#
+# No command provider plugin: muster runs its commands (bake, retention) as Node dynamic-provider
+# resources, whose host ships in @pulumi/pulumi. pulumi-resource-command could not be built here
+# anyway: `go mod download github.com/pulumi/pulumi-command/provider@v1.2.1` fails (the module
+# proxy answers 403 "This module version is not available" for it, its version list and its
+# pseudo-versions; the repository's root module v1.2.1 carries no Go code).
 set -euo pipefail
 
 PULUMI_VERSION="${PULUMI_VERSION:-v3.248.0}"
-COMMAND_VERSION="${COMMAND_VERSION:-v1.2.1}"
 
 PULUMI_MODULE=github.com/pulumi/pulumi/pkg/v3
 PULUMI_SDK_MODULE=github.com/pulumi/pulumi/sdk/v3
-COMMAND_MODULE=github.com/pulumi/pulumi-command/provider
 
 tools="${MUSTER_TOOLS:-$HOME/.cache/muster/tools}"
 bin="$tools/bin"
@@ -97,46 +98,5 @@ install_pulumi() {
   log "installed pulumi $have at $bin/pulumi"
 }
 
-# The plugin has no version flag; its Go build info records the module version and our -X stamp
-# (the latter only without -trimpath, which drops -ldflags from the build info).
-command_plugin_version() {
-  if go version -m "$bin/pulumi-resource-command" 2>/dev/null | grep -q "version.Version=${COMMAND_VERSION#v}"; then
-    built_from "$bin/pulumi-resource-command" "$COMMAND_MODULE"
-  fi
-}
-
-install_command_plugin() {
-  local have
-  have="$(command_plugin_version)"
-  if [ "$have" = "$COMMAND_VERSION" ]; then
-    log "pulumi-resource-command $COMMAND_VERSION already at $bin/pulumi-resource-command, nothing to do"
-    return
-  fi
-  log "building pulumi-resource-command $COMMAND_VERSION (found: ${have:-none})"
-  local err
-  if ! err="$(go mod download -json "$COMMAND_MODULE@$COMMAND_VERSION" 2>&1)"; then
-    # The provider lives in provider/, a nested module of the pulumi-command repository, whose
-    # release tags (v1.2.1) belong to the root module; with no provider/v1.2.1 tag the module proxy
-    # has no such version, any pseudo-version of it is refused by the proxy reachable here, and the
-    # root module's v1.2.1 zip leaves the nested module out. The fallback to git needs GitHub.
-    log "BLOCKED: cannot fetch $COMMAND_MODULE@$COMMAND_VERSION through the Go module proxy:"
-    echo "$err" >&2
-    log "the command plugin is not installed; tests that need it skip (or fail under MUSTER_REQUIRE_INTEGRATION=1)"
-    return 1
-  fi
-  local dir="$src/pulumi-command-$COMMAND_VERSION" pkg="$COMMAND_MODULE/cmd/pulumi-resource-command"
-  prepare_wrapper "$dir" "$pkg" "$COMMAND_VERSION" "$COMMAND_MODULE@$COMMAND_VERSION"
-  # Same stamp as the provider's Makefile (VERSION_PATH, generic version without the v).
-  (cd "$dir" && go build -o "$bin/pulumi-resource-command.new" \
-    -ldflags "-s -w -X $COMMAND_MODULE/pkg/version.Version=${COMMAND_VERSION#v}" "$pkg")
-  mv -f "$bin/pulumi-resource-command.new" "$bin/pulumi-resource-command"
-  have="$(command_plugin_version)"
-  [ "$have" = "$COMMAND_VERSION" ] || { log "built plugin reports '${have:-nothing}', expected $COMMAND_VERSION"; exit 1; }
-  log "installed pulumi-resource-command $have at $bin/pulumi-resource-command"
-}
-
-status=0
 install_pulumi
-install_command_plugin || status=$?
 log "done in $(($(date +%s) - started))s"
-exit "$status"

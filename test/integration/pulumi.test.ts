@@ -2,12 +2,9 @@
 // API with inline programs, on a file backend and on an S3 backend served by moto.
 //
 // Each resource appends to a log file when it is created or deleted, so the tests see what the
-// engine really did, not only what it reports. Two providers are exercised with the same program
-// shape: @pulumi/command's local.Command (needs the pulumi-resource-command plugin) and a Node
-// dynamic provider (needs only the launcher shipped in @pulumi/pulumi), which keeps the engine
-// paths covered even where the command plugin cannot be built.
+// engine really did, not only what it reports. The resource is a Node dynamic provider (the host
+// ships in @pulumi/pulumi), the kind muster's own command resources are.
 import {CreateBucketCommand, ListObjectsV2Command, S3Client} from '@aws-sdk/client-s3'
-import command from '@pulumi/command'
 import * as pulumi from '@pulumi/pulumi'
 import {ConcurrentUpdateError, type PulumiFn, type Stack} from '@pulumi/pulumi/automation/index.js'
 import {expect} from 'chai'
@@ -25,17 +22,6 @@ import {createPulumiSandbox, type PulumiSandbox} from '../support/pulumi.js'
 const fs = createRequire(import.meta.url)('node:fs') as typeof import('node:fs')
 
 type ProgramFactory = (log: string, trigger: string) => PulumiFn
-
-/** local.Command: create logs "create" and prints a fresh token; delete logs "delete <that token>". */
-const commandProgram: ProgramFactory = (log, trigger) => async () => {
-  const cmd = new command.local.Command('writer', {
-    create: 'echo create >> "$LOG"; echo "hello $(date +%s%N)"',
-    delete: 'echo "delete $PULUMI_COMMAND_STDOUT" >> "$LOG"',
-    environment: {LOG: log},
-    triggers: [trigger],
-  })
-  return {stdout: cmd.stdout, log}
-}
 
 interface LoggerInputs {
   log: string
@@ -82,7 +68,6 @@ interface ProviderCase {
 }
 
 const providers: ProviderCase[] = [
-  {name: '@pulumi/command local.Command', program: commandProgram, plugin: 'pulumi-resource-command'},
   {name: 'a Node dynamic provider', program: dynamicProgram},
 ]
 
@@ -293,7 +278,7 @@ describe('Pulumi engine (real CLI, Automation API)', function () {
         if (!s3) throw new Error('no S3 client')
         const listing = await s3.send(new ListObjectsV2Command({Bucket: bucket, Prefix: '.pulumi/stacks/'}))
         const keys = (listing.Contents ?? []).map((object) => object.Key ?? '')
-        for (const stackName of ['s3-1', 's3-lock']) {
+        for (const stackName of [...providers.map((_, i) => `s3-${i}`), 's3-lock']) {
           expect(keys, keys.join(', ')).to.include(`.pulumi/stacks/muster-test/${stackName}.json`)
         }
       })

@@ -90,6 +90,8 @@ describe('stacks on the real engine (integration)', function () {
     // Kill muster and the pulumi CLI at once, as a lost SSH session would.
     process.kill(-(child.pid as number), 'SIGKILL')
     spawnSyncImpl('pkill', ['-f', 'exec sleep 120|sleep 120'])
+    // The engine was killed too hard to stop its provider host; nothing else runs during this test.
+    spawnSyncImpl('pkill', ['-f', 'cmd/dynamic-provider/index.js'])
     await sleep(500)
 
     // The killed update could not release its lock: muster says so and how to clear it.
