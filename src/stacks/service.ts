@@ -15,7 +15,7 @@ import {UserError} from '../errors.js'
 import {loadNodes} from '../nodes/load.js'
 import {BASE, type Group, type NodesFile} from '../nodes/model.js'
 import {type Backend, chooseBackend} from './backend.js'
-import {type ChangeSet, hasChanges, nameOfUrn} from './changes.js'
+import {type ChangeSet, collectChanges, hasChanges, nameOfUrn} from './changes.js'
 import {buildContext} from './context.js'
 import type {Intent} from './intent.js'
 import {mapBounded} from './parallel.js'
@@ -197,24 +197,28 @@ export async function applyParts(options: ApplyOptions, io: StackIO): Promise<Ap
     }
   })
   const existing = found.filter((f): f is NonNullable<typeof f> => f !== undefined)
-  const prepared = await mapBounded(existing, parallel, async ({group, probe}) => {
-    const intent = options.change(await probe.intent(), group)
+  const prepared = await mapBounded(existing, parallel, async ({group, probe: stack}) => {
+    const intent = options.change(await stack.intent(), group)
     const context = buildContext(root, nodes, group, intent, {writeTemplate: !options.previewOnly})
-    const stack = await openGroupStack({root, backend, env}, group.name, groupProgram(context), {create: !options.onlyExisting})
+    stack.setProgram(groupProgram(context))
     if (options.clearPending) {
       io.progress(`[${group.name}] clearing pending operations (refresh)…`)
       await stack.clearPending()
     }
+    // With --yes nobody is asked, so the separate preview is skipped: the update itself reports
+    // what it changed (the engine previews each step anyway), which halves the engine's work.
+    if (options.yes && !options.previewOnly) return {group, intent, stack, preview: undefined}
     io.progress(`[${group.name}] previewing…`)
     const preview = await stack.preview(targetsFor(stack, options.parts), options.verbose ? {onOutput: engineOutput(group.name, io)} : {})
     return {group, intent, stack, preview}
   })
 
-  const outcomes: GroupOutcome[] = prepared.map((p) => ({group: p.group.name, intent: p.intent, preview: p.preview, applied: false}))
-  io.showPreview(prepared.map((p) => p.preview))
+  const outcomes: GroupOutcome[] = prepared.map((p) => ({group: p.group.name, intent: p.intent, preview: p.preview ?? collectChanges(p.group.name, []), applied: false}))
+  const previews = prepared.flatMap((p) => (p.preview ? [p.preview] : []))
+  if (previews.length > 0) io.showPreview(previews)
   if (options.previewOnly) return {backend: backend.describe, groups: outcomes}
 
-  const changing = prepared.filter((p) => hasChanges(p.preview))
+  const changing = prepared.filter((p) => p.preview && hasChanges(p.preview))
   if (changing.length > 0 && !options.yes) {
     if (!io.interactive) {
       throw new UserError('this changes infrastructure and there is no terminal to ask for confirmation', {hint: 'Review the preview above, then run again with --yes (or --preview to only preview).'})
@@ -226,7 +230,7 @@ export async function applyParts(options: ApplyOptions, io: StackIO): Promise<Ap
   await mapBounded(prepared, parallel, async (p, index) => {
     await p.stack.recordIntent(p.intent)
     const outcome = outcomes[index] as GroupOutcome
-    if (hasChanges(p.preview)) {
+    if (!p.preview || hasChanges(p.preview)) {
       io.progress(`[${p.group.name}] updating…`)
       const stopTail = tailPartLogs(root, p.group.name, io)
       const result = await p.stack
@@ -236,7 +240,11 @@ export async function applyParts(options: ApplyOptions, io: StackIO): Promise<Ap
         })
         .finally(stopTail)
       outcome.outputs = result.outputs
-      outcome.applied = true
+      outcome.applied = hasChanges(result.changes)
+      if (!p.preview) {
+        outcome.preview = result.changes
+        io.showPreview([result.changes])
+      }
     } else {
       outcome.outputs = await p.stack.outputs()
     }
@@ -268,9 +276,8 @@ export async function previewGroups(options: PreviewOptions, io: Pick<StackIO, '
   const env = engineEnv(root, backend, options.env)
   const results = await mapBounded(groups, options.parallel ?? defaultParallel(), async (group) => {
     try {
-      const probe = await openGroupStack({root, backend, env}, group.name, async () => ({}), {create: true})
-      const intent = await probe.intent()
-      const stack = await openGroupStack({root, backend, env}, group.name, groupProgram(buildContext(root, nodes, group, intent, {writeTemplate: false})), {create: true})
+      const stack = await openGroupStack({root, backend, env}, group.name, async () => ({}), {create: true})
+      stack.setProgram(groupProgram(buildContext(root, nodes, group, await stack.intent(), {writeTemplate: false})))
       io.progress(`[${group.name}] previewing…`)
       return {set: await stack.preview(undefined)}
     } catch (error) {
@@ -301,9 +308,8 @@ export async function destroyGroup(options: DestroyOptions, io: StackIO): Promis
   const group = requireGroup(nodes, options.group)
   const backend = chooseBackend(root, {...process.env, ...options.env})
   const env = engineEnv(root, backend, options.env)
-  const probe = await openGroupStack({root, backend, env}, group.name, async () => ({}), {create: false})
-  const intent = await probe.intent()
-  const stack = await openGroupStack({root, backend, env}, group.name, groupProgram(buildContext(root, nodes, group, intent, {writeTemplate: false})), {create: false})
+  const stack = await openGroupStack({root, backend, env}, group.name, async () => ({}), {create: false})
+  stack.setProgram(groupProgram(buildContext(root, nodes, group, await stack.intent(), {writeTemplate: false})))
   const preview = await stack.destroy({previewOnly: true, remove: false})
   io.showPreview([preview])
   if (options.previewOnly) return preview

@@ -70,6 +70,11 @@ export class GroupStack {
     return [this.urn(type, name), `urn:pulumi:${this.group}::${this.project}::${type}$**`]
   }
 
+  /** The program depends on the recorded intent, so a stack is opened first and programmed after. */
+  setProgram(program: PulumiFn): void {
+    this.stack.workspace.program = program
+  }
+
   async intent(): Promise<Intent> {
     return intentFromConfig(await this.stack.getAllConfig())
   }
