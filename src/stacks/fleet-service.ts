@@ -85,11 +85,16 @@ function asgNamesOf(outputs: Record<string, unknown> | undefined): string[] {
 
 export type UpdateStrategy = 'rolling' | 'blue-green'
 
-/** The generations a blue-green update goes through: [live] → [live, next] → [next]. */
+/**
+ * The generations a blue-green update goes through: [live] → [live, next] → [next]. Growing only
+ * adds: after an interrupted update ([old, new], the new one perhaps never in service) every
+ * generation stays until `next` is in service ([old, new, next] → [next]), so the grow step never
+ * deletes the generation that may be the only one serving.
+ */
 export function blueGreenSteps(intent: Intent): {grow: number[]; shrink: number[]; next: number} {
   const live = Math.max(...intent.generations)
   const next = live + 1
-  return {grow: [live, next], shrink: [next], next}
+  return {grow: [...new Set(intent.generations)].sort((a, b) => a - b).concat(next), shrink: [next], next}
 }
 
 export interface AutoscaleUpdateDeps {
@@ -191,6 +196,21 @@ export interface InstanceCreateResult extends ApplyResult {
   dnaFiles: string[]
 }
 
+/**
+ * The zone of a new instance: the requested one (refused when the region lists zones and it is not
+ * among them), else one of `zones` picked with `random` (a number in [0, 1)).
+ */
+export function chooseZone(region: string, zones: readonly string[], requested: string | undefined, random: () => number): string {
+  if (requested !== undefined) {
+    if (zones.length > 0 && !zones.includes(requested)) {
+      throw new UserError(`zone ${requested} is not an available zone of ${region}`, {hint: `Zones: ${zones.join(', ')}; or leave --zone out for a random one.`})
+    }
+    return requested
+  }
+  if (zones.length === 0) throw new UserError(`${region} reports no available zone`, {hint: 'Pass --zone.'})
+  return zones[Math.min(zones.length - 1, Math.floor(random() * zones.length))] as string
+}
+
 /** instance:create: record a one-off instance in the group's stack, launch it, write its dna. */
 export async function instanceCreate(options: InstanceCreateOptions, io: StackIO, deps: InstanceCreateDeps = {}): Promise<InstanceCreateResult> {
   const nodes = loadNodes({cwd: options.cwd, path: options.nodesPath})
@@ -199,14 +219,7 @@ export async function instanceCreate(options: InstanceCreateOptions, io: StackIO
     throw new UserError(`instance name "${options.name}" is not usable`, {hint: 'Use letters, digits, "_" and "-" (at most 64).'})
   }
   const zones = await (deps.zones ?? regionZones)(group.region)
-  let zone = options.zone
-  if (zone !== undefined && zones.length > 0 && !zones.includes(zone)) {
-    throw new UserError(`zone ${zone} is not an available zone of ${group.region}`, {hint: `Zones: ${zones.join(', ')}; or leave --zone out for a random one.`})
-  }
-  if (zone === undefined) {
-    if (zones.length === 0) throw new UserError(`${group.region} reports no available zone`, {hint: 'Pass --zone.'})
-    zone = zones[Math.floor((deps.random ?? Math.random)() * zones.length)] as string
-  }
+  const zone = chooseZone(group.region, zones, options.zone, deps.random ?? Math.random)
   let publicKey: string | undefined
   if (options.keyPath) {
     const path = join(options.cwd, options.keyPath)
@@ -214,7 +227,6 @@ export async function instanceCreate(options: InstanceCreateOptions, io: StackIO
     const {readFileSync} = await import('node:fs')
     publicKey = openSshPublicKeyFromPem(readFileSync(existsSync(options.keyPath) ? options.keyPath : path, 'utf8'))
   }
-  const chosenZone = zone
   const result = await applyParts(
     {
       cwd: options.cwd,
@@ -224,7 +236,7 @@ export async function instanceCreate(options: InstanceCreateOptions, io: StackIO
         if (intent.instances.some((i) => i.name === options.name)) {
           throw new UserError(`group ${group.name} already has an instance named ${options.name}`, {hint: 'Names are unique within a group; pick another --name.'})
         }
-        return {...intent, instances: [...intent.instances, {name: options.name, zone: chosenZone, ...(publicKey ? {publicKey} : {})}]}
+        return {...intent, instances: [...intent.instances, {name: options.name, zone, ...(publicKey ? {publicKey} : {})}]}
       },
       parts: ['instances'],
       yes: options.yes,
