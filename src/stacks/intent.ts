@@ -23,7 +23,8 @@ export interface Intent {
   fleet: boolean
   /**
    * Auto Scaling group generations the stack holds: [N] normally, [N, N+1] during a blue-green
-   * update until the old one is retired (see fleet.ts).
+   * update until the old one is retired (and [N, N+1, N+2] when an interrupted one is rerun; see
+   * blueGreenSteps in fleet-service.ts).
    */
   generations: number[]
   /** One-off instances (instance:create). */

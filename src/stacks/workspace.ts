@@ -19,7 +19,7 @@ import {atomicWrite} from '../artifacts/writer.js'
 import {UserError} from '../errors.js'
 import type {Backend} from './backend.js'
 import {type ChangeSet, collectChanges} from './changes.js'
-import {type Intent, intentFromConfig, intentToConfig} from './intent.js'
+import {CONFIG_NAMESPACE, type Intent, intentFromConfig, intentToConfig} from './intent.js'
 
 export const DEFAULT_PROJECT_YAML = `# One Pulumi project for the fleet; muster makes one stack per node group.
 name: muster
@@ -80,7 +80,12 @@ export class GroupStack {
   }
 
   async recordIntent(intent: Intent): Promise<void> {
-    await this.stack.setAllConfig(intentToConfig(intent))
+    const config = intentToConfig(intent)
+    await this.stack.setAllConfig(config)
+    // Optional keys the intent no longer has (cleanedAt after packer:delete) must go, not linger.
+    const current = await this.stack.getAllConfig()
+    const stale = Object.keys(current).filter((key) => key.startsWith(`${CONFIG_NAMESPACE}:`) && !(key in config))
+    if (stale.length > 0) await this.stack.removeAllConfig(stale)
   }
 
   async preview(targets: string[] | undefined, hooks: RunHooks = {}): Promise<ChangeSet> {
