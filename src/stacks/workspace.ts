@@ -88,33 +88,29 @@ export class GroupStack {
     if (stale.length > 0) await this.stack.removeAllConfig(stale)
   }
 
-  async preview(targets: string[] | undefined, hooks: RunHooks = {}): Promise<ChangeSet> {
+  /** Engine options that also keep every event, so the caller gets the changes back. */
+  private recording(targets: string[] | undefined, hooks: RunHooks): {events: EngineEvent[]; options: {target?: string[]; onEvent: (event: EngineEvent) => void; onOutput?: (text: string) => void}} {
     const events: EngineEvent[] = []
-    await this.translate(() =>
-      this.stack.preview({
-        ...(targets ? {target: targets} : {}),
-        onEvent: (event) => {
-          events.push(event)
-          hooks.onEvent?.(event)
-        },
-        ...(hooks.onOutput ? {onOutput: hooks.onOutput} : {}),
-      }),
-    )
+    const options = {
+      ...(targets ? {target: targets} : {}),
+      onEvent: (event: EngineEvent) => {
+        events.push(event)
+        hooks.onEvent?.(event)
+      },
+      ...(hooks.onOutput ? {onOutput: hooks.onOutput} : {}),
+    }
+    return {events, options}
+  }
+
+  async preview(targets: string[] | undefined, hooks: RunHooks = {}): Promise<ChangeSet> {
+    const {events, options} = this.recording(targets, hooks)
+    await this.translate(() => this.stack.preview(options))
     return collectChanges(this.group, events)
   }
 
   async up(targets: string[] | undefined, hooks: RunHooks = {}): Promise<UpResult> {
-    const events: EngineEvent[] = []
-    const result = await this.translate(() =>
-      this.stack.up({
-        ...(targets ? {target: targets} : {}),
-        onEvent: (event) => {
-          events.push(event)
-          hooks.onEvent?.(event)
-        },
-        ...(hooks.onOutput ? {onOutput: hooks.onOutput} : {}),
-      }),
-    )
+    const {events, options} = this.recording(targets, hooks)
+    const result = await this.translate(() => this.stack.up(options))
     return {outputs: Object.fromEntries(Object.entries(result.outputs).map(([k, v]) => [k, v.value])), changes: collectChanges(this.group, events)}
   }
 
@@ -124,19 +120,9 @@ export class GroupStack {
   }
 
   /** Destroys every resource; with previewOnly, only says what would go. */
-  async destroy(options: {previewOnly: boolean; remove: boolean}, hooks: RunHooks = {}): Promise<ChangeSet> {
-    const events: EngineEvent[] = []
-    await this.translate(() =>
-      this.stack.destroy({
-        previewOnly: options.previewOnly,
-        remove: options.remove,
-        onEvent: (event) => {
-          events.push(event)
-          hooks.onEvent?.(event)
-        },
-        ...(hooks.onOutput ? {onOutput: hooks.onOutput} : {}),
-      }),
-    )
+  async destroy(destroy: {previewOnly: boolean; remove: boolean}, hooks: RunHooks = {}): Promise<ChangeSet> {
+    const {events, options} = this.recording(undefined, hooks)
+    await this.translate(() => this.stack.destroy({...options, previewOnly: destroy.previewOnly, remove: destroy.remove}))
     return collectChanges(this.group, events)
   }
 

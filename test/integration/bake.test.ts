@@ -6,9 +6,8 @@ import {existsSync, readFileSync, statSync} from 'node:fs'
 import {join} from 'node:path'
 
 import type {CliResult} from '../support/cli.js'
-import {requireTool} from '../support/integration.js'
-import {motoEc2, startMoto, type MotoServer} from '../support/moto.js'
-import {createMusterProject, type MusterProject} from '../support/project.js'
+import {motoEc2, type MotoServer} from '../support/moto.js'
+import {startStackProject, type MusterProject} from '../support/project.js'
 
 describe('packer:run through the Pulumi engine (integration)', function () {
   this.timeout(300_000)
@@ -17,11 +16,7 @@ describe('packer:run through the Pulumi engine (integration)', function () {
   let dir: string
 
   before(async function () {
-    requireTool(this, 'pulumi', 'scripts/ci/install-pulumi.sh')
-    requireTool(this, 'packer', 'scripts/ci/install-packer.sh')
-    requireTool(this, 'moto_server', 'scripts/ci/install-moto.sh')
-    moto = await startMoto()
-    project = createMusterProject(moto, {web: {description: 'web nodes'}, static: {packer: false}})
+    ({moto, project} = await startStackProject(this, {web: {description: 'web nodes'}, static: {packer: false}}))
     dir = project.dir
   })
 

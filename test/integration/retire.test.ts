@@ -5,9 +5,8 @@ import {expect} from 'chai'
 import {existsSync, readFileSync} from 'node:fs'
 import {join} from 'node:path'
 
-import {requireTool} from '../support/integration.js'
-import {motoEc2, startMoto, type MotoServer} from '../support/moto.js'
-import {createMusterProject, type MusterProject} from '../support/project.js'
+import {motoEc2, type MotoServer} from '../support/moto.js'
+import {startStackProject, type MusterProject} from '../support/project.js'
 
 describe('retiring images through the stack (integration)', function () {
   this.timeout(300_000)
@@ -15,11 +14,7 @@ describe('retiring images through the stack (integration)', function () {
   let project: MusterProject
 
   before(async function () {
-    requireTool(this, 'pulumi', 'scripts/ci/install-pulumi.sh')
-    requireTool(this, 'packer', 'scripts/ci/install-packer.sh')
-    requireTool(this, 'moto_server', 'scripts/ci/install-moto.sh')
-    moto = await startMoto()
-    project = createMusterProject(moto, {web: {}})
+    ({moto, project} = await startStackProject(this, {web: {}}))
   })
 
   after(async () => {

@@ -6,9 +6,9 @@ import {chmodSync, existsSync, mkdirSync, readdirSync, writeFileSync} from 'node
 import {join} from 'node:path'
 
 import {binRun} from '../support/cli.js'
-import {findTool, requireTool} from '../support/integration.js'
-import {startMoto, type MotoServer} from '../support/moto.js'
-import {createMusterProject, type MusterProject} from '../support/project.js'
+import {findTool} from '../support/integration.js'
+import type {MotoServer} from '../support/moto.js'
+import {startStackProject, type MusterProject} from '../support/project.js'
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 
@@ -18,11 +18,7 @@ describe('stacks on the real engine (integration)', function () {
   let project: MusterProject
 
   before(async function () {
-    requireTool(this, 'pulumi', 'scripts/ci/install-pulumi.sh')
-    requireTool(this, 'packer', 'scripts/ci/install-packer.sh')
-    requireTool(this, 'moto_server', 'scripts/ci/install-moto.sh')
-    moto = await startMoto()
-    project = createMusterProject(moto, {web: {}, api: {}, plain: {}, boot: {packer: false}})
+    ({moto, project} = await startStackProject(this, {web: {}, api: {}, plain: {}, boot: {packer: false}}))
     const baked = project.muster('packer:run', 'web', '--yes')
     expect(baked.code, baked.stderr).to.equal(0)
   })

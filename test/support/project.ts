@@ -4,7 +4,8 @@ import {mkdirSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
 import {makeTempDir, removeDir, runMuster, type CliResult} from './cli.js'
-import {DEFAULT_SOURCE_IMAGE, type MotoServer} from './moto.js'
+import {requireTool} from './integration.js'
+import {DEFAULT_SOURCE_IMAGE, startMoto, type MotoServer} from './moto.js'
 import {packerSandbox, type PackerSandbox} from './packer.js'
 
 export interface MusterProject {
@@ -66,4 +67,16 @@ export function createMusterProject(moto: MotoServer, groups: Record<string, Rec
       packer.cleanup()
     },
   }
+}
+
+/**
+ * For a suite's `before` hook: requires the Pulumi CLI, Packer and moto (skip, or fail under
+ * MUSTER_REQUIRE_INTEGRATION=1), starts moto and makes a project with these groups.
+ */
+export async function startStackProject(ctx: Mocha.Context, groups: Record<string, Record<string, unknown>>): Promise<{moto: MotoServer; project: MusterProject}> {
+  requireTool(ctx, 'pulumi', 'scripts/ci/install-pulumi.sh')
+  requireTool(ctx, 'packer', 'scripts/ci/install-packer.sh')
+  requireTool(ctx, 'moto_server', 'scripts/ci/install-moto.sh')
+  const moto = await startMoto()
+  return {moto, project: createMusterProject(moto, groups)}
 }
