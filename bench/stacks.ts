@@ -22,7 +22,7 @@ const median = (values: number[]): number => {
 
 function timed(command: string, args: string[], cwd: string, env: Record<string, string>): number {
   const start = process.hrtime.bigint()
-  const result = spawnSync(command, args, {cwd, env: {...process.env, ...env}, encoding: 'utf8'})
+  const result = spawnSync(command, args, {cwd, env: {...process.env, ...env}, encoding: 'utf8', timeout: 600_000, killSignal: 'SIGKILL'})
   const ms = Number(process.hrtime.bigint() - start) / 1e6
   if (result.status !== 0 && result.status !== 2) throw new Error(`${command} ${args.join(' ')} failed:\n${result.stderr}`)
   return ms

@@ -14,14 +14,18 @@ export interface CliResult {
   stderr: string
 }
 
-export function runMuster(args: readonly string[], options: {cwd: string; env?: NodeJS.ProcessEnv; input?: string}): CliResult {
+export function runMuster(args: readonly string[], options: {cwd: string; env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number}): CliResult {
   const result = spawnSync(process.execPath, [binRun, ...args], {
     cwd: options.cwd,
     env: {...process.env, NO_COLOR: '1', ...options.env},
     encoding: 'utf8',
     input: options.input ?? '',
+    // A hang must fail its test, not the whole run: spawnSync stops mocha's own timeouts.
+    timeout: options.timeoutMs ?? 240_000,
+    killSignal: 'SIGKILL',
   })
-  return {code: result.status ?? -1, stdout: result.stdout, stderr: result.stderr}
+  const timedOut = result.error !== undefined && /ETIMEDOUT/.test(String(result.error))
+  return {code: result.status ?? -1, stdout: result.stdout ?? '', stderr: (result.stderr ?? '') + (timedOut ? `\n[test harness] killed after ${(options.timeoutMs ?? 240_000) / 1000} s` : '')}
 }
 
 export function makeTempDir(prefix = 'muster-test-'): string {

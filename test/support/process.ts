@@ -1,7 +1,7 @@
 // Shared plumbing for the component helpers (moto, etcd, haproxy): free loopback ports, temp
 // dirs, and child processes that are always stopped, even when a test throws or mocha exits early.
 import {type ChildProcess, spawn, type SpawnOptions} from 'node:child_process'
-import {mkdtempSync, rmSync} from 'node:fs'
+import {closeSync, mkdtempSync, openSync, readFileSync, rmSync} from 'node:fs'
 import {createServer} from 'node:net'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
@@ -65,26 +65,43 @@ const OUTPUT_LIMIT = 64 * 1024
 
 export function startProcess(command: string, args: string[], options: SpawnOptions = {}): ManagedProcess {
   installExitHook()
-  const child = spawn(command, args, {...options, stdio: ['ignore', 'pipe', 'pipe']})
+  // Output goes to a file, not a pipe: tests run the CLI with spawnSync, which stops this event
+  // loop; a server writing a request log into a full pipe meanwhile would block (moto did, and
+  // Packer waited on it forever).
+  const logDir = mkdtempSync(join(tmpdir(), 'muster-proc-'))
+  const logFile = join(logDir, 'output.log')
+  const fd = openSync(logFile, 'a')
+  const child = spawn(command, args, {...options, stdio: ['ignore', fd, fd]})
+  closeSync(fd)
   running.add(child)
-  let output = ''
-  const collect = (chunk: Buffer): void => {
-    output += chunk.toString('utf8')
-    if (output.length > OUTPUT_LIMIT) output = output.slice(-OUTPUT_LIMIT)
+  let saved: string | undefined
+  const readOutput = (): string => {
+    if (saved !== undefined) return saved
+    try {
+      const text = readFileSync(logFile, 'utf8')
+      return text.length > OUTPUT_LIMIT ? text.slice(-OUTPUT_LIMIT) : text
+    } catch {
+      return ''
+    }
   }
-  child.stdout?.on('data', collect)
-  child.stderr?.on('data', collect)
+  let output = ''
+  const collect = (): void => {
+    saved = readOutput()
+    rmSync(logDir, {recursive: true, force: true})
+  }
   let done = false
   const exited = new Promise<number | string>((resolve) => {
     child.once('error', (error) => {
       done = true
       running.delete(child)
-      output += `\n${String(error)}`
+      output = `\n${String(error)}`
+      collect()
       resolve(error.message)
     })
     child.once('exit', (code, signal) => {
       done = true
       running.delete(child)
+      collect()
       resolve(code ?? signal ?? 'unknown')
     })
   })
@@ -92,7 +109,7 @@ export function startProcess(command: string, args: string[], options: SpawnOpti
     child,
     exited,
     hasExited: () => done,
-    output: () => output,
+    output: () => readOutput() + output,
     async stop(timeoutMs = 5000): Promise<void> {
       if (done) return
       child.kill('SIGTERM')
