@@ -10,6 +10,7 @@ import {
   ConcurrentUpdateError,
   type EngineEvent,
   LocalWorkspace,
+  PulumiCommand,
   type PulumiFn,
   type Stack,
   StackNotFoundError,
@@ -19,7 +20,7 @@ import {atomicWrite} from '../artifacts/writer.js'
 import {UserError} from '../errors.js'
 import type {Backend} from './backend.js'
 import {type ChangeSet, collectChanges} from './changes.js'
-import {CONFIG_NAMESPACE, type Intent, intentFromConfig, intentToConfig} from './intent.js'
+import {CONFIG_NAMESPACE, type ConfigMap, type Intent, intentFromConfig, intentToConfig} from './intent.js'
 
 export const DEFAULT_PROJECT_YAML = `# One Pulumi project for the fleet; muster makes one stack per node group.
 name: muster
@@ -75,17 +76,23 @@ export class GroupStack {
     this.stack.workspace.program = program
   }
 
+  /** The config as last read, so recording the intent needs no second read (each is a CLI run). */
+  private recorded: ConfigMap | undefined
+
   async intent(): Promise<Intent> {
-    return intentFromConfig(await this.stack.getAllConfig())
+    this.recorded = await this.stack.getAllConfig()
+    return intentFromConfig(this.recorded)
   }
 
   async recordIntent(intent: Intent): Promise<void> {
     const config = intentToConfig(intent)
-    await this.stack.setAllConfig(config)
+    const current = this.recorded ?? (await this.stack.getAllConfig())
+    const changed = Object.entries(config).some(([key, value]) => current[key]?.value !== value.value)
+    if (changed) await this.stack.setAllConfig(config)
     // Optional keys the intent no longer has (cleanedAt after packer:delete) must go, not linger.
-    const current = await this.stack.getAllConfig()
     const stale = Object.keys(current).filter((key) => key.startsWith(`${CONFIG_NAMESPACE}:`) && !(key in config))
     if (stale.length > 0) await this.stack.removeAllConfig(stale)
+    this.recorded = undefined
   }
 
   /** Engine options that also keep every event, so the caller gets the changes back. */
@@ -144,10 +151,26 @@ export class GroupStack {
   }
 }
 
+// One CLI lookup per process: without it every workspace runs `pulumi version` again.
+let pulumiCommand: Promise<PulumiCommand> | undefined
+function findPulumi(): Promise<PulumiCommand> {
+  pulumiCommand ??= PulumiCommand.get().catch((error: unknown) => {
+    pulumiCommand = undefined
+    const text = error instanceof Error ? error.message : String(error)
+    const notFound = /code: -2\b|ENOENT/.test(text)
+    throw new UserError(notFound ? 'the Pulumi CLI (pulumi) is not on PATH' : `the Pulumi CLI could not be run: ${text.split('\n')[0] ?? ''}`, {
+      hint: 'Install Pulumi (https://www.pulumi.com/docs/install/) and make sure `pulumi version` works in this shell.',
+      cause: error,
+    })
+  })
+  return pulumiCommand
+}
+
 /** Opens (or with create, creates) the stack of a group. */
 export async function openGroupStack(context: StackContext, group: string, program: PulumiFn, options: {create: boolean}): Promise<GroupStack> {
   const project = ensureProject(context.root)
   const workspaceOptions = {
+    pulumiCommand: await findPulumi(),
     workDir: context.root,
     envVars: {...context.backend.env, ...context.env, PULUMI_SKIP_UPDATE_CHECK: 'true'},
     secretsProvider: 'passphrase',
