@@ -5,7 +5,7 @@ import {fileURLToPath} from 'node:url'
 
 import {UserError} from '../errors.js'
 import {loadNodes} from '../nodes/load.js'
-import {BASE, type Group, type NodesFile} from '../nodes/model.js'
+import {BASE, bakedGroups, type Group, type NodesFile, requireGroup} from '../nodes/model.js'
 import {asgDnaPath, renderDna} from './dna.js'
 import {buildPackerTemplate, packerTemplatePath, PROVISION_SCRIPT, type PackerOptions} from './packer.js'
 import {renderRole, rolePath} from './role.js'
@@ -34,20 +34,13 @@ export function packerFlavorFromEnv(env: NodeJS.ProcessEnv = process.env): Packe
   throw new UserError(`MUSTER_PACKER_FLAVOR is "${value}"`, {hint: 'Use "current" (Packer ≥ 1.7 with the amazon plugin, the default) or "legacy" (Packer 1.6).'})
 }
 
-export {requireGroup} from '../nodes/model.js'
-import {requireGroup} from '../nodes/model.js'
-
 /** Groups each kind applies to when no group is named. */
 function defaultGroups(nodes: NodesFile, kind: ArtifactKind): Group[] {
   const all = [...nodes.groups.values()]
   const groups = all.filter((g) => g.name !== BASE)
   if (kind === 'dna') return groups.filter((g) => g.autoscale !== false)
-  if (kind === 'packer') {
-    const baked = groups.filter((g) => g.packer !== false)
-    // The base image is baked only when some group builds from it.
-    const base = nodes.groups.get(BASE)
-    return base && baked.some((g) => g.from_base) ? [base, ...baked] : baked
-  }
+  // The base image is baked only when some group builds from it.
+  if (kind === 'packer') return bakedGroups(nodes)
   return groups
 }
 

@@ -1,8 +1,7 @@
 // What packer:retain and packer:clean --dry-run run: the nodes file's groups → one ImageStore per
 // group's region → retention. Separate from retention.ts so the planner stays free of files and AWS.
-import {requireGroup} from '../artifacts/generate.js'
 import {loadNodes} from '../nodes/load.js'
-import {BASE, type Group, type NodesFile} from '../nodes/model.js'
+import {BASE, bakedGroups as imageGroups, type Group, type NodesFile, requireGroup} from '../nodes/model.js'
 import {createImageStore, type ImageStore} from './ec2.js'
 import {retireImages, type RetentionResult} from './retention.js'
 
@@ -36,5 +35,5 @@ export async function retainGroupImages(options: RetainOptions): Promise<Retenti
 
 /** The groups packer:clean means without a GROUP: the baked ones, as for their stacks (__base__ only when named). */
 export function bakedGroups(nodes: NodesFile): Group[] {
-  return [...nodes.groups.values()].filter((g) => g.name !== BASE && g.packer !== false)
+  return imageGroups(nodes).filter((g) => g.name !== BASE)
 }

@@ -53,3 +53,26 @@ export function requireGroup(nodes: NodesFile, name: string): Group {
   }
   return group
 }
+
+/** The groups that have images: those baked, and the base image when some group builds from it. */
+export function bakedGroups(nodes: NodesFile): Group[] {
+  const baked = [...nodes.groups.values()].filter((g) => g.name !== BASE && g.packer !== false)
+  const base = nodes.groups.get(BASE)
+  return base && baked.some((g) => g.from_base) ? [base, ...baked] : baked
+}
+
+/** The autoscale spec of a group that has one, or a UserError saying how to give it one. */
+export function requireAutoscale(group: Group): AutoscaleSpec {
+  if (group.autoscale === false) {
+    throw new UserError(`group ${group.name} has autoscale: false, so it has no Auto Scaling group`, {
+      hint: `Give it "autoscale": {"timeout": 120, "node_min": 1, "node_max": 2} in the nodes file, or run one-off nodes with "muster instance:create ${group.name} --name NAME".`,
+    })
+  }
+  const spec = group.autoscale
+  if (spec.node_min > spec.node_max) {
+    throw new UserError(`group ${group.name} has autoscale.node_min ${spec.node_min} above node_max ${spec.node_max}`, {
+      hint: 'Make node_min at most node_max in the nodes file.',
+    })
+  }
+  return spec
+}

@@ -12,9 +12,9 @@ import {instanceDnaPath, renderDna} from '../artifacts/dna.js'
 import {atomicWrite} from '../artifacts/writer.js'
 import {UserError} from '../errors.js'
 import {loadNodes} from '../nodes/load.js'
-import {type Group, requireGroup} from '../nodes/model.js'
+import {type Group, requireAutoscale, requireGroup} from '../nodes/model.js'
 import type {Intent} from './intent.js'
-import {applyParts, type ApplyResult, readStackOutputs, type StackIO} from './service.js'
+import {applyParts, type ApplyResult, readStackOutputs, selectStackGroups, type StackIO} from './service.js'
 
 export interface FleetVerbOptions {
   cwd: string
@@ -25,13 +25,12 @@ export interface FleetVerbOptions {
   parallel?: number | undefined
 }
 
+/** A refusal for verbs that need an Auto Scaling group (the check lives with the model). */
 export function refuseNoAutoscale(group: Group): void {
-  if (group.autoscale === false) {
-    throw new UserError(`group ${group.name} has autoscale: false, so it has no Auto Scaling group`, {
-      hint: `Give it "autoscale": {"timeout": 120, "node_min": 1, "node_max": 2} in the nodes file, or run one-off nodes with "muster instance:create ${group.name} --name NAME".`,
-    })
-  }
+  requireAutoscale(group)
 }
+
+const autoscaled = (g: Group): boolean => g.autoscale !== false
 
 /** ASGs tagged for the group that the group's stack does not manage. */
 export function foreignAsgs(found: readonly GroupAsg[], managed: readonly string[]): GroupAsg[] {
@@ -49,10 +48,9 @@ export interface AutoscaleRunDeps {
 export async function autoscaleRun(options: FleetVerbOptions, io: StackIO, deps: AutoscaleRunDeps = {}): Promise<ApplyResult> {
   const nodes = loadNodes({cwd: options.cwd, path: options.nodesPath})
   const find = deps.findAsgs ?? findGroupAsgs
-  const names = options.groups ?? [...nodes.groups.values()].filter((g) => g.name !== '__base__' && g.autoscale !== false).map((g) => g.name)
-  for (const name of names) {
-    const group = requireGroup(nodes, name)
-    refuseNoAutoscale(group)
+  const selected = selectStackGroups(nodes, options.groups, autoscaled, refuseNoAutoscale)
+  const names = selected.map((g) => g.name)
+  for (const group of selected) {
     const found = await find(group.region, group.name)
     const managed = await (deps.managedAsgs ?? (async (g: string) => asgNamesOf(await readStackOutputs({cwd: options.cwd, group: g}))))(group.name)
     const strangers = foreignAsgs(found, managed)
@@ -113,16 +111,15 @@ export interface AutoscaleUpdateDeps {
 export async function autoscaleUpdate(options: FleetVerbOptions & {strategy: UpdateStrategy}, io: StackIO, deps: AutoscaleUpdateDeps = {}): Promise<ApplyResult> {
   const base = {cwd: options.cwd, nodesPath: options.nodesPath, check: refuseNoAutoscale, parts: ['fleet' as const], parallel: options.parallel}
   if (options.strategy === 'rolling') {
-    return applyParts({...base, groups: options.groups, applies: (g) => g.autoscale !== false, change: (intent) => ({...intent, fleet: true}), yes: options.yes, previewOnly: options.previewOnly}, io)
+    return applyParts({...base, groups: options.groups, applies: autoscaled, change: (intent) => ({...intent, fleet: true}), yes: options.yes, previewOnly: options.previewOnly}, io)
   }
   const nodes = loadNodes({cwd: options.cwd, path: options.nodesPath})
-  const names = options.groups ?? [...nodes.groups.values()].filter((g) => g.name !== '__base__' && g.autoscale !== false).map((g) => g.name)
+  const selected = selectStackGroups(nodes, options.groups, autoscaled, refuseNoAutoscale)
   const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)))
   let last: ApplyResult | undefined
   // One group at a time: a blue-green update doubles a fleet for a while.
-  for (const name of names) {
-    const group = requireGroup(nodes, name)
-    refuseNoAutoscale(group)
+  for (const group of selected) {
+    const name = group.name
     const timeout = group.autoscale === false ? 0 : group.autoscale.timeout
     let next = 0
     const grown = await applyParts(

@@ -53,7 +53,7 @@ import * as aws from '@pulumi/aws'
 import * as pulumi from '@pulumi/pulumi'
 
 import {UserError} from '../errors.js'
-import type {Group} from '../nodes/model.js'
+import {type Group, requireAutoscale} from '../nodes/model.js'
 import type {AutoscaleSpec} from '../nodes/schema.js'
 import {groupNetwork} from './network.js'
 
@@ -96,21 +96,8 @@ export function asgResourceName(generation: number): string {
   return generation === 0 ? 'asg' : `asg-g${generation}`
 }
 
-/** The autoscale spec of a group that has one, or a UserError saying how to give it one. */
-export function requireAutoscale(group: Group): AutoscaleSpec {
-  if (group.autoscale === false) {
-    throw new UserError(`group ${group.name} has autoscale: false, so it has no Auto Scaling group`, {
-      hint: `Give it "autoscale": {"timeout": 120, "node_min": 1, "node_max": 2} in the nodes file, or run one-off nodes with "muster instance:create ${group.name} --name NAME".`,
-    })
-  }
-  const spec = group.autoscale
-  if (spec.node_min > spec.node_max) {
-    throw new UserError(`group ${group.name} has autoscale.node_min ${spec.node_min} above node_max ${spec.node_max}`, {
-      hint: 'Make node_min at most node_max in the nodes file.',
-    })
-  }
-  return spec
-}
+// Kept here too for callers of the fleet part; the check itself lives with the model.
+export {requireAutoscale} from '../nodes/model.js'
 
 function checkGenerations(generations: readonly number[]): number[] {
   if (generations.length === 0) throw new Error('Fleet needs at least one generation')

@@ -9,8 +9,6 @@ export interface RetentionThroughStackOptions {
   nodesPath?: string | undefined
   /** Named groups, or undefined for every baked group. */
   groups?: string[] | undefined
-  /** Kept for callers that name one group. */
-  group?: string
   keep: number
   yes: boolean
   preview?: boolean
@@ -21,12 +19,11 @@ export interface RetentionThroughStackOptions {
 
 export async function applyRetentionThroughStack(options: RetentionThroughStackOptions): Promise<ApplyResult> {
   const askedAt = (options.now ?? (() => new Date()))().toISOString()
-  const groups = options.groups ?? (options.group === undefined ? undefined : [options.group])
   return applyParts(
     {
       cwd: options.cwd,
       nodesPath: options.nodesPath,
-      groups,
+      groups: options.groups,
       applies: (g) => g.packer !== false,
       change: (intent) => ({...intent, keep: options.keep, cleanedAt: askedAt}),
       parts: ['retention'],

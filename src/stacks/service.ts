@@ -10,10 +10,9 @@ import {fileURLToPath} from 'node:url'
 
 import type {EngineEvent} from '@pulumi/pulumi/automation/index.js'
 
-import {requireGroup} from '../artifacts/generate.js'
 import {UserError} from '../errors.js'
 import {loadNodes} from '../nodes/load.js'
-import {BASE, type Group, type NodesFile} from '../nodes/model.js'
+import {BASE, type Group, type NodesFile, requireGroup} from '../nodes/model.js'
 import {type Backend, chooseBackend} from './backend.js'
 import {type ChangeSet, collectChanges, hasChanges, nameOfUrn} from './changes.js'
 import {buildContext} from './context.js'
