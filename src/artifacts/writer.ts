@@ -1,10 +1,11 @@
 // The one place artifacts reach the disk. Everything is planned first (read-only), so a refusal
 // or a --check failure writes nothing at all; each write is atomic (temp file + rename).
-import {existsSync, mkdirSync, readFileSync, renameSync, writeFileSync, rmSync} from 'node:fs'
+import {existsSync, readFileSync} from 'node:fs'
 import {createRequire} from 'node:module'
-import {dirname, join} from 'node:path'
+import {join} from 'node:path'
 
 import {UserError} from '../errors.js'
+import {atomicWriteSync} from '../lib/atomic-write.js'
 
 /**
  * create: a new file; an existing file with other content is refused (role:create).
@@ -74,7 +75,7 @@ export function writeArtifacts(root: string, artifacts: readonly Artifact[], opt
     })
   }
   if (!options.check) {
-    for (const item of planned) if (item.status === 'created' || item.status === 'updated') atomicWrite(join(root, item.path), item.content)
+    for (const item of planned) if (item.status === 'created' || item.status === 'updated') atomicWriteSync(join(root, item.path), item.content)
   }
   const results = planned.map(({content: _content, ...result}) => result)
   return {results, checked: options.check, upToDate: results.every((r) => r.status !== 'missing' && r.status !== 'stale')}
@@ -82,16 +83,4 @@ export function writeArtifacts(root: string, artifacts: readonly Artifact[], opt
 
 function groupOf(artifacts: readonly Artifact[], path: string | undefined): string {
   return artifacts.find((a) => a.path === path)?.group ?? ''
-}
-
-export function atomicWrite(path: string, content: string, mode?: number): void {
-  mkdirSync(dirname(path), {recursive: true})
-  const temp = join(dirname(path), `.${process.pid}.${Date.now()}.tmp`)
-  try {
-    writeFileSync(temp, content, mode === undefined ? {} : {mode})
-    renameSync(temp, path)
-  } catch (error) {
-    rmSync(temp, {force: true})
-    throw error
-  }
 }

@@ -23,6 +23,7 @@ import {
 } from '@aws-sdk/client-ec2'
 
 import {TAG_GROUP} from '../artifacts/packer.js'
+import {mapBounded} from '../lib/parallel.js'
 import {aws, isAwsError} from './errors.js'
 
 /** One AMI of a group, as retention sees it. */
@@ -247,7 +248,7 @@ async function readLaunchTemplates(ec2: EC2Client): Promise<Map<string, LaunchTe
   }
   // One listing per template (the API cannot list every version of every template at once);
   // a few at a time so a region with many templates is not throttled.
-  await mapLimit([...templates.values()], 8, async (template) => {
+  await mapBounded([...templates.values()], 8, async (template) => {
     const pages = paginateDescribeLaunchTemplateVersions({client: ec2, pageSize: 200}, {LaunchTemplateId: template.id})
     for await (const page of pages) {
       for (const v of page.LaunchTemplateVersions ?? []) {
@@ -317,15 +318,4 @@ function chunk<T>(items: readonly T[], size: number): T[][] {
   const out: T[][] = []
   for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size))
   return out
-}
-
-async function mapLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const item = items[next++] as T
-      await fn(item)
-    }
-  }
-  await Promise.all(Array.from({length: Math.min(limit, items.length)}, worker))
 }

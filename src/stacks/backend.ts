@@ -8,7 +8,7 @@ import {join} from 'node:path'
 import {pathToFileURL} from 'node:url'
 import {parse} from 'yaml'
 
-import {atomicWrite} from '../artifacts/writer.js'
+import {atomicWriteSync} from '../lib/atomic-write.js'
 
 export type BackendSource = 'env' | 'project' | 'login' | 'embedded'
 
@@ -65,7 +65,7 @@ function embeddedBackend(root: string, env: NodeJS.ProcessEnv): Backend {
   // project's own .gitignore says.
   const ignore = join(root, '.muster', '.gitignore')
   if (!existsSync(ignore)) writeFileSync(ignore, '*\n')
-  if (!existsSync(passphrase)) atomicWrite(passphrase, `${randomBytes(32).toString('base64url')}\n`, 0o600)
+  if (!existsSync(passphrase)) atomicWriteSync(passphrase, `${randomBytes(32).toString('base64url')}\n`, {mode: 0o600})
   const url = pathToFileURL(state).href
   const vars: Record<string, string> = {PULUMI_BACKEND_URL: url}
   // A passphrase the user set wins; otherwise the generated file.

@@ -9,7 +9,7 @@ import {findGroupAsgs, type GroupAsg} from '../aws/asg.js'
 import {aws} from '../aws/errors.js'
 import {openSshPublicKeyFromPem} from '../aws/keys.js'
 import {instanceDnaPath, renderDna} from '../artifacts/dna.js'
-import {atomicWrite} from '../artifacts/writer.js'
+import {atomicWriteSync} from '../lib/atomic-write.js'
 import {UserError} from '../errors.js'
 import {loadNodes} from '../nodes/load.js'
 import {type Group, requireAutoscale, requireGroup} from '../nodes/model.js'
@@ -247,7 +247,7 @@ export async function instanceCreate(options: InstanceCreateOptions, io: StackIO
     for (const instance of instances as Array<{name?: string; id?: string}>) {
       if (!instance.id) continue
       const path = instanceDnaPath(group.name, instance.id)
-      atomicWrite(join(options.cwd, path), renderDna(group, `${group.name}-${instance.id}`))
+      atomicWriteSync(join(options.cwd, path), renderDna(group, `${group.name}-${instance.id}`))
       dnaFiles.push(path)
     }
   }

@@ -17,7 +17,7 @@ import {type Backend, chooseBackend} from './backend.js'
 import {type ChangeSet, collectChanges, hasChanges, nameOfUrn} from './changes.js'
 import {buildContext} from './context.js'
 import type {Intent} from './intent.js'
-import {mapBounded} from './parallel.js'
+import {mapBounded} from '../lib/parallel.js'
 import {groupProgram, type Part, PART_COMPONENTS} from './program.js'
 import {type GroupStack, openGroupStack} from './workspace.js'
 

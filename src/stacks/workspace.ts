@@ -16,7 +16,7 @@ import {
   StackNotFoundError,
 } from '@pulumi/pulumi/automation/index.js'
 
-import {atomicWrite} from '../artifacts/writer.js'
+import {atomicWriteSync} from '../lib/atomic-write.js'
 import {UserError} from '../errors.js'
 import type {Backend} from './backend.js'
 import {type ChangeSet, collectChanges} from './changes.js'
@@ -49,7 +49,7 @@ export interface UpResult {
 /** The project name from Pulumi.yaml, writing muster's default project file when there is none. */
 export function ensureProject(root: string): string {
   const file = join(root, 'Pulumi.yaml')
-  if (!existsSync(file)) atomicWrite(file, DEFAULT_PROJECT_YAML)
+  if (!existsSync(file)) atomicWriteSync(file, DEFAULT_PROJECT_YAML)
   const project = parse(readFileSync(file, 'utf8')) as {name?: unknown} | null
   if (typeof project?.name !== 'string') throw new UserError(`${file} has no project name`, {hint: 'Add a line like "name: muster" to Pulumi.yaml.'})
   return project.name

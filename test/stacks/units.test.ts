@@ -6,7 +6,7 @@ import {expect} from 'chai'
 import {UserError} from '../../src/errors.js'
 import {collectChanges, hasChanges} from '../../src/stacks/changes.js'
 import {emptyIntent, intentFromConfig, intentToConfig} from '../../src/stacks/intent.js'
-import {mapBounded} from '../../src/stacks/parallel.js'
+import {mapBounded} from '../../src/lib/parallel.js'
 import {translatePulumiError} from '../../src/stacks/workspace.js'
 import {formatMarkdown} from '../../src/ui/changes.js'
 
