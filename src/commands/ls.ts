@@ -1,6 +1,7 @@
 import {MusterCommand, nodesFlag} from '../base-command.js'
 import {loadNodes} from '../nodes/load.js'
 import {BASE} from '../nodes/model.js'
+import {servicesOf} from '../nodes/services.js'
 import {formatTable} from '../ui/format.js'
 
 interface GroupRow {
@@ -10,6 +11,8 @@ interface GroupRow {
   autoscale: string
   image: string
   recipes: number
+  /** The services the group's nodes run (see nodes/services.ts). */
+  services: string[]
   description: string
 }
 
@@ -34,13 +37,14 @@ export default class Ls extends MusterCommand {
         autoscale: g.autoscale === false ? 'no' : `${g.autoscale.node_min}-${g.autoscale.node_max}`,
         image: g.packer === false ? `${g.source_ami ?? ''} (not baked)` : g.from_base ? 'baked from base' : `baked from ${g.source_ami ?? ''}`,
         recipes: g.run_list.length + g.post_run_list.length,
+        services: servicesOf(g).map((s) => s.name),
         description: g.description,
       }))
     if (!this.jsonEnabled()) {
       process.stdout.write(
         formatTable(
-          ['GROUP', 'TYPE', 'REGION', 'ASG', 'IMAGE', 'RECIPES', 'DESCRIPTION'],
-          rows.map((r) => [r.name, r.instance_type, r.region, r.autoscale, r.image, String(r.recipes), r.description]),
+          ['GROUP', 'TYPE', 'REGION', 'ASG', 'IMAGE', 'RECIPES', 'SERVICES', 'DESCRIPTION'],
+          rows.map((r) => [r.name, r.instance_type, r.region, r.autoscale, r.image, String(r.recipes), r.services.join(',') || '-', r.description]),
         ),
       )
     }

@@ -1,15 +1,21 @@
+import {dependencyCycles} from '../nodes/dependencies.js'
 import {loadNodes} from '../nodes/load.js'
 import {BASE} from '../nodes/model.js'
 import {MusterCommand, nodesFlag} from '../base-command.js'
+import {formatCycle, formatWarning} from '../ui/format.js'
 
 interface ValidateResult {
   file: string
   groups: string[]
+  /** Problems that do not fail the file (dependency cycles); also printed to stderr. */
+  warnings: string[]
 }
 
 export default class Validate extends MusterCommand {
   static override summary = 'Check the nodes file and report every problem at once.'
-  static override description = `Each problem names file:line:column, the key path and what was expected. Exit code 0 when the file is good, 1 otherwise.`
+  static override description = `Each problem names file:line:column, the key path and what was expected. Exit code 0 when the file is good, 1 otherwise.
+
+A dependency on a service that no group runs is a problem; a dependency cycle between services (api → web → api) is a warning on stderr, and the exit code stays 0.`
   static override examples = [
     {description: 'Check nodes.json in this directory', command: '<%= config.bin %> <%= command.id %>'},
     {description: 'Check another file', command: '<%= config.bin %> <%= command.id %> --nodes infra/nodes.yaml'},
@@ -24,7 +30,12 @@ export default class Validate extends MusterCommand {
     const own = groups.filter((g) => g !== BASE)
     const autoscaled = [...nodes.groups.values()].filter((g) => g.name !== BASE && g.autoscale !== false).length
     const baked = [...nodes.groups.values()].filter((g) => g.name !== BASE && g.packer !== false).length
+    const warnings = dependencyCycles(nodes).map(
+      (cycle) => `${nodes.file}: dependency cycle ${formatCycle(cycle)} (the nodes that run each service depend on the next)`,
+    )
+    const color = Boolean(process.stderr.isTTY) && !process.env.NO_COLOR
+    for (const warning of warnings) process.stderr.write(formatWarning(warning, {color}))
     this.log(`${nodes.file}: ok — ${own.length} group${own.length === 1 ? '' : 's'} (${own.join(', ')}), ${autoscaled} autoscaled, ${baked} baked`)
-    return {file: nodes.file, groups}
+    return {file: nodes.file, groups, warnings}
   }
 }

@@ -26,6 +26,10 @@ export interface Group {
   /** false: never baked; otherwise extra options for the Packer source block. */
   packer: false | Record<string, unknown>
   services: Record<string, ServiceSpec>
+  /** Cookbooks whose recipes are services besides those named `*-service` (merged, each once). */
+  service_cookbooks: string[]
+  /** Services the group calls without running them (merged, each once); see nodes/services.ts. */
+  depends_on: string[]
 }
 
 export interface NodesFile {
@@ -42,7 +46,7 @@ export function selectGroups(nodes: NodesFile, name: string | undefined, filter:
     if (!group) return []
     return [group]
   }
-  return [...nodes.groups.values()].filter((g) => g.name !== BASE && filter(g))
+  return nodeGroups(nodes).filter(filter)
 }
 
 export function requireGroup(nodes: NodesFile, name: string): Group {
@@ -56,7 +60,7 @@ export function requireGroup(nodes: NodesFile, name: string): Group {
 
 /** The groups that have images: those baked, and the base image when some group builds from it. */
 export function bakedGroups(nodes: NodesFile): Group[] {
-  const baked = [...nodes.groups.values()].filter((g) => g.name !== BASE && g.packer !== false)
+  const baked = nodeGroups(nodes).filter(isBaked)
   const base = nodes.groups.get(BASE)
   return base && baked.some((g) => g.from_base) ? [base, ...baked] : baked
 }
@@ -69,10 +73,40 @@ export function requireAutoscale(group: Group): AutoscaleSpec {
     })
   }
   const spec = group.autoscale
-  if (spec.node_min > spec.node_max) {
+  if (!sizesInOrder(spec)) {
     throw new UserError(`group ${group.name} has autoscale.node_min ${spec.node_min} above node_max ${spec.node_max}`, {
       hint: 'Make node_min at most node_max in the nodes file.',
     })
   }
   return spec
+}
+
+/** A group that runs nodes: every group but __base__, which passes its settings on (and may be baked as the base image). */
+export function isNodeGroup(group: Group): boolean {
+  return group.name !== BASE
+}
+
+/** Every group but __base__, in file order. */
+export function nodeGroups(nodes: NodesFile): Group[] {
+  return [...nodes.groups.values()].filter(isNodeGroup)
+}
+
+export const isBaked = (group: Group): boolean => group.packer !== false
+export const isAutoscaled = (group: Group): boolean => group.autoscale !== false
+
+/** The groups a verb that works on images means without a GROUP: the baked node groups (bakedGroups adds __base__). */
+export function bakedNodeGroups(nodes: NodesFile): Group[] {
+  return bakedGroups(nodes).filter(isNodeGroup)
+}
+
+/** node_min ≤ node_max: the one statement of the rule. */
+export function sizesInOrder(spec: {node_min: number; node_max: number}): boolean {
+  return spec.node_min <= spec.node_max
+}
+
+/** A UserError for a verb that bakes, named on a group with packer: false. */
+export function requirePacker(group: Group): void {
+  if (!isBaked(group)) {
+    throw new UserError(`group ${group.name} has packer: false, so it is never baked`, {hint: 'It boots from source_ami; remove "packer": false (or set it to a dict of source options) to bake it.'})
+  }
 }

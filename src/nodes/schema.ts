@@ -10,6 +10,9 @@ import type {z as Z} from 'zod'
 
 export const GROUP_NAME = /^[A-Za-z0-9_-]+$/
 /** `recipe[cookbook]`, `recipe[cookbook::recipe]` (optionally `@version`), or `role[name]`. */
+/** Service and cookbook names: safe as an etcd key segment and as a Chef recipe or cookbook name. */
+export const SERVICE_NAME = /^[A-Za-z0-9_.-]+$/
+export const COOKBOOK_NAME = SERVICE_NAME
 export const RUN_LIST_ITEM = /^(recipe\[[A-Za-z0-9_.-]+(::[A-Za-z0-9_.-]+)?(@[0-9]+(\.[0-9]+){0,2})?\]|role\[[A-Za-z0-9_.:-]+\])$/
 
 function buildSchemas(z: typeof Z) {
@@ -21,6 +24,10 @@ function buildSchemas(z: typeof Z) {
   const attributes = z.record(z.string(), z.unknown(), {error: 'expected a dict of Chef attributes'})
 
   const stringList = (what: string) => z.array(z.string({error: `expected a string (${what})`}), {error: `expected a list of ${what}`})
+  const nameOf = (what: string) =>
+    z.string({error: `expected a ${what} name (a string)`}).regex(SERVICE_NAME, {error: `expected a ${what} name of letters, digits, "_", "." and "-" only`})
+  const serviceName = nameOf('service')
+  const serviceNames = z.array(serviceName, {error: 'expected a list of service names, e.g. ["api"]'})
 
   const autoscaleSchema = z
     .strictObject(
@@ -39,7 +46,7 @@ function buildSchemas(z: typeof Z) {
       {
         port: z.number({error: 'expected a port number'}).int().min(1, {error: 'expected a port 1–65535'}).max(65_535, {error: 'expected a port 1–65535'}).optional(),
         health_check: z.string({error: 'expected a path or command'}).optional().describe('HTTP path (starting with /) checked on the port, or a command.'),
-        depends_on: stringList('service names').optional().describe('Services whose coming and going re-provisions this node.'),
+        depends_on: serviceNames.optional().describe('Services whose coming and going re-provisions the nodes that run this service.'),
       },
       {error: 'expected a dict {port, health_check, depends_on}'},
     )
@@ -71,7 +78,17 @@ function buildSchemas(z: typeof Z) {
           .union([z.literal(false), z.record(z.string(), z.unknown())], {error: 'expected false (no baking) or a dict of extra Packer source options'})
           .optional()
           .describe('false: no baking, boot from source_ami and converge at boot; or extra options for the Packer source block.'),
-        services: z.record(z.string(), serviceSchema, {error: 'expected a dict of service names to {port, health_check, depends_on}'}).optional(),
+        services: z
+          .record(serviceName, serviceSchema, {error: 'expected a dict of service names to {port, health_check, depends_on}'})
+          .optional()
+          .describe('Metadata of services by name (the S of recipe[C::S]); usually declared once in __base__.'),
+        service_cookbooks: z
+          .array(nameOf('cookbook'), {error: 'expected a list of cookbook names, e.g. ["seatgeek"]'})
+          .optional()
+          .describe('Cookbooks whose recipes are services, besides those named *-service. Appended when inherited.'),
+        depends_on: serviceNames
+          .optional()
+          .describe('Services this group calls without running them; their coming and going re-provisions its nodes. Appended when inherited.'),
       },
       {error: 'expected a dict of group settings'},
     )

@@ -8,6 +8,7 @@ import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 
 import type {Diagnostic} from '../errors.js'
+import {unknownDependencies} from './dependencies.js'
 import {inherit, isDict, uniqueRunList, type Plain} from './inherit.js'
 import {BASE, type Group, type NodesFile} from './model.js'
 import {GROUP_NAME, type RawGroup, schemas} from './schema.js'
@@ -80,7 +81,10 @@ export function validateNodes(doc: SourceDocument): ValidationResult {
     if (group) groups.set(name, group)
   }
   if (diagnostics.length > 0) return {ok: false, diagnostics}
-  return {ok: true, nodes: {file: doc.file, groups}}
+  const nodes: NodesFile = {file: doc.file, groups}
+  for (const problem of unknownDependencies(raw, nodes, didYouMean)) report(problem.path, problem.message)
+  if (diagnostics.length > 0) return {ok: false, diagnostics}
+  return {ok: true, nodes}
 }
 
 function resolve(name: string, g: RawGroup, report: (path: KeyPath, message: string, at?: 'key' | 'value') => void): Group | undefined {
@@ -112,6 +116,8 @@ function resolve(name: string, g: RawGroup, report: (path: KeyPath, message: str
     post_run_list: uniqueRunList(g.post_run_list ?? []),
     packer: g.packer ?? {},
     services: g.services ?? {},
+    service_cookbooks: [...new Set(g.service_cookbooks ?? [])],
+    depends_on: [...new Set(g.depends_on ?? [])],
   }
   if (!fromBase && g.source_ami !== undefined) group.source_ami = g.source_ami
   if (g.volume_size !== undefined) group.volume_size = g.volume_size
@@ -128,6 +134,12 @@ function mapIssue(issue: z.core.$ZodIssue, prefix: KeyPath, groupValue: unknown,
       const guess = didYouMean(key, known)
       report([...path, key], `unknown key "${key}"${guess ? `; did you mean "${guess}"?` : ''} (known keys: ${known.join(', ')})`, 'key')
     }
+    return
+  }
+  if (issue.code === 'invalid_key') {
+    // A record's key failed its own schema (a service name with a space): name the key itself.
+    const key = String(path.at(-1))
+    report(path, `${issue.issues[0]?.message ?? issue.message}, got ${JSON.stringify(key)}`, 'key')
     return
   }
   if (issue.code === 'invalid_union') {

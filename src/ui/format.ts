@@ -71,3 +71,13 @@ export function formatTable(headers: readonly string[], rows: ReadonlyArray<read
       .trimEnd()
   return `${[line(headers), ...rows.map(line)].join('\n')}\n`
 }
+
+/** A warning line for stderr: the command still succeeds. */
+export function formatWarning(message: string, options: {color: boolean}): string {
+  return `${paint(options.color, 'yellow', 'Warning:')} ${message}\n`
+}
+
+/** A cycle of services as people write it: `api → web → api`. */
+export function formatCycle(cycle: readonly string[]): string {
+  return cycle.join(' → ')
+}
