@@ -43,7 +43,9 @@ export function unknownDependencies(raw: ReadonlyMap<string, RawGroup>, nodes: N
 
 /**
  * Dependency cycles between services, each as [a, b, …, a]: the nodes that run a depend on b, and
- * so on back to a. A node that runs S and depends on S itself (on its peers) is not a cycle. One
+ * so on back to a. The nodes that run S depend on everything their group depends on (see
+ * dependenciesOf), so two services of one group that depends on both form a cycle too; but a node
+ * that runs S and depends on S itself (on its peers) is not a cycle. One
  * (shortest) cycle per strongly connected set of services, starting from its first name in sort
  * order; the cycles sorted by that name.
  */

@@ -138,6 +138,110 @@ describe('offline verbs', () => {
   })
 })
 
+describe('services and dependencies', () => {
+  // api and web depend on each other (a cycle: a warning, not an error); frontend runs no service
+  // but calls api; nginx is not a service cookbook.
+  const services = {
+    __base__: {
+      region: 'us-east-1',
+      instance_type: 'm5.large',
+      source_ami: 'ami-1ebb2077',
+      service_cookbooks: ['shop'],
+      services: {api: {port: 8080, health_check: '/health', depends_on: ['web']}, web: {port: 80, depends_on: ['api']}},
+    },
+    api: {run_list: ['recipe[shop::api]']},
+    web: {run_list: ['recipe[shop-service::web]', 'recipe[shop-service::delete-old]']},
+    frontend: {depends_on: ['api'], run_list: ['recipe[nginx]']},
+  }
+  let dir: string
+  beforeEach(() => {
+    dir = makeTempDir()
+    writeFileSync(join(dir, 'nodes.json'), `${JSON.stringify(services, null, 2)}\n`)
+  })
+  afterEach(() => removeDir(dir))
+
+  it('validate warns about a dependency cycle on stderr and exits 0', () => {
+    const result = runMuster(['validate'], {cwd: dir, env: {NO_COLOR: '1'}})
+    expect(result.code, result.stderr).to.equal(0)
+    expect(result.stdout).to.equal('nodes.json: ok — 3 groups (api, web, frontend), 0 autoscaled, 3 baked\n')
+    expect(result.stderr).to.equal('Warning: nodes.json: dependency cycle api → web → api (the nodes that run each service depend on the next)\n')
+  })
+
+  it('validate --json keeps stdout JSON and gives the warnings there too', () => {
+    const result = runMuster(['validate', '--json'], {cwd: dir, env: {NO_COLOR: '1'}})
+    expect(result.code, result.stderr).to.equal(0)
+    expect(JSON.parse(result.stdout)).to.deep.equal({
+      file: 'nodes.json',
+      groups: ['__base__', 'api', 'web', 'frontend'],
+      warnings: ['nodes.json: dependency cycle api → web → api (the nodes that run each service depend on the next)'],
+    })
+  })
+
+  it('validate of the paper\'s file gives no warnings', () => {
+    copyFileSync(paper, join(dir, 'nodes.json'))
+    const result = runMuster(['validate', '--json'], {cwd: dir})
+    expect(result.code, result.stderr).to.equal(0)
+    expect((JSON.parse(result.stdout) as {warnings: unknown}).warnings).to.deep.equal([])
+    expect(result.stderr).to.equal('')
+  })
+
+  it('show prints the services a group runs and what it depends on', () => {
+    const result = runMuster(['show', 'api'], {cwd: dir})
+    expect(result.code, result.stderr).to.equal(0)
+    expect(result.stdout).to.contain(
+      [
+        'services_run:',
+        '  - name: api',
+        '    cookbook: shop',
+        '    recipe: recipe[shop::api]',
+        '    port: 8080',
+        '    health_check: /health',
+        'depends_on_resolved:',
+        '  - web',
+        '',
+      ].join('\n'),
+    )
+    const json = runMuster(['show', 'frontend', '--json'], {cwd: dir})
+    expect(json.code, json.stderr).to.equal(0)
+    const shown = JSON.parse(json.stdout) as Record<string, unknown>
+    expect(shown).to.deep.include({services_run: [], depends_on: ['api'], depends_on_resolved: ['api'], service_cookbooks: ['shop']})
+    const web = JSON.parse(runMuster(['show', 'web', '--json'], {cwd: dir}).stdout) as Record<string, unknown>
+    expect(web.services_run).to.deep.equal([{name: 'web', cookbook: 'shop-service', recipe: 'recipe[shop-service::web]', port: 80}])
+    expect(web.depends_on_resolved).to.deep.equal(['api'])
+  })
+
+  it('ls has a SERVICES column, and services in --json', () => {
+    const table = runMuster(['ls'], {cwd: dir})
+    expect(table.code, table.stderr).to.equal(0)
+    expect(table.stdout).to.equal(
+      [
+        'GROUP     TYPE      REGION     ASG  IMAGE                    RECIPES  SERVICES  DESCRIPTION',
+        'api       m5.large  us-east-1  no   baked from ami-1ebb2077  1        api',
+        'web       m5.large  us-east-1  no   baked from ami-1ebb2077  2        web',
+        'frontend  m5.large  us-east-1  no   baked from ami-1ebb2077  1        -',
+        '',
+      ].join('\n'),
+    )
+    copyFileSync(paper, join(dir, 'nodes.json'))
+    const rows = JSON.parse(runMuster(['ls', '--json'], {cwd: dir}).stdout) as Array<{name: string; services: string[]}>
+    expect(rows.map((r) => [r.name, r.services])).to.deep.equal([
+      ['12_04-bee', ['api-workers', 'cronq-workers', 'djjob']],
+      ['12_04-www', []],
+    ])
+  })
+
+  it('every verb refuses a dependency on a service no group runs, and writes nothing', () => {
+    const broken = {...services, frontend: {depends_on: ['ap'], run_list: ['recipe[nginx]']}}
+    writeFileSync(join(dir, 'nodes.json'), `${JSON.stringify(broken, null, 2)}\n`)
+    for (const verb of [['validate'], ['show', 'api'], ['ls'], ['generate']]) {
+      const result = runMuster(verb, {cwd: dir})
+      expect(result.code, verb.join(' ')).to.equal(1)
+      expect(result.stderr, verb.join(' ')).to.contain('nodes.json:38:7: frontend.depends_on[0]: no group runs service "ap"; did you mean "api"? (services run: api, web)')
+    }
+    expect(listFiles(dir)).to.deep.equal(['nodes.json'])
+  })
+})
+
 describe('help', () => {
   const manifest = JSON.parse(readFileSync(join(repoRoot, 'oclif.manifest.json'), 'utf8')) as {commands: Record<string, {hidden?: boolean; examples?: unknown[]; summary?: string}>}
   const visible = Object.entries(manifest.commands).filter(([, c]) => !c.hidden)

@@ -43,10 +43,29 @@ describe('compiled nodes validator', () => {
     expect(compared).to.be.greaterThan(30)
   })
 
+  it('agrees with zod on service names, depends_on and service_cookbooks', () => {
+    const groups: Array<[Record<string, unknown>, boolean]> = [
+      [{services: {'api.v1': {port: 80, depends_on: ['db_2', 'cache-x']}}, depends_on: ['api.v1'], service_cookbooks: ['shop']}, true],
+      [{services: {'a b': {}}}, false],
+      [{services: {'a/b': {}}}, false],
+      [{services: {api: {depends_on: ['a b']}}}, false],
+      [{depends_on: ['']}, false],
+      [{depends_on: 'api'}, false],
+      [{depends_on: [3]}, false],
+      [{service_cookbooks: ['shop::api']}, false],
+      [{service_cookbooks: 'shop'}, false],
+    ]
+    for (const [group, accepted] of groups) {
+      const nodes = {web: group}
+      expect(fast(nodes), JSON.stringify(group)).to.equal(accepted)
+      expect(zodAccepts(nodes), JSON.stringify(group)).to.equal(accepted)
+    }
+  })
+
   it('agrees with zod on random groups', () => {
-    const scalar = fc.oneof(fc.constant(false), fc.constant(true), fc.integer({min: -3, max: 70_000}), fc.double({noNaN: true}), fc.constantFrom('us-east-1', 'm5.large', 'ami-0abc', 'recipe[a]', 'x', ''))
-    const value = fc.oneof(scalar, fc.array(scalar, {maxLength: 3}), fc.dictionary(fc.constantFrom('timeout', 'node_min', 'node_max', 'port', 'x'), scalar, {maxKeys: 3}))
-    const key = fc.constantFrom('region', 'instance_type', 'source_ami', 'autoscale', 'run_list', 'packer', 'services', 'tags', 'from_base', 'volume_size', 'description', 'type', 'unknown_key')
+    const scalar = fc.oneof(fc.constant(false), fc.constant(true), fc.integer({min: -3, max: 70_000}), fc.double({noNaN: true}), fc.constantFrom('us-east-1', 'm5.large', 'ami-0abc', 'recipe[a]', 'x', '', 'api.v1', 'a b'))
+    const value = fc.oneof(scalar, fc.array(scalar, {maxLength: 3}), fc.dictionary(fc.constantFrom('timeout', 'node_min', 'node_max', 'port', 'x', 'a b', 'depends_on'), fc.oneof(scalar, fc.array(scalar, {maxLength: 2})), {maxKeys: 3}))
+    const key = fc.constantFrom('region', 'instance_type', 'source_ami', 'autoscale', 'run_list', 'packer', 'services', 'tags', 'from_base', 'volume_size', 'description', 'type', 'unknown_key', 'depends_on', 'service_cookbooks')
     fc.assert(
       fc.property(fc.dictionary(key, value, {maxKeys: 4}), (group) => {
         const nodes = {web: group}
