@@ -1,0 +1,352 @@
+// The node agent's core: one node's life in the registry. It announces the node and its services
+// under one lease, re-provisions when a service it depends on gains or loses a node (debounced,
+// single-flight), deregisters a service and waits for its dependents to let go before deleting it,
+// and on stop deregisters everything at once. I/O goes through the store, the feed, the
+// provisioner and writeFile, so many agents can share one etcd client (bench/) and the logic is
+// testable on its own.
+import {join} from 'node:path'
+
+import {nodeKey, serviceKey} from '../registry/keys.js'
+import {initialProvision, type NodeRecord, type ProvisionReason, type ProvisionStatus, type ServiceRecord} from '../registry/records.js'
+import {jitteredDelay, type RegistryFeed} from '../registry/feed.js'
+import type {RegistryStore, StoreLease} from '../registry/store.js'
+import type {ViewChange} from '../registry/view.js'
+import {buildAttributes, dependentsHoldingOn} from './attributes.js'
+import {type Clock, Debouncer, Lock, systemClock, type Wait} from './debounce.js'
+import type {Identity} from './identity.js'
+import type {Logger} from './log.js'
+import type {ProvisionResult, Provisioner} from './provisioner.js'
+
+export interface AgentMetrics {
+  provision(reason: ProvisionReason, ok: boolean, seconds: number): void
+  queued(reason: ProvisionReason): void
+}
+
+export const noMetrics: AgentMetrics = {provision: () => undefined, queued: () => undefined}
+
+export interface AgentOptions {
+  identity: Identity
+  project: string
+  ttlSeconds: number
+  wait: Wait
+  drainMs: number
+  stateDir: string
+  store: RegistryStore
+  feed: RegistryFeed
+  provisioner: Provisioner
+  log: Logger
+  writeFile(path: string, text: string): Promise<void>
+  metrics?: AgentMetrics
+  clock?: Clock
+  /** Skip the provision at start (bench: agents that only register and react). */
+  bootProvision?: boolean
+}
+
+export interface AgentHealth {
+  node: string
+  group: string
+  services: string[]
+  registered: string[]
+  dependsOn: string[]
+  registry: {connected: boolean; endpoints: readonly string[]; revision: number; leaseId: string | null}
+  provision: ProvisionStatus
+  queue: {provisionPending: boolean; running: boolean; retryAt: string | null; decommissioning: string[]}
+}
+
+const RETRY_BASE_MS = 5000
+const RETRY_CAP_MS = 300_000
+
+export class Agent {
+  identity: Identity
+  private lease: StoreLease | undefined
+  private readonly registered = new Set<string>()
+  private readonly lock = new Lock()
+  private readonly debouncer: Debouncer
+  private readonly clock: Clock
+  private readonly metrics: AgentMetrics
+  private provisionStatus: ProvisionStatus = initialProvision()
+  private failures = 0
+  private retryTimer: unknown
+  private retryAt: number | undefined
+  private repairing: Promise<void> | undefined
+  private unsubscribe: (() => void) | undefined
+  private readonly waiters = new Set<() => void>()
+  private decommissioning: string[] = []
+  private stopped = false
+  private readonly since = new Date().toISOString()
+
+  constructor(private readonly options: AgentOptions) {
+    this.identity = options.identity
+    this.clock = options.clock ?? systemClock
+    this.metrics = options.metrics ?? noMetrics
+    this.debouncer = new Debouncer(options.wait, () => this.provision('dependency').then(() => undefined), this.clock)
+  }
+
+  get attributesFile(): string {
+    return join(this.options.stateDir, 'attributes.json')
+  }
+
+  /** Registers the node (not yet its services) and runs the boot provision. Rejects if etcd can't be reached. */
+  async start(): Promise<void> {
+    this.unsubscribe = this.options.feed.subscribe((change) => this.onChange(change))
+    await this.register()
+    if (this.options.bootProvision === false) {
+      for (const s of this.identity.services) this.registered.add(s.name)
+      await this.publish()
+      return
+    }
+    this.metrics.queued('boot')
+    void this.provision('boot')
+  }
+
+  /** A registry change: react when it touches a dependency; wake decommission waiters. */
+  private onChange(change: ViewChange): void {
+    if (this.stopped) return
+    if (this.identity.dependsOn.some((s) => change.services.has(s))) {
+      this.metrics.queued('dependency')
+      this.debouncer.trigger()
+    }
+    if (change.nodes.size > 0) for (const wake of this.waiters) wake()
+  }
+
+  // ---- registration ------------------------------------------------------------------------
+
+  private nodeRecord(): NodeRecord {
+    return {
+      node: this.identity.node,
+      group: this.identity.group,
+      address: this.identity.address,
+      services: [...this.registered].sort(),
+      dependsOn: this.identity.dependsOn,
+      provision: this.provisionStatus,
+      since: this.since,
+    }
+  }
+
+  private serviceRecord(name: string): ServiceRecord {
+    const ref = this.identity.services.find((s) => s.name === name)
+    const record: ServiceRecord = {node: this.identity.node, group: this.identity.group, address: this.identity.address, since: this.since}
+    if (ref?.port !== undefined) record.port = ref.port
+    return record
+  }
+
+  /** Grants a lease (once, or again after losing it) and writes every key on it. Throws on failure. */
+  private async register(): Promise<void> {
+    if (!this.lease) {
+      const lease = await this.options.store.grantLease(this.options.ttlSeconds)
+      lease.onLost((error) => {
+        if (this.lease !== lease || this.stopped) return
+        this.options.log.warn('registry lease lost; registering again under a new one', {error: error.message})
+        this.lease = undefined
+        void this.repair()
+      })
+      this.lease = lease
+    }
+    await this.writeAll(this.lease)
+  }
+
+  private async writeAll(lease: StoreLease): Promise<void> {
+    const {project} = this.options
+    await lease.put(nodeKey(project, this.identity.node), JSON.stringify(this.nodeRecord()))
+    for (const name of [...this.registered].sort()) {
+      await lease.put(serviceKey(project, name, this.identity.node), JSON.stringify(this.serviceRecord(name)))
+    }
+  }
+
+  /** Writes the node's keys; on failure, repairs in the background (never deregisters). */
+  private async publish(): Promise<void> {
+    if (this.stopped) return
+    const lease = this.lease
+    if (!lease) {
+      void this.repair()
+      return
+    }
+    try {
+      await this.writeAll(lease)
+    } catch (error) {
+      this.options.log.warn('registry write failed; retrying in the background', {error: (error as Error).message})
+      void this.repair()
+    }
+  }
+
+  /** Retries registration with backoff and jitter until it succeeds or the agent stops. */
+  private repair(): Promise<void> {
+    this.repairing ??= (async () => {
+      for (let attempt = 0; !this.stopped; attempt++) {
+        try {
+          await this.register()
+          this.options.log.info('registered in the registry', {leaseId: this.lease?.id})
+          return
+        } catch (error) {
+          const delay = jitteredDelay(attempt, 250, 3000)
+          this.options.log.warn('registry unreachable; keeping the last view and retrying', {error: (error as Error).message, retryInMs: delay})
+          await new Promise((resolve) => setTimeout(resolve, delay))
+        }
+      }
+    })().finally(() => {
+      this.repairing = undefined
+    })
+    return this.repairing
+  }
+
+  // ---- provisioning ------------------------------------------------------------------------
+
+  /** One provision run, through the node's lock. Resolves with its result. */
+  provision(reason: ProvisionReason, runList?: string): Promise<ProvisionResult> {
+    return this.lock.run(async () => {
+      this.clearRetry()
+      const view = this.options.feed.view
+      const revision = view.revision
+      await this.options.writeFile(this.attributesFile, `${JSON.stringify(buildAttributes(this.attributesInput(), view), null, 2)}\n`)
+      const startedAt = new Date().toISOString()
+      this.provisionStatus = {...this.provisionStatus, state: 'running', reason, startedAt, finishedAt: null}
+      await this.publish()
+      this.options.log.info('provision started', {reason, revision, runList})
+      const result = await this.options.provisioner.run({reason, attributesFile: this.attributesFile, revision, ...(runList ? {runList} : {})})
+      this.metrics.provision(reason, result.ok, result.durationMs / 1000)
+      const finishedAt = new Date().toISOString()
+      if (result.ok) {
+        this.failures = 0
+        this.provisionStatus = {state: 'idle', ok: true, reason, startedAt, finishedAt, revision, message: null}
+        this.options.log.info('provision finished', {reason, revision, ms: result.durationMs})
+        if (reason === 'boot') for (const s of this.identity.services) this.registered.add(s.name)
+      } else {
+        const delay = this.scheduleRetry(reason, runList)
+        const status = result.signal ?? `exit ${result.exitCode}`
+        this.provisionStatus = {...this.provisionStatus, state: 'failed', ok: false, reason, startedAt, finishedAt, message: `${status}; retrying in ${Math.round(delay / 1000)} s\n${result.tail}`.slice(0, 4000)}
+        this.options.log.error('provision failed', {reason, revision, status, retryInMs: delay, tail: result.tail})
+      }
+      await this.publish()
+      return result
+    })
+  }
+
+  private attributesInput(): Parameters<typeof buildAttributes>[0] {
+    const {identity} = this
+    return {dna: identity.dna, node: identity.node, group: identity.group, address: identity.address, offers: identity.services, dependsOn: identity.dependsOn}
+  }
+
+  private scheduleRetry(reason: ProvisionReason, runList: string | undefined): number {
+    this.failures++
+    const delay = jitteredDelay(this.failures - 1, RETRY_BASE_MS, RETRY_CAP_MS)
+    // A decommission's delete recipe is retried as part of the decommission, not on its own.
+    if (runList !== undefined || this.stopped) return delay
+    this.retryAt = this.clock.now() + delay
+    this.retryTimer = this.clock.setTimeout(() => {
+      this.retryTimer = undefined
+      this.retryAt = undefined
+      this.metrics.queued(reason)
+      void this.provision(reason)
+    }, delay)
+    return delay
+  }
+
+  private clearRetry(): void {
+    if (this.retryTimer !== undefined) this.clock.clearTimeout(this.retryTimer)
+    this.retryTimer = undefined
+    this.retryAt = undefined
+  }
+
+  // ---- decommission, reload, stop ----------------------------------------------------------
+
+  /** Resolves once no live dependent of `services` still holds on past `since`, or after drainMs. */
+  private async waitForDependents(services: readonly string[], since: number): Promise<string[]> {
+    const self = this.identity.node
+    let holding = dependentsHoldingOn(this.options.feed.view, services, since, self)
+    if (holding.length === 0 || this.options.drainMs === 0) return holding
+    await new Promise<void>((resolve) => {
+      const done = (): void => {
+        this.waiters.delete(check)
+        this.clock.clearTimeout(timer)
+        resolve()
+      }
+      const check = (): void => {
+        holding = dependentsHoldingOn(this.options.feed.view, services, since, self)
+        if (holding.length === 0) done()
+      }
+      const timer = this.clock.setTimeout(done, this.options.drainMs)
+      this.waiters.add(check)
+    })
+    return holding
+  }
+
+  /**
+   * The node's configuration changed (SIGHUP): services that left are deregistered, drained and
+   * deleted before the new run list converges; new services register once it has converged.
+   */
+  async reload(next: Identity): Promise<void> {
+    const before = new Set(this.identity.services.map((s) => s.name))
+    const after = new Set(next.services.map((s) => s.name))
+    const removed = this.identity.services.filter((s) => !after.has(s.name))
+    const added = next.services.filter((s) => !before.has(s.name))
+    this.identity = next
+    if (removed.length === 0) {
+      if (added.length === 0) {
+        await this.publish()
+        return
+      }
+      const result = await this.provision('config')
+      if (result.ok) for (const s of added) this.registered.add(s.name)
+      await this.publish()
+      return
+    }
+    const names = removed.map((s) => s.name)
+    this.decommissioning = names
+    try {
+      for (const name of names) this.registered.delete(name)
+      const revision = await this.options.store.deleteKeys(names.map((n) => serviceKey(this.options.project, n, this.identity.node)))
+      await this.publish()
+      this.options.log.info('deregistered; waiting for dependents to let go', {services: names, revision, drainMs: this.options.drainMs})
+      const holding = await this.waitForDependents(names, revision)
+      if (holding.length > 0) this.options.log.warn('drain period over; dependents still holding on', {services: names, nodes: holding})
+      for (const service of removed) {
+        await this.provision('decommission', `recipe[${service.cookbook}::delete-${service.name}]`)
+      }
+      const result = await this.provision('decommission')
+      if (result.ok) for (const s of added) this.registered.add(s.name)
+      await this.publish()
+    } finally {
+      this.decommissioning = []
+    }
+  }
+
+  /** SIGTERM: deregister everything at once, let dependents let go (up to drainMs), stop. */
+  async stop(): Promise<void> {
+    if (this.stopped) return
+    this.stopped = true
+    this.debouncer.stop()
+    this.clearRetry()
+    const offered = [...this.registered]
+    const lease = this.lease
+    this.lease = undefined
+    try {
+      const keys = [...offered.map((n) => serviceKey(this.options.project, n, this.identity.node)), nodeKey(this.options.project, this.identity.node)]
+      const revision = await this.options.store.deleteKeys(keys)
+      await lease?.revoke()
+      this.options.log.info('deregistered', {revision, services: offered})
+      if (offered.length > 0) {
+        const holding = await this.waitForDependents(offered, revision)
+        if (holding.length > 0) this.options.log.warn('drain period over; dependents still holding on', {nodes: holding})
+      }
+    } catch (error) {
+      // etcd is unreachable: the lease expires on its own after the TTL.
+      lease?.release()
+      this.options.log.warn('could not deregister; the registrations expire with the lease', {error: (error as Error).message, ttlSeconds: this.options.ttlSeconds})
+    }
+    this.unsubscribe?.()
+    if (this.lock.busy) this.options.provisioner.cancel()
+  }
+
+  health(): AgentHealth {
+    return {
+      node: this.identity.node,
+      group: this.identity.group,
+      services: this.identity.services.map((s) => s.name),
+      registered: [...this.registered].sort(),
+      dependsOn: this.identity.dependsOn,
+      registry: {connected: this.options.feed.connected && this.lease !== undefined, endpoints: this.options.store.endpoints, revision: this.options.feed.view.revision, leaseId: this.lease?.id ?? null},
+      provision: this.provisionStatus,
+      queue: {provisionPending: this.debouncer.pending, running: this.lock.busy, retryAt: this.retryAt === undefined ? null : new Date(this.retryAt).toISOString(), decommissioning: this.decommissioning},
+    }
+  }
+}

@@ -1,0 +1,119 @@
+// `muster agent` as a process: settings → identity → etcd → agent → status server, and the
+// signals: SIGHUP re-reads the node's configuration (decommissioning what left), SIGTERM/SIGINT
+// deregister and stop with exit 0. Everything that can be wrong with the input is found before the
+// first registration, so a bad start leaves nothing half-registered.
+import {mkdirSync} from 'node:fs'
+import {join, resolve} from 'node:path'
+
+import {UserError} from '../errors.js'
+import {atomicWrite} from '../lib/atomic-write.js'
+import {openEtcd} from '../registry/etcd.js'
+import {RegistryFeed} from '../registry/feed.js'
+import {resolveProject} from '../registry/project.js'
+import {Agent} from './agent.js'
+import {checkProvisionCommand, fromInstanceMetadata, type Identity, loadIdentity} from './identity.js'
+import {createLogger, type Logger} from './log.js'
+import {CommandProvisioner} from './provisioner.js'
+import type {AgentSettings} from './settings.js'
+import {createMetrics, serveStatus, type StatusServer} from './status.js'
+
+export interface DaemonContext {
+  cwd: string
+  env: NodeJS.ProcessEnv
+}
+
+/** Runs until SIGTERM/SIGINT; resolves with the exit code. Throws UserError for bad input at start. */
+export async function runAgent(settings: AgentSettings, context: DaemonContext): Promise<number> {
+  const fromImds = settings.node === undefined || settings.address === undefined ? await fromInstanceMetadata(context.env) : undefined
+  const node = settings.node ?? (fromImds as {node: string}).node
+  const address = settings.address ?? (fromImds as {address: string}).address
+  const readIdentity = (): Identity => loadIdentity({group: settings.group, nodes: settings.nodes, dna: settings.dna, node, address, cwd: context.cwd, env: context.env})
+  const identity = readIdentity()
+  checkProvisionCommand(settings.provision, context.env)
+  const project = await resolveProject(settings.project, context.env, identity.projectDir)
+  const stateDir = resolve(context.cwd, settings.stateDir ?? join('.muster', 'agent', node))
+  try {
+    mkdirSync(stateDir, {recursive: true, mode: 0o700})
+  } catch (error) {
+    throw new UserError(`cannot create the state dir ${stateDir}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, {hint: 'Give --state-dir a directory this user can write.'})
+  }
+  const log = createLogger(settings.logFormat, {node, group: identity.group})
+  const store = openEtcd({endpoints: settings.endpoints, callTimeoutMs: 3000})
+  const feed = new RegistryFeed(store, project, log)
+  try {
+    await feed.start()
+  } catch (error) {
+    store.close()
+    throw new UserError(`cannot reach the registry at ${settings.endpoints.join(', ')}: ${(error as Error).message}`, {
+      hint: 'Check --etcd (or MUSTER_ETCD_ENDPOINTS) and that etcd is running; nothing was registered.',
+    })
+  }
+  const metrics = createMetrics(feed)
+  const provisioner = new CommandProvisioner({command: settings.provision, stateDir, node, group: identity.group, env: context.env})
+  const agent = new Agent({
+    identity,
+    project,
+    ttlSeconds: settings.ttlSeconds,
+    wait: settings.wait,
+    drainMs: settings.drainMs,
+    stateDir,
+    store,
+    feed,
+    provisioner,
+    log,
+    metrics,
+    writeFile: (path, text) => atomicWrite(path, text, {mode: 0o600}),
+  })
+  let status: StatusServer | undefined
+  try {
+    await agent.start()
+    if (settings.statusAddr) status = await serveStatus(settings.statusAddr, () => agent.health(), metrics.registry)
+  } catch (error) {
+    await agent.stop()
+    await feed.stop()
+    store.close()
+    if (error instanceof UserError) throw error
+    throw new UserError(`the agent could not start: ${(error as NodeJS.ErrnoException).code ?? ''} ${(error as Error).message}`.trim(), {hint: 'Check --status-addr and --etcd; nothing stays registered.'})
+  }
+  log.info('agent started', {project, services: identity.services.map((s) => s.name), dependsOn: identity.dependsOn, status: status ? `${status.address.host}:${status.address.port}` : undefined, stateDir})
+  return waitForSignals(agent, readIdentity, log, async () => {
+    await status?.close()
+    await feed.stop()
+    store.close()
+  })
+}
+
+function waitForSignals(agent: Agent, readIdentity: () => Identity, log: Logger, cleanup: () => Promise<void>): Promise<number> {
+  return new Promise((resolveExit) => {
+    let reloading: Promise<void> = Promise.resolve()
+    const onHup = (): void => {
+      reloading = reloading.then(async () => {
+        let next: Identity
+        try {
+          next = readIdentity()
+        } catch (error) {
+          // A bad edit must not take the node down: keep the running configuration.
+          log.error('reload refused; keeping the running configuration', {error: (error as Error).message})
+          return
+        }
+        log.info('configuration reloaded', {services: next.services.map((s) => s.name), dependsOn: next.dependsOn})
+        await agent.reload(next)
+      })
+    }
+    let stopping = false
+    const onStop = (signal: string): void => {
+      if (stopping) return
+      stopping = true
+      log.info('stopping', {signal})
+      void (async () => {
+        await agent.stop()
+        await cleanup()
+        process.off('SIGHUP', onHup)
+        resolveExit(0)
+      })()
+    }
+    process.on('SIGHUP', onHup)
+    process.once('SIGTERM', () => onStop('SIGTERM'))
+    process.once('SIGINT', () => onStop('SIGINT'))
+  })
+}

@@ -1,0 +1,145 @@
+// The agent's settings: flags over a JSON config file (what user data writes on a node) over
+// defaults. Everything is checked here, at start, so a bad setting is one clear error and nothing
+// is registered half-way.
+import {readFileSync} from 'node:fs'
+
+import {UserError} from '../errors.js'
+import {parseEndpoints} from '../registry/etcd.js'
+import type {Wait} from './debounce.js'
+import {DEFAULT_PROVISION} from './provisioner.js'
+
+export interface AgentInput {
+  group?: string
+  nodes?: string
+  node?: string
+  address?: string
+  etcd?: string
+  project?: string
+  provision?: string
+  stateDir?: string
+  statusAddr?: string
+  ttl?: number
+  wait?: string
+  drain?: number
+  dna?: string
+  logFormat?: string
+}
+
+export const CONFIG_KEYS: ReadonlyArray<keyof AgentInput> = ['group', 'nodes', 'node', 'address', 'etcd', 'project', 'provision', 'stateDir', 'statusAddr', 'ttl', 'wait', 'drain', 'dna', 'logFormat']
+
+export const DEFAULTS = {ttlSeconds: 15, wait: '2s:10s', drainSeconds: 60}
+
+export interface HostPort {
+  host: string
+  port: number
+}
+
+/** Settings after merging and checking; node and address may still come from IMDS. */
+export interface AgentSettings {
+  group: string
+  nodes: string | undefined
+  node: string | undefined
+  address: string | undefined
+  endpoints: string[]
+  project: string | undefined
+  provision: string
+  stateDir: string | undefined
+  statusAddr: HostPort | undefined
+  ttlSeconds: number
+  wait: Wait
+  drainMs: number
+  dna: string | undefined
+  logFormat: 'json' | 'text'
+}
+
+const UNITS: Record<string, number> = {ms: 1, s: 1000, m: 60_000, h: 3_600_000}
+
+/** `300ms`, `2s`, `1.5m`, `1h`; a bare number is seconds. */
+export function parseDuration(text: string, what: string): number {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim())
+  if (!match) throw new UserError(`${what}: ${JSON.stringify(text)} is not a duration`, {hint: 'Write durations as consul-template does: 300ms, 2s, 1m.'})
+  return Math.round(Number(match[1]) * (UNITS[match[2] ?? 's'] as number))
+}
+
+/** `MIN:MAX` (`2s:10s`), or `MIN` alone, which gives MAX = 4 × MIN as consul-template does. */
+export function parseWait(text: string, what = '--wait'): Wait {
+  const parts = text.split(':')
+  if (parts.length > 2) throw new UserError(`${what}: ${JSON.stringify(text)} is not MIN:MAX`, {hint: 'Example: --wait 2s:10s (quiet for 2 s, at most 10 s after the first change).'})
+  const minMs = parseDuration(parts[0] as string, what)
+  const maxMs = parts.length === 2 ? parseDuration(parts[1] as string, what) : minMs * 4
+  if (maxMs < minMs) throw new UserError(`${what}: the maximum ${parts[1]} is below the minimum ${parts[0]}`, {hint: 'Give MIN:MAX with MIN ≤ MAX, e.g. 2s:10s.'})
+  return {minMs, maxMs}
+}
+
+export function parseHostPort(text: string, what: string): HostPort {
+  const match = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(text)
+  const port = match ? Number(match[2]) : NaN
+  if (!match || port > 65_535) throw new UserError(`${what}: ${JSON.stringify(text)} is not HOST:PORT`, {hint: 'Example: --status-addr 127.0.0.1:9090 (port 0 picks a free one).'})
+  return {host: (match[1] as string).replace(/^\[|\]$/g, ''), port}
+}
+
+/** Reads --config FILE: a JSON object with the flags' names in camelCase. */
+export function readConfigFile(path: string): AgentInput {
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch (error) {
+    throw new UserError(`cannot read the agent config ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, {hint: 'Check the path given with --config.'})
+  }
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch (error) {
+    throw new UserError(`${path}${jsonPlace(text, (error as Error).message)}: not valid JSON: ${(error as Error).message}`, {hint: 'Fix the JSON; the agent started nothing.'})
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new UserError(`${path}: expected a JSON object of settings`, {hint: `Keys: ${CONFIG_KEYS.join(', ')}.`})
+  const input: AgentInput = {}
+  for (const [key, v] of Object.entries(value)) {
+    if (!(CONFIG_KEYS as readonly string[]).includes(key)) {
+      throw new UserError(`${path}: ${key}: unknown setting`, {hint: `Settings: ${CONFIG_KEYS.join(', ')}.`})
+    }
+    const numeric = key === 'ttl' || key === 'drain'
+    if (numeric ? typeof v !== 'number' : typeof v !== 'string') {
+      throw new UserError(`${path}: ${key}: expected ${numeric ? 'a number of seconds' : 'a string'}, got ${JSON.stringify(v)}`, {hint: 'Fix the setting; the agent started nothing.'})
+    }
+    ;(input as Record<string, unknown>)[key] = v
+  }
+  return input
+}
+
+/** ":line:column" of a JSON.parse error message's "position N", when it has one. */
+function jsonPlace(text: string, message: string): string {
+  const match = /position (\d+)/.exec(message)
+  if (!match) return ''
+  const before = text.slice(0, Number(match[1])).split('\n')
+  return `:${before.length}:${(before.at(-1)?.length ?? 0) + 1}`
+}
+
+export function resolveSettings(flags: AgentInput, config: AgentInput, env: NodeJS.ProcessEnv): AgentSettings {
+  const merged: AgentInput = {...config, ...Object.fromEntries(Object.entries(flags).filter(([, v]) => v !== undefined))}
+  if (!merged.group) throw new UserError('the agent needs its group', {hint: 'Give --group GROUP (or "group" in --config).'})
+  const etcd = merged.etcd ?? env.MUSTER_ETCD_ENDPOINTS
+  if (!etcd) throw new UserError('the agent needs the registry\'s endpoints', {hint: 'Give --etcd http://HOST:2379[,…] or set MUSTER_ETCD_ENDPOINTS.'})
+  const ttlSeconds = merged.ttl ?? DEFAULTS.ttlSeconds
+  if (!Number.isInteger(ttlSeconds) || ttlSeconds < 2 || ttlSeconds > 3600) throw new UserError(`--ttl ${ttlSeconds}: expected whole seconds from 2 to 3600`, {hint: 'The default is 15.'})
+  const drain = merged.drain ?? DEFAULTS.drainSeconds
+  if (!Number.isFinite(drain) || drain < 0 || drain > 86_400) throw new UserError(`--drain ${drain}: expected seconds from 0 to 86400`, {hint: 'The default is 60.'})
+  const logFormat = merged.logFormat ?? 'text'
+  if (logFormat !== 'json' && logFormat !== 'text') throw new UserError(`--log-format ${logFormat}: expected json or text`, {hint: 'json for journald pipelines, text for people.'})
+  return {
+    group: merged.group,
+    nodes: merged.nodes,
+    node: merged.node,
+    address: merged.address,
+    endpoints: parseEndpoints(etcd, merged.etcd ? '--etcd' : 'MUSTER_ETCD_ENDPOINTS'),
+    project: merged.project,
+    provision: merged.provision ?? DEFAULT_PROVISION,
+    stateDir: merged.stateDir,
+    statusAddr: merged.statusAddr === undefined ? undefined : parseHostPort(merged.statusAddr, '--status-addr'),
+    ttlSeconds,
+    wait: parseWait(merged.wait ?? DEFAULTS.wait),
+    drainMs: Math.round(drain * 1000),
+    dna: merged.dna,
+    logFormat,
+  }
+}

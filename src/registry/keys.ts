@@ -1,0 +1,60 @@
+// The registry's key layout, in one place. Every key lives under /muster/PROJECT/ so that two
+// projects (or, later, environments) sharing one etcd never see each other's services.
+//
+//   services/SERVICE/NODE   a service a node offers, on the node's lease
+//   nodes/NODE              the node itself and its last provision, on the node's lease
+import {UserError} from '../errors.js'
+
+/** Project names, service names and node ids become key segments: no "/" and nothing exotic. */
+export const SEGMENT = /^[A-Za-z0-9_.-]{1,128}$/
+
+export function checkSegment(what: string, value: string, hint: string): string {
+  if (!SEGMENT.test(value) || value === '.' || value === '..') {
+    throw new UserError(`${what} ${JSON.stringify(value)} is not usable as a registry key segment`, {
+      hint: `${hint} Use 1–128 of A–Z a–z 0–9 _ . - (no "/").`,
+    })
+  }
+  return value
+}
+
+export function projectPrefix(project: string): string {
+  return `/muster/${project}/`
+}
+
+export function servicesPrefix(project: string): string {
+  return `${projectPrefix(project)}services/`
+}
+
+export function nodesPrefix(project: string): string {
+  return `${projectPrefix(project)}nodes/`
+}
+
+export function serviceKey(project: string, service: string, node: string): string {
+  return `${servicesPrefix(project)}${service}/${node}`
+}
+
+export function nodeKey(project: string, node: string): string {
+  return `${nodesPrefix(project)}${node}`
+}
+
+export type ParsedKey = {kind: 'service'; service: string; node: string} | {kind: 'node'; node: string}
+
+/**
+ * What a key under the project's prefix names, or undefined for keys muster does not own (or that
+ * are malformed: the registry is writable from every node, so nothing in it is trusted blindly).
+ */
+export function parseKey(project: string, key: string): ParsedKey | undefined {
+  const prefix = projectPrefix(project)
+  if (!key.startsWith(prefix)) return undefined
+  const parts = key.slice(prefix.length).split('/')
+  if (parts[0] === 'services' && parts.length === 3) {
+    const [, service, node] = parts as [string, string, string]
+    if (SEGMENT.test(service) && SEGMENT.test(node)) return {kind: 'service', service, node}
+    return undefined
+  }
+  if (parts[0] === 'nodes' && parts.length === 2) {
+    const node = parts[1] as string
+    if (SEGMENT.test(node)) return {kind: 'node', node}
+  }
+  return undefined
+}

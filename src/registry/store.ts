@@ -1,0 +1,45 @@
+// The registry's storage as the rest of muster sees it: a small interface over etcd, so the agent's
+// logic is testable without etcd and the etcd client is tested against a real etcd. Only this
+// module and etcd.ts know the client library.
+import type {KeyEvent} from './view.js'
+
+export interface Snapshot {
+  revision: number
+  events: KeyEvent[]
+}
+
+export interface WatchHandlers {
+  /** Events of one watch response, in order, with the response's revision. */
+  events(events: KeyEvent[], revision: number): void
+  /** The watch cannot continue from its revision (compacted, cancelled): take a new snapshot. */
+  broken(error: Error): void
+  /** The stream to etcd dropped or came back; the client resumes from the last revision itself. */
+  connection(connected: boolean, error?: Error): void
+}
+
+export interface Watch {
+  close(): Promise<void>
+}
+
+export interface StoreLease {
+  readonly id: string
+  /** Writes key=value on this lease; resolves with the revision of the write. */
+  put(key: string, value: string): Promise<number>
+  /** Called once if etcd says the lease is gone (expired during an outage, or revoked elsewhere). */
+  onLost(handler: (error: Error) => void): void
+  /** Deletes every key on the lease at once. */
+  revoke(): Promise<void>
+  /** Stops keeping the lease alive without revoking it (its keys expire after the TTL). */
+  release(): void
+}
+
+export interface RegistryStore {
+  readonly endpoints: readonly string[]
+  snapshot(prefix: string): Promise<Snapshot>
+  watch(prefix: string, fromRevision: number, handlers: WatchHandlers): Promise<Watch>
+  grantLease(ttlSeconds: number): Promise<StoreLease>
+  /** Deletes keys in one transaction (all go at one revision); resolves with that revision. */
+  deleteKeys(keys: readonly string[]): Promise<number>
+  put(key: string, value: string): Promise<number>
+  close(): void
+}
