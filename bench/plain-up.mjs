@@ -8,7 +8,7 @@ const {loadNodes} = await import(new URL('nodes/load.js', dist).href)
 const {buildContext} = await import(new URL('stacks/context.js', dist).href)
 const {groupProgram} = await import(new URL('stacks/program.js', dist).href)
 const {emptyIntent} = await import(new URL('stacks/intent.js', dist).href)
-const {engineEnv} = await import(new URL('stacks/service.js', dist).href)
+const {engineEnv} = await import(new URL('stacks/session.js', dist).href)
 const {chooseBackend} = await import(new URL('stacks/backend.js', dist).href)
 
 const [group, trigger] = process.argv.slice(2)

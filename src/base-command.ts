@@ -4,7 +4,9 @@
 import {Command, Errors, Flags} from '@oclif/core'
 
 import {UserError} from './errors.js'
+import type {IoHost} from './actions/io.js'
 import {formatError} from './ui/format.js'
+import {colorFor, terminalHost} from './ui/io-host.js'
 
 export const nodesFlag = Flags.string({
   description: 'Path of the nodes file (default: nodes.json or nodes.yaml in the working directory).',
@@ -25,6 +27,16 @@ export abstract class MusterCommand extends Command {
     return this.argv.includes('--verbose')
   }
 
+  /** The I/O host for this run: --yes answers questions, --verbose streams the engine's output. */
+  protected host(flags: {yes?: boolean} = {}): IoHost {
+    return terminalHost({yes: flags.yes ?? false, verbose: this.verbose, json: this.jsonEnabled()})
+  }
+
+  /** Whether results printed on stdout may carry colour. */
+  protected get stdoutColor(): boolean {
+    return colorFor(process.stdout)
+  }
+
   protected override async catch(error: Error & {exitCode?: number}): Promise<unknown> {
     if (error instanceof Errors.ExitError) throw error
     const isUser = error instanceof UserError || error instanceof Errors.CLIError
@@ -32,7 +44,7 @@ export abstract class MusterCommand extends Command {
     if (this.jsonEnabled()) {
       this.logJson({error: {message: error.message, ...(error instanceof UserError && error.hint ? {hint: error.hint} : {}), kind: isUser ? 'user' : 'bug'}})
     } else {
-      process.stderr.write(formatError(error, {bug: !isUser, verbose: this.verbose, color: Boolean(process.stderr.isTTY) && !process.env.NO_COLOR}))
+      process.stderr.write(formatError(error, {bug: !isUser, verbose: this.verbose, color: colorFor(process.stderr)}))
     }
     process.exitCode = exitCode
     return undefined

@@ -29,8 +29,7 @@ export abstract class GenerateCommand extends MusterCommand {
     const {args, flags} = await this.parse({...ctor, args: ctor.args, flags: ctor.flags, baseFlags: ctor.baseFlags, enableJsonFlag: ctor.enableJsonFlag})
     const result = generate({cwd: process.cwd(), nodesPath: flags.nodes, group: args.group, kinds: this.kinds, check: flags.check})
     if (!this.jsonEnabled()) {
-      const color = Boolean(process.stdout.isTTY) && !process.env.NO_COLOR
-      process.stdout.write(formatWriteReport(result, {color, diffs: this.showDiffs(flags) || flags.check}))
+      process.stdout.write(formatWriteReport(result, {color: this.stdoutColor, diffs: this.showDiffs(flags) || flags.check}))
     }
     if (result.checked && !result.upToDate) {
       const bad = result.results.filter((r) => r.status === 'missing' || r.status === 'stale').length

@@ -1,12 +1,8 @@
-// Shared flags and terminal I/O of the verbs that change stacks: preview first, ask (or --yes,
+// Shared flags of the verbs that change stacks: preview first, ask (or --yes,
 // required without a TTY), --preview to stop after previewing, --parallel for many groups.
 import {Flags} from '@oclif/core'
 
 import {MusterCommand, nodesFlag} from './base-command.js'
-import {applyParts, type ApplyOptions, type ApplyResult, defaultParallel} from './stacks/service.js'
-import {terminalIO} from './ui/terminal-io.js'
-
-export {terminalIO} from './ui/terminal-io.js'
 
 export const stackFlags = {
   nodes: nodesFlag,
@@ -17,8 +13,4 @@ export const stackFlags = {
 
 export abstract class StackCommand extends MusterCommand {
   static override enableJsonFlag = true
-
-  protected async apply(options: Omit<ApplyOptions, 'cwd'>): Promise<ApplyResult> {
-    return applyParts({...options, cwd: process.cwd(), parallel: options.parallel ?? defaultParallel(), verbose: this.verbose}, terminalIO())
-  }
 }

@@ -5,7 +5,7 @@ import {fileURLToPath} from 'node:url'
 
 import {UserError} from '../errors.js'
 import {loadNodes} from '../nodes/load.js'
-import {BASE, bakedGroups, type Group, type NodesFile, requireGroup} from '../nodes/model.js'
+import {bakedGroups, type Group, isAutoscaled, nodeGroups, type NodesFile, requireGroup, requirePacker} from '../nodes/model.js'
 import {asgDnaPath, renderDna} from './dna.js'
 import {buildPackerTemplate, packerTemplatePath, PROVISION_SCRIPT, type PackerOptions} from './packer.js'
 import {renderRole, rolePath} from './role.js'
@@ -36,9 +36,8 @@ export function packerFlavorFromEnv(env: NodeJS.ProcessEnv = process.env): Packe
 
 /** Groups each kind applies to when no group is named. */
 function defaultGroups(nodes: NodesFile, kind: ArtifactKind): Group[] {
-  const all = [...nodes.groups.values()]
-  const groups = all.filter((g) => g.name !== BASE)
-  if (kind === 'dna') return groups.filter((g) => g.autoscale !== false)
+  const groups = nodeGroups(nodes)
+  if (kind === 'dna') return groups.filter(isAutoscaled)
   // The base image is baked only when some group builds from it.
   if (kind === 'packer') return bakedGroups(nodes)
   return groups
@@ -50,11 +49,7 @@ function checkApplies(group: Group, kind: ArtifactKind): void {
       hint: `Give it "autoscale": {"timeout": 120, "node_min": 1, "node_max": 2} in the nodes file, then run the command again.`,
     })
   }
-  if (kind === 'packer' && group.packer === false) {
-    throw new UserError(`group "${group.name}" has packer: false, so it is never baked`, {
-      hint: 'Remove "packer": false from the group (or set it to a dict of source options) to bake it.',
-    })
-  }
+  if (kind === 'packer') requirePacker(group)
 }
 
 export function planArtifacts(nodes: NodesFile, options: Omit<GenerateOptions, 'cwd' | 'check'> & {provisionScript: string}): Artifact[] {
@@ -79,13 +74,20 @@ export function planArtifacts(nodes: NodesFile, options: Omit<GenerateOptions, '
       }
       if (kind === 'packer') {
         const packer = buildPackerTemplate(group, {flavor, provisionScript: options.provisionScript, roleText})
-        add({path: packerTemplatePath(group.name), content: packer.text, policy, group: group.name})
-        add({path: rolePath(group.name), content: roleText, policy: 'ensure', group: group.name})
-        add({path: PROVISION_SCRIPT, content: options.provisionScript, policy: 'ensure'})
+        for (const artifact of packerArtifacts(group, {templateText: packer.text, roleText, provisionScript: options.provisionScript}, policy)) add(artifact)
       }
     }
   }
   return [...artifacts.values()]
+}
+
+/** A group's Packer template and the files it reads (its role and the provisioning script, kept when present). */
+export function packerArtifacts(group: Group, texts: {templateText: string; roleText: string; provisionScript: string}, policy: WritePolicy): Artifact[] {
+  return [
+    {path: packerTemplatePath(group.name), content: texts.templateText, policy, group: group.name},
+    {path: rolePath(group.name), content: texts.roleText, policy: 'ensure', group: group.name},
+    {path: PROVISION_SCRIPT, content: texts.provisionScript, policy: 'ensure'},
+  ]
 }
 
 /** The project's provisioning script, or muster's default when the project has none yet. */

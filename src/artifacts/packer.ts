@@ -4,6 +4,7 @@
 // HCL identifiers must start with a letter and `12_04-bee` does not, so the source and build have
 // fixed names and the group lives in ami_name and tags.
 import {BASE, type Group} from '../nodes/model.js'
+import {IMDS, TAG_GROUP, TAG_TEMPLATE_HASH} from '../lib/tags.js'
 import {sha256, toJsonText} from './json.js'
 import {roleName, rolePath} from './role.js'
 
@@ -15,8 +16,6 @@ export const SOURCE_NAME = 'image'
 export const BUILD_NAME = 'muster'
 
 /** Tags muster puts on every AMI it bakes; retention and from_base look images up by them. */
-export const TAG_GROUP = 'muster:group'
-export const TAG_TEMPLATE_HASH = 'muster:template-hash'
 
 export interface PackerOptions {
   /**
@@ -59,7 +58,7 @@ export function buildPackerTemplate(group: Group, options: PackerOptions): Packe
   }
   if (options.flavor === 'current') {
     // The bake instance answers only IMDSv2, and images it makes default to IMDSv2 at launch.
-    source.metadata_options = {http_endpoint: 'enabled', http_tokens: 'required', http_put_response_hop_limit: 1}
+    source.metadata_options = {http_endpoint: IMDS.endpoint, http_tokens: IMDS.tokens, http_put_response_hop_limit: IMDS.hopLimit}
     source.imds_support = 'v2.0'
   }
   if (group.volume_size !== undefined) {

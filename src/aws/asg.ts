@@ -2,10 +2,9 @@
 // autoscale:run can refuse to start a second fleet beside one made outside muster's stack.
 import {AutoScalingClient, paginateDescribeAutoScalingGroups} from '@aws-sdk/client-auto-scaling'
 
+import {TAG_GROUP_PLAIN} from '../lib/tags.js'
 import {aws} from './errors.js'
 
-/** The paper's tag on a group's ASG (and, propagated, its instances): group=GROUP. */
-export const ASG_GROUP_TAG = 'group'
 /** The tag whose value names the Pulumi stack that manages an ASG, unless the caller names another. */
 export const DEFAULT_STACK_TAG = 'pulumi:stack'
 
@@ -34,14 +33,14 @@ export function createAsgLookup(options: AsgLookupOptions): AsgLookup & {close()
   const stackTag = options.stackTag ?? DEFAULT_STACK_TAG
   return {
     async findGroupAsgs(group) {
-      return aws(`looking for Auto Scaling groups tagged ${ASG_GROUP_TAG}=${group} in ${options.region}`, async () => {
+      return aws(`looking for Auto Scaling groups tagged ${TAG_GROUP_PLAIN}=${group} in ${options.region}`, async () => {
         const found: GroupAsg[] = []
-        const pages = paginateDescribeAutoScalingGroups({client, pageSize: 100}, {Filters: [{Name: `tag:${ASG_GROUP_TAG}`, Values: [group]}]})
+        const pages = paginateDescribeAutoScalingGroups({client, pageSize: 100}, {Filters: [{Name: `tag:${TAG_GROUP_PLAIN}`, Values: [group]}]})
         for await (const page of pages) {
           for (const asg of page.AutoScalingGroups ?? []) {
             const tags = Object.fromEntries((asg.Tags ?? []).flatMap((t) => (t.Key ? [[t.Key, t.Value ?? '']] : [])))
             // The server-side filter is trusted for speed, checked here for exactness.
-            if (tags[ASG_GROUP_TAG] !== group) continue
+            if (tags[TAG_GROUP_PLAIN] !== group) continue
             found.push({name: asg.AutoScalingGroupName ?? '', arn: asg.AutoScalingGroupARN, tags, stack: tags[stackTag]})
           }
         }

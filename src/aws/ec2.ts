@@ -22,8 +22,8 @@ import {
   paginateDescribeLaunchTemplateVersions,
 } from '@aws-sdk/client-ec2'
 
-import {TAG_GROUP} from '../artifacts/packer.js'
 import {mapBounded} from '../lib/parallel.js'
+import {TAG_GROUP} from '../lib/tags.js'
 import {aws, isAwsError} from './errors.js'
 
 /** One AMI of a group, as retention sees it. */

@@ -1,8 +1,8 @@
 import {Args, Flags} from '@oclif/core'
 
-import {stackFlags, StackCommand, terminalIO} from '../stack-command.js'
+import {destroy} from '../actions/stack.js'
+import {stackFlags, StackCommand} from '../stack-command.js'
 import type {ChangeSet} from '../stacks/changes.js'
-import {destroyGroup} from '../stacks/service.js'
 
 export default class Destroy extends StackCommand {
   static override summary = "Tear down every resource of a group's stack, after a preview and a confirmation."
@@ -21,7 +21,7 @@ export default class Destroy extends StackCommand {
 
   public async run(): Promise<ChangeSet> {
     const {args, flags} = await this.parse(Destroy)
-    const result = await destroyGroup({cwd: process.cwd(), nodesPath: flags.nodes, group: args.group, yes: flags.yes, previewOnly: flags.preview, remove: flags.remove}, terminalIO())
+    const result = await destroy({cwd: process.cwd(), nodesPath: flags.nodes, group: args.group, previewOnly: flags.preview, remove: flags.remove}, this.host(flags))
     if (!this.jsonEnabled() && !flags.preview) this.log(`${args.group}: destroyed`)
     return result
   }

@@ -1,8 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 
 import {MusterCommand, nodesFlag} from '../base-command.js'
-import {terminalIO} from '../stack-command.js'
-import {previewGroups, type PreviewResult} from '../stacks/service.js'
+import {preview, type PreviewResult} from '../actions/stack.js'
 import {formatChangeSet, formatMarkdown} from '../ui/changes.js'
 
 export default class Preview extends MusterCommand {
@@ -25,9 +24,9 @@ export default class Preview extends MusterCommand {
   public async run(): Promise<PreviewResult> {
     const {argv, flags} = await this.parse(Preview)
     const groups = (argv as string[]).filter(Boolean)
-    const result = await previewGroups({cwd: process.cwd(), nodesPath: flags.nodes, groups: groups.length > 0 ? groups : undefined, parallel: flags.parallel}, terminalIO())
+    const result = await preview({cwd: process.cwd(), nodesPath: flags.nodes, groups: groups.length > 0 ? groups : undefined, parallel: flags.parallel}, this.host())
     if (!this.jsonEnabled()) {
-      const color = Boolean(process.stdout.isTTY) && !process.env.NO_COLOR
+      const color = this.stdoutColor
       if (flags.markdown) process.stdout.write(formatMarkdown(result.sets, result.errors))
       else {
         for (const set of result.sets) process.stdout.write(formatChangeSet(set, color))

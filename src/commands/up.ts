@@ -1,7 +1,8 @@
 import {Args, Flags} from '@oclif/core'
 
+import {up} from '../actions/stack.js'
+import type {ApplyResult} from '../actions/update.js'
 import {StackCommand, stackFlags} from '../stack-command.js'
-import type {ApplyResult} from '../stacks/service.js'
 
 export default class Up extends StackCommand {
   static override summary = "Converge a group's stack to everything its verbs recorded."
@@ -19,16 +20,10 @@ export default class Up extends StackCommand {
 
   public async run(): Promise<ApplyResult> {
     const {args, flags} = await this.parse(Up)
-    const result = await this.apply({
-      nodesPath: flags.nodes,
-      groups: args.group ? [args.group] : undefined,
-      change: (intent) => intent,
-      parts: undefined,
-      yes: flags.yes,
-      previewOnly: flags.preview,
-      parallel: flags.parallel,
-      clearPending: flags['clear-pending'],
-    })
+    const result = await up(
+      {cwd: process.cwd(), nodesPath: flags.nodes, groups: args.group ? [args.group] : undefined, previewOnly: flags.preview, parallel: flags.parallel, clearPending: flags['clear-pending']},
+      this.host(flags),
+    )
     if (!this.jsonEnabled() && !flags.preview) for (const g of result.groups) this.log(`${g.group}: ${g.applied ? 'updated' : 'up to date'}`)
     return result
   }

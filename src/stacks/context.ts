@@ -1,15 +1,16 @@
 // Builds a group's ProgramContext: the artifacts the program needs, generated fresh from the nodes
-// file (the Packer template is rewritten so the bake always uses what the nodes file says).
+// file, and the files the bake reads, which the caller writes before an update (so the bake always
+// uses what the nodes file says) and not before a preview.
 import {readdirSync, readFileSync, statSync, existsSync} from 'node:fs'
 import {join, relative} from 'node:path'
 
-import {BUNDLED_TEMPLATES, packerFlavorFromEnv, planArtifacts, readProvisionScript} from '../artifacts/generate.js'
+import {BUNDLED_TEMPLATES, packerArtifacts, packerFlavorFromEnv, readProvisionScript} from '../artifacts/generate.js'
 import {USER_DATA_TEMPLATE} from '../artifacts/userdata.js'
 import {renderDna} from '../artifacts/dna.js'
 import {sha256} from '../artifacts/json.js'
 import {buildPackerTemplate, COOKBOOKS_DIR, packerTemplatePath} from '../artifacts/packer.js'
 import {renderRole} from '../artifacts/role.js'
-import {writeArtifacts} from '../artifacts/writer.js'
+import type {Artifact} from '../artifacts/writer.js'
 import type {Group, NodesFile} from '../nodes/model.js'
 import type {Intent} from './intent.js'
 import type {ProgramContext} from './program.js'
@@ -35,18 +36,20 @@ export function readUserDataTemplate(root: string): string {
   return readFileSync(existsSync(own) ? own : join(BUNDLED_TEMPLATES, 'user-data.sh'), 'utf8')
 }
 
-export function buildContext(root: string, nodes: NodesFile, group: Group, intent: Intent, options: {writeTemplate: boolean}): ProgramContext {
+export interface GroupContext {
+  program: ProgramContext
+  /** Files the bake reads (its Packer template, role, provisioning script), to write before an update. */
+  files: Artifact[]
+}
+
+/** The program's inputs, generated fresh from the nodes file; writes nothing. */
+export function buildContext(root: string, nodes: NodesFile, group: Group, intent: Intent): GroupContext {
   const nodesPath = relative(root, join(root, nodes.file)) || nodes.file
-  const context: ProgramContext = {group, intent, nodesPath, roleText: renderRole(group), dnaText: renderDna(group)}
-  if (intent.fleet || intent.instances.length > 0) context.userDataTemplate = readUserDataTemplate(root)
-  if (group.packer !== false) {
-    const provisionScript = readProvisionScript(root)
-    const flavor = packerFlavorFromEnv()
-    if (options.writeTemplate) {
-      writeArtifacts(root, planArtifacts(nodes, {group: group.name, kinds: {packer: 'update'}, provisionScript, packerFlavor: flavor}), {check: false})
-    }
-    const {hash} = buildPackerTemplate(group, {flavor, provisionScript, roleText: context.roleText})
-    context.bake = {templatePath: packerTemplatePath(group.name), templateHash: hash, cookbooksHash: hashTree(join(root, COOKBOOKS_DIR))}
-  }
-  return context
+  const program: ProgramContext = {group, intent, nodesPath, roleText: renderRole(group), dnaText: renderDna(group)}
+  if (intent.fleet || intent.instances.length > 0) program.userDataTemplate = readUserDataTemplate(root)
+  if (group.packer === false) return {program, files: []}
+  const provisionScript = readProvisionScript(root)
+  const template = buildPackerTemplate(group, {flavor: packerFlavorFromEnv(), provisionScript, roleText: program.roleText})
+  program.bake = {templatePath: packerTemplatePath(group.name), templateHash: template.hash, cookbooksHash: hashTree(join(root, COOKBOOKS_DIR))}
+  return {program, files: packerArtifacts(group, {templateText: template.text, roleText: program.roleText, provisionScript}, 'update')}
 }

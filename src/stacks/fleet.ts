@@ -53,16 +53,13 @@ import * as aws from '@pulumi/aws'
 import * as pulumi from '@pulumi/pulumi'
 
 import {UserError} from '../errors.js'
+import {IMDS, TAG_GENERATION, TAG_GROUP, TAG_GROUP_PLAIN} from '../lib/tags.js'
 import {type Group, requireAutoscale} from '../nodes/model.js'
 import type {AutoscaleSpec} from '../nodes/schema.js'
 import {groupNetwork} from './network.js'
 
 export const FLEET_TYPE = 'muster:stack:Fleet'
 
-/** Tag keys muster puts on the fleet's instances. `group` is the paper's `group:GROUP` tag. */
-export const TAG_GROUP_PLAIN = 'group'
-export const TAG_MUSTER_GROUP = 'muster:group'
-export const TAG_GENERATION = 'muster:generation'
 
 export const MIN_HEALTHY_PERCENTAGE = 90
 export const MAX_HEALTHY_PERCENTAGE = 100
@@ -96,9 +93,6 @@ export function asgResourceName(generation: number): string {
   return generation === 0 ? 'asg' : `asg-g${generation}`
 }
 
-// Kept here too for callers of the fleet part; the check itself lives with the model.
-export {requireAutoscale} from '../nodes/model.js'
-
 function checkGenerations(generations: readonly number[]): number[] {
   if (generations.length === 0) throw new Error('Fleet needs at least one generation')
   for (const g of generations) {
@@ -111,8 +105,11 @@ function checkGenerations(generations: readonly number[]): number[] {
 
 /** Tags of everything the fleet launches; muster's keys are set last so a group tag cannot hide them. */
 export function machineTags(group: Group, name: string): Record<string, string> {
-  return {...group.tags, Name: name, [TAG_GROUP_PLAIN]: group.name, [TAG_MUSTER_GROUP]: group.name}
+  return {...group.tags, Name: name, [TAG_GROUP_PLAIN]: group.name, [TAG_GROUP]: group.name}
 }
+
+/** The launch template's and instances' metadata options (see lib/tags.ts). */
+export const launchMetadataOptions = {httpEndpoint: IMDS.endpoint, httpTokens: IMDS.tokens, httpPutResponseHopLimit: IMDS.hopLimit, instanceMetadataTags: IMDS.instanceTags}
 
 /** AWS wants whole seconds; autoscale.timeout may be fractional. */
 const seconds = (timeout: number): number => Math.max(0, Math.ceil(timeout))
@@ -157,14 +154,14 @@ export class Fleet extends pulumi.ComponentResource {
         imageId: args.imageId,
         instanceType: group.instance_type,
         vpcSecurityGroupIds: network.securityGroupIds,
-        metadataOptions: {httpEndpoint: 'enabled', httpTokens: 'required', httpPutResponseHopLimit: 1, instanceMetadataTags: 'disabled'},
+        metadataOptions: launchMetadataOptions,
         blockDeviceMappings: [{deviceName: rootDeviceName, ebs}],
         userData: Buffer.from(args.userData, 'utf8').toString('base64'),
         tagSpecifications: [
           {resourceType: 'instance', tags},
           {resourceType: 'volume', tags},
         ],
-        tags: {...group.tags, [TAG_GROUP_PLAIN]: group.name, [TAG_MUSTER_GROUP]: group.name},
+        tags: {...group.tags, [TAG_GROUP_PLAIN]: group.name, [TAG_GROUP]: group.name},
         updateDefaultVersion: true,
       },
       {parent: this},

@@ -20,8 +20,9 @@ import * as aws from '@pulumi/aws'
 import * as pulumi from '@pulumi/pulumi'
 
 import {UserError} from '../errors.js'
+import {INSTANCE_NAME_RULE, isUsableInstanceName} from '../lib/tags.js'
 import type {Group} from '../nodes/model.js'
-import {machineTags, ROOT_VOLUME_TYPE} from './fleet.js'
+import {launchMetadataOptions, machineTags, ROOT_VOLUME_TYPE} from './fleet.js'
 import type {InstanceIntent} from './intent.js'
 import {groupNetwork} from './network.js'
 
@@ -29,8 +30,6 @@ export const INSTANCES_TYPE = 'muster:stack:Instances'
 
 /** Launch-time settings of an instance that later changes never touch (see above). */
 export const FIXED_AT_LAUNCH = ['ami', 'userData', 'userDataBase64', 'keyName']
-
-const INSTANCE_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]*$/
 
 export interface InstancesArgs {
   group: Group
@@ -52,23 +51,13 @@ export interface InstanceOutput {
 export const instanceTagName = (group: string, name: string): string => `${group}-${name}`
 export const keyPairName = (group: string, name: string): string => `muster-${group}-${name}`
 
-/** A zone picked by `random` (Math.random in the CLI), independent of the order AWS lists zones in. */
-export function pickZone(zones: readonly string[], random: () => number): string {
-  const sorted = [...new Set(zones)].sort()
-  if (sorted.length === 0) {
-    throw new UserError('the region has no availability zone to launch in', {hint: 'Name one with --zone, or check the region in the nodes file.'})
-  }
-  const index = Math.min(sorted.length - 1, Math.max(0, Math.floor(random() * sorted.length)))
-  return sorted[index] as string
-}
-
 /** Names are part of resource, tag and key pair names: one character set, unique in the group. */
 export function checkInstanceNames(group: string, instances: readonly InstanceIntent[]): void {
   const seen = new Set<string>()
   for (const {name} of instances) {
-    if (!INSTANCE_NAME.test(name)) {
+    if (!isUsableInstanceName(name)) {
       throw new UserError(`instance name ${JSON.stringify(name)} of group ${group} is not usable`, {
-        hint: 'Use letters, digits, "_" and "-", starting with a letter or digit.',
+        hint: INSTANCE_NAME_RULE,
       })
     }
     if (seen.has(name)) {
@@ -126,7 +115,7 @@ export class Instances extends pulumi.ComponentResource {
           subnetId: this.subnetIn(group, intent.zone),
           vpcSecurityGroupIds: network.securityGroupIds,
           keyName: keyPair?.keyName,
-          metadataOptions: {httpEndpoint: 'enabled', httpTokens: 'required', httpPutResponseHopLimit: 1, instanceMetadataTags: 'disabled'},
+          metadataOptions: launchMetadataOptions,
           rootBlockDevice: {encrypted: true, volumeType: ROOT_VOLUME_TYPE, deleteOnTermination: true, volumeSize: group.volume_size, tags},
           userData,
           tags,

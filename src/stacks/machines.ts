@@ -3,11 +3,12 @@
 import * as aws from '@pulumi/aws'
 import type * as pulumi from '@pulumi/pulumi'
 
-import {TAG_GROUP} from '../artifacts/packer.js'
+import {TAG_GROUP} from '../lib/tags.js'
 import {renderUserData} from '../artifacts/userdata.js'
 import {UserError} from '../errors.js'
 import type {Group} from '../nodes/model.js'
-import {Fleet, requireAutoscale} from './fleet.js'
+import {requireAutoscale} from '../nodes/model.js'
+import {Fleet} from './fleet.js'
 import {Instances} from './instances.js'
 import type {ProgramContext} from './program.js'
 

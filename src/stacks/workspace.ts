@@ -12,7 +12,7 @@ import {
   LocalWorkspace,
   PulumiCommand,
   type PulumiFn,
-  type Stack,
+  Stack,
   StackNotFoundError,
 } from '@pulumi/pulumi/automation/index.js'
 
@@ -166,22 +166,31 @@ function findPulumi(): Promise<PulumiCommand> {
   return pulumiCommand
 }
 
-/** Opens (or with create, creates) the stack of a group. */
-export async function openGroupStack(context: StackContext, group: string, program: PulumiFn, options: {create: boolean}): Promise<GroupStack> {
+/**
+ * Opens (or with create, creates) the stack of a group, with no program yet: the program depends
+ * on the intent the stack records, so it is set after reading it. Without create, a group that
+ * has no stack gives undefined (the engine's StackNotFoundError, not a message match).
+ */
+export async function openGroupStack(context: StackContext, group: string, options: {create: boolean}): Promise<GroupStack | undefined> {
   const project = ensureProject(context.root)
-  const workspaceOptions = {
-    pulumiCommand: await findPulumi(),
-    workDir: context.root,
-    envVars: {...context.backend.env, ...context.env, PULUMI_SKIP_UPDATE_CHECK: 'true'},
-    secretsProvider: 'passphrase',
-  }
-  const args = {stackName: group, projectName: project, program}
   try {
-    const stack = options.create ? await LocalWorkspace.createOrSelectStack(args, workspaceOptions) : await LocalWorkspace.selectStack(args, workspaceOptions)
+    const workspace = await LocalWorkspace.create({
+      pulumiCommand: await findPulumi(),
+      workDir: context.root,
+      envVars: {...context.backend.env, ...context.env, PULUMI_SKIP_UPDATE_CHECK: 'true'},
+      secretsProvider: 'passphrase',
+    })
+    const stack = options.create ? await Stack.createOrSelect(group, workspace) : await Stack.select(group, workspace)
     return new GroupStack(group, project, stack)
   } catch (error) {
+    if (!options.create && error instanceof StackNotFoundError) return undefined
     throw translatePulumiError(error, group)
   }
+}
+
+/** What a verb that needs an existing stack says when the group has none. */
+export function noStackError(group: string, cause?: unknown): UserError {
+  return new UserError(`group ${group} has no stack yet`, {hint: `Create it with a verb that records something, e.g. muster packer:run ${group} or muster autoscale:run ${group}.`, cause})
 }
 
 /** Pulumi's typed errors and well-known failures become user errors that say what to do. */
@@ -195,7 +204,7 @@ export function translatePulumiError(error: unknown, group: string): unknown {
     })
   }
   if (error instanceof StackNotFoundError) {
-    return new UserError(`group ${group} has no stack yet`, {hint: `Create it with a verb that records something, e.g. muster packer:run ${group} or muster autoscale:run ${group}.`, cause: error})
+    return noStackError(group, error)
   }
   if (error instanceof CommandError) {
     const message = error.message

@@ -9,9 +9,10 @@ import {type AsgHealth, waitInService} from '../../src/aws/asg-health.js'
 import type {GroupAsg} from '../../src/aws/asg.js'
 import {UserError} from '../../src/errors.js'
 import type {ChangeSet} from '../../src/stacks/changes.js'
-import {autoscaleRun, blueGreenSteps, chooseZone, foreignAsgs, instanceCreate, type InstanceCreateOptions} from '../../src/stacks/fleet-service.js'
+import {autoscaleRun, blueGreenSteps, foreignAsgs} from '../../src/actions/autoscale.js'
+import {chooseZone, instanceCreate, type InstanceCreateOptions} from '../../src/actions/instance.js'
+import type {IoHost} from '../../src/actions/io.js'
 import {emptyIntent, type Intent} from '../../src/stacks/intent.js'
-import type {StackIO} from '../../src/stacks/service.js'
 import {listFiles, makeTempDir, removeDir} from '../support/cli.js'
 
 const NODES = {
@@ -22,11 +23,13 @@ const NODES = {
 
 const ZONES = ['us-east-1a', 'us-east-1b', 'us-east-1c']
 
-/** A StackIO that records progress lines and fails the test if anything asks or previews. */
-function fakeIO(): StackIO & {lines: string[]} {
+/** An IoHost (as with --yes) that records progress lines and fails the test if anything asks or previews. */
+function fakeIO(): IoHost & {lines: string[]} {
   const lines: string[] = []
   return {
     lines,
+    assumeYes: true,
+    verbose: false,
     progress: (line: string) => {
       lines.push(line)
     },
@@ -36,10 +39,9 @@ function fakeIO(): StackIO & {lines: string[]} {
     showPreview: (_sets: readonly ChangeSet[]) => {
       throw new Error('showPreview must not be reached')
     },
-    confirm: async (_question: string) => {
+    confirm: async () => {
       throw new Error('confirm must not be reached')
     },
-    interactive: false,
   }
 }
 
@@ -69,7 +71,7 @@ function thrown(fn: () => unknown): UserError {
 
 const intentWith = (generations: number[]): Intent => ({...emptyIntent(), generations})
 
-describe('fleet-service', () => {
+describe('fleet actions', () => {
   let dir: string
   beforeEach(() => {
     dir = makeTempDir('muster-fleet-service-')
@@ -106,7 +108,7 @@ describe('fleet-service', () => {
       const asked: Array<[string, string]> = []
       const managedFor: string[] = []
       const error = await rejection(
-        autoscaleRun({cwd: dir, yes: true, previewOnly: false}, fakeIO(), {
+        autoscaleRun({cwd: dir, previewOnly: false}, fakeIO(), {
           findAsgs: async (region, group) => {
             asked.push([region, group])
             return [asg('web-legacy')]
@@ -130,7 +132,7 @@ describe('fleet-service', () => {
 
     it('names only the strangers when the stack manages some of the tagged ASGs', async () => {
       const error = await rejection(
-        autoscaleRun({cwd: dir, groups: ['web'], yes: true, previewOnly: true}, fakeIO(), {
+        autoscaleRun({cwd: dir, groups: ['web'], previewOnly: true}, fakeIO(), {
           findAsgs: async () => [asg('web', 'web', 'web'), asg('web-old-1'), asg('web-old-2')],
           managedAsgs: async () => ['web'],
         }),
@@ -143,7 +145,7 @@ describe('fleet-service', () => {
     it('refuses a group without autoscale, with a hint, before looking anything up', async () => {
       let lookups = 0
       const error = await rejection(
-        autoscaleRun({cwd: dir, groups: ['plain'], yes: true, previewOnly: false}, fakeIO(), {
+        autoscaleRun({cwd: dir, groups: ['plain'], previewOnly: false}, fakeIO(), {
           findAsgs: async () => {
             lookups++
             return []
@@ -164,7 +166,7 @@ describe('fleet-service', () => {
 
     it('refuses an unknown group, listing the groups', async () => {
       const error = await rejection(
-        autoscaleRun({cwd: dir, groups: ['nope'], yes: true, previewOnly: false}, fakeIO(), {findAsgs: async () => [], managedAsgs: async () => []}),
+        autoscaleRun({cwd: dir, groups: ['nope'], previewOnly: false}, fakeIO(), {findAsgs: async () => [], managedAsgs: async () => []}),
       )
       expect(error.message).to.include('no group "nope"')
       expect(error.hint).to.include('web')
@@ -296,7 +298,7 @@ describe('fleet-service', () => {
   })
 
   describe('instanceCreate checks (before any stack work)', () => {
-    const options = (extra: Partial<InstanceCreateOptions>): InstanceCreateOptions => ({cwd: dir, group: 'plain', name: 'one', yes: true, previewOnly: false, ...extra})
+    const options = (extra: Partial<InstanceCreateOptions>): InstanceCreateOptions => ({cwd: dir, group: 'plain', name: 'one', previewOnly: false, ...extra})
 
     for (const name of ['a b', 'x'.repeat(65), '', 'dots.not.ok', 'ünïcode']) {
       it(`refuses the name ${JSON.stringify(name.length > 20 ? `${name.slice(0, 8)}…(${name.length})` : name)} before asking for zones`, async () => {
@@ -364,6 +366,11 @@ describe('fleet-service', () => {
       expect(chooseZone('us-east-1', ZONES, undefined, () => 0)).to.equal('us-east-1a')
       expect(chooseZone('us-east-1', ZONES, undefined, () => 0.5)).to.equal('us-east-1b')
       expect(chooseZone('us-east-1', ZONES, undefined, () => 0.99)).to.equal('us-east-1c')
+    })
+
+    it('picks the same zone whatever order the region lists them in', () => {
+      expect(chooseZone('us-east-1', [...ZONES].reverse(), undefined, () => 0.5)).to.equal('us-east-1b')
+      expect(chooseZone('us-east-1', ['us-east-1c', 'us-east-1a', 'us-east-1b'], undefined, () => 0)).to.equal('us-east-1a')
     })
 
     it('stays within the zones even if random returns 1', () => {

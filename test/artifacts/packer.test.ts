@@ -1,6 +1,7 @@
 import {expect} from 'chai'
 
-import {buildPackerTemplate, packerManifestPath, TAG_GROUP, TAG_TEMPLATE_HASH} from '../../src/artifacts/packer.js'
+import {buildPackerTemplate, packerManifestPath} from '../../src/artifacts/packer.js'
+import {TAG_GROUP, TAG_TEMPLATE_HASH} from '../../src/lib/tags.js'
 import {planArtifacts} from '../../src/artifacts/generate.js'
 import {renderRole} from '../../src/artifacts/role.js'
 import type {Group, NodesFile} from '../../src/nodes/model.js'

@@ -5,7 +5,7 @@ import {readFileSync} from 'node:fs'
 import {renderUserData, USER_DATA_TEMPLATE} from '../../src/artifacts/userdata.js'
 import {UserError} from '../../src/errors.js'
 import type {Group} from '../../src/nodes/model.js'
-import {FIXED_AT_LAUNCH, Instances, pickZone, subnetInZone} from '../../src/stacks/instances.js'
+import {FIXED_AT_LAUNCH, Instances, subnetInZone} from '../../src/stacks/instances.js'
 import type {InstanceIntent} from '../../src/stacks/intent.js'
 import {type Account, BASE, CUSTOM_VPC, DEFAULT_VPC, groupOf, INSTANCE, KEY_PAIR, mockAccount, valueOf} from './mocks.js'
 
@@ -136,21 +136,3 @@ describe('Instances (mocks)', () => {
   })
 })
 
-describe('pickZone', () => {
-  const zones = ['us-east-1c', 'us-east-1a', 'us-east-1b']
-  it('picks by the random number, whatever order AWS lists the zones in', () => {
-    expect(pickZone(zones, () => 0)).to.equal('us-east-1a')
-    expect(pickZone(zones, () => 0.5)).to.equal('us-east-1b')
-    expect(pickZone(zones, () => 0.999)).to.equal('us-east-1c')
-    expect(pickZone([...zones].reverse(), () => 0.5)).to.equal('us-east-1b')
-  })
-  it('stays in range for a random() that returns 1, and reaches every zone', () => {
-    expect(pickZone(zones, () => 1)).to.equal('us-east-1c')
-    const seen = new Set<string>()
-    for (let i = 0; i < 30; i++) seen.add(pickZone(zones, () => i / 30))
-    expect([...seen].sort()).to.deep.equal(['us-east-1a', 'us-east-1b', 'us-east-1c'])
-  })
-  it('refuses a region without zones', () => {
-    expect(() => pickZone([], Math.random)).to.throw(UserError, /no availability zone/)
-  })
-})

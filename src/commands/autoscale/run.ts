@@ -1,9 +1,8 @@
 import {Args} from '@oclif/core'
 
 import {StackCommand, stackFlags} from '../../stack-command.js'
-import {autoscaleRun} from '../../stacks/fleet-service.js'
-import type {ApplyResult} from '../../stacks/service.js'
-import {terminalIO} from '../../ui/terminal-io.js'
+import {autoscaleRun} from '../../actions/autoscale.js'
+import type {ApplyResult} from '../../actions/update.js'
 
 export default class AutoscaleRun extends StackCommand {
   static override summary = "Start the group's Auto Scaling group (tagged group:GROUP) through its stack."
@@ -17,7 +16,7 @@ export default class AutoscaleRun extends StackCommand {
 
   public async run(): Promise<ApplyResult> {
     const {args, flags} = await this.parse(AutoscaleRun)
-    const result = await autoscaleRun({cwd: process.cwd(), nodesPath: flags.nodes, groups: args.group ? [args.group] : undefined, yes: flags.yes, previewOnly: flags.preview, parallel: flags.parallel}, terminalIO())
+    const result = await autoscaleRun({cwd: process.cwd(), nodesPath: flags.nodes, groups: args.group ? [args.group] : undefined, previewOnly: flags.preview, parallel: flags.parallel}, this.host(flags))
     if (!this.jsonEnabled() && !flags.preview) for (const g of result.groups) this.log(`${g.group}: ${String(g.outputs?.asgName ?? '')}`)
     return result
   }

@@ -1,9 +1,8 @@
 import {Args, Flags} from '@oclif/core'
 
 import {StackCommand, stackFlags} from '../../stack-command.js'
-import {autoscaleUpdate, type UpdateStrategy} from '../../stacks/fleet-service.js'
-import type {ApplyResult} from '../../stacks/service.js'
-import {terminalIO} from '../../ui/terminal-io.js'
+import {autoscaleUpdate, type UpdateStrategy} from '../../actions/autoscale.js'
+import type {ApplyResult} from '../../actions/update.js'
 
 export default class AutoscaleUpdate extends StackCommand {
   static override summary = "Roll the group's nodes onto a new launch template version (new AMI, instance type, …)."
@@ -22,8 +21,8 @@ blue-green, as the paper describes: a new Auto Scaling group beside the old one,
   public async run(): Promise<ApplyResult> {
     const {args, flags} = await this.parse(AutoscaleUpdate)
     const result = await autoscaleUpdate(
-      {cwd: process.cwd(), nodesPath: flags.nodes, groups: args.group ? [args.group] : undefined, yes: flags.yes, previewOnly: flags.preview, parallel: flags.parallel, strategy: flags.strategy as UpdateStrategy},
-      terminalIO(),
+      {cwd: process.cwd(), nodesPath: flags.nodes, groups: args.group ? [args.group] : undefined, previewOnly: flags.preview, parallel: flags.parallel, strategy: flags.strategy as UpdateStrategy},
+      this.host(flags),
     )
     if (!this.jsonEnabled() && !flags.preview) for (const g of result.groups) this.log(`${g.group}: ${g.applied ? 'updated' : 'up to date'} ${String(g.outputs?.asgName ?? '')}`.trimEnd())
     return result

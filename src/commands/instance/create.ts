@@ -1,8 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 
 import {StackCommand, stackFlags} from '../../stack-command.js'
-import {instanceCreate, type InstanceCreateResult} from '../../stacks/fleet-service.js'
-import {terminalIO} from '../../ui/terminal-io.js'
+import {instanceCreate, type InstanceCreateResult} from '../../actions/instance.js'
 
 export default class InstanceCreate extends StackCommand {
   static override summary = 'Launch a one-off instance of a group, and write its dna (dna/instances/GROUP-INSTANCEID.json).'
@@ -21,7 +20,7 @@ export default class InstanceCreate extends StackCommand {
 
   public async run(): Promise<InstanceCreateResult> {
     const {args, flags} = await this.parse(InstanceCreate)
-    const result = await instanceCreate({cwd: process.cwd(), nodesPath: flags.nodes, group: args.group, name: flags.name, keyPath: flags.key, zone: flags.zone, yes: flags.yes, previewOnly: flags.preview}, terminalIO())
+    const result = await instanceCreate({cwd: process.cwd(), nodesPath: flags.nodes, group: args.group, name: flags.name, keyPath: flags.key, zone: flags.zone, previewOnly: flags.preview}, this.host(flags))
     if (!this.jsonEnabled()) for (const file of result.dnaFiles) this.log(`wrote ${file}`)
     return result
   }

@@ -1,12 +1,11 @@
 import {Args, Flags} from '@oclif/core'
 
-import {retainGroupImages} from '../../aws/clean.js'
+import {packerClean, retainImages} from '../../actions/packer.js'
+import type {ApplyResult} from '../../actions/update.js'
 import type {RetentionResult} from '../../aws/retention.js'
 import {MusterCommand} from '../../base-command.js'
 import {stackFlags} from '../../stack-command.js'
 import {DEFAULT_KEEP} from '../../stacks/intent.js'
-import {applyRetentionThroughStack} from '../../stacks/retention-service.js'
-import type {ApplyResult} from '../../stacks/service.js'
 import {formatRetention, formatRetentionSummary} from '../../ui/retention.js'
 
 export default class PackerClean extends MusterCommand {
@@ -31,19 +30,14 @@ export default class PackerClean extends MusterCommand {
     const {args, flags} = await this.parse(PackerClean)
     const cwd = process.cwd()
     if (!flags['dry-run']) {
-      return applyRetentionThroughStack({
-        cwd,
-        nodesPath: flags.nodes,
-        groups: args.group === undefined ? undefined : [args.group],
-        keep: flags.keep,
-        yes: flags.yes,
-        preview: flags.preview,
-        parallel: flags.parallel,
-      })
+      return packerClean(
+        {cwd, nodesPath: flags.nodes, groups: args.group === undefined ? undefined : [args.group], keep: flags.keep, previewOnly: flags.preview, parallel: flags.parallel},
+        this.host(flags),
+      )
     }
-    const results = await retainGroupImages({cwd, nodesPath: flags.nodes, group: args.group, keep: flags.keep, dryRun: true})
+    const results = await retainImages({cwd, nodesPath: flags.nodes, group: args.group, keep: flags.keep, dryRun: true}, this.host())
     if (!this.jsonEnabled()) {
-      process.stdout.write(formatRetention(results, {color: Boolean(process.stdout.isTTY) && !process.env.NO_COLOR}))
+      process.stdout.write(formatRetention(results, {color: this.stdoutColor}))
       for (const result of results) process.stderr.write(formatRetentionSummary(result))
     }
     return results

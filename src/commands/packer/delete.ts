@@ -1,8 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 
 import {MusterCommand, nodesFlag} from '../../base-command.js'
-import {deleteGroupImages, type PackerDeleteResult} from '../../stacks/delete-service.js'
-import {terminalIO} from '../../ui/terminal-io.js'
+import {packerDelete, type PackerDeleteResult} from '../../actions/packer-delete.js'
 
 export default class PackerDelete extends MusterCommand {
   static override summary = 'Delete every AMI of a group that will never be baked again, and its Packer template.'
@@ -22,7 +21,7 @@ export default class PackerDelete extends MusterCommand {
 
   public async run(): Promise<PackerDeleteResult> {
     const {args, flags} = await this.parse(PackerDelete)
-    const result = await deleteGroupImages({cwd: process.cwd(), nodesPath: flags.nodes, group: args.group, force: flags.force, yes: flags.yes, dryRun: flags['dry-run']}, terminalIO())
+    const result = await packerDelete({cwd: process.cwd(), nodesPath: flags.nodes, group: args.group, force: flags.force, dryRun: flags['dry-run']}, this.host(flags))
     if (!this.jsonEnabled() && !flags['dry-run']) {
       this.log(`${args.group}: deregistered ${result.images.deregistered.length} image(s), deleted ${result.images.deletedSnapshots.length} snapshot(s), removed ${result.removedFiles.join(', ')}`)
     }

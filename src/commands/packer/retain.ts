@@ -1,6 +1,6 @@
 import {Args, Flags} from '@oclif/core'
 
-import {retainGroupImages} from '../../aws/clean.js'
+import {retainImages} from '../../actions/packer.js'
 import type {RetentionResult} from '../../aws/retention.js'
 import {MusterCommand, nodesFlag} from '../../base-command.js'
 import {formatRetention, formatRetentionSummary} from '../../ui/retention.js'
@@ -23,10 +23,10 @@ export default class PackerRetain extends MusterCommand {
 
   public async run(): Promise<RetentionResult> {
     const {args, flags} = await this.parse(PackerRetain)
-    const [result] = await retainGroupImages({cwd: process.cwd(), nodesPath: flags.nodes, group: args.group, keep: flags.keep, dryRun: flags['dry-run']})
+    const [result] = await retainImages({cwd: process.cwd(), nodesPath: flags.nodes, group: args.group, keep: flags.keep, dryRun: flags['dry-run']}, this.host())
     if (!result) throw new Error('retention returned no result for the group')
     if (!this.jsonEnabled()) {
-      process.stdout.write(formatRetention([result], {color: Boolean(process.stdout.isTTY) && !process.env.NO_COLOR}))
+      process.stdout.write(formatRetention([result], {color: this.stdoutColor}))
       process.stderr.write(formatRetentionSummary(result))
     }
     // The stack's retention command fails its update when something could not be removed.

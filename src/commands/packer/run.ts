@@ -1,9 +1,8 @@
 import {Args} from '@oclif/core'
 
-import {UserError} from '../../errors.js'
-import type {Group} from '../../nodes/model.js'
+import {packerRun} from '../../actions/packer.js'
+import type {ApplyResult} from '../../actions/update.js'
 import {StackCommand, stackFlags} from '../../stack-command.js'
-import type {ApplyResult} from '../../stacks/service.js'
 
 export default class PackerRun extends StackCommand {
   static override summary = "Bake the group's AMI with Packer, through the group's Pulumi stack."
@@ -19,28 +18,12 @@ export default class PackerRun extends StackCommand {
 
   public async run(): Promise<ApplyResult> {
     const {args, flags} = await this.parse(PackerRun)
-    const result = await this.apply({
-      nodesPath: flags.nodes,
-      groups: args.group ? [args.group] : undefined,
-      applies: (g) => g.packer !== false,
-      check: refuseUnbaked,
-      change: (intent) => ({...intent, bake: true}),
-      parts: ['bake', 'retention'],
-      yes: flags.yes,
-      previewOnly: flags.preview,
-      parallel: flags.parallel,
-    })
+    const result = await packerRun({cwd: process.cwd(), nodesPath: flags.nodes, groups: args.group ? [args.group] : undefined, previewOnly: flags.preview, parallel: flags.parallel}, this.host(flags))
     if (!this.jsonEnabled()) {
       for (const g of result.groups) {
         if (!flags.preview) this.log(`${g.group}: ${g.applied ? 'baked' : 'unchanged, not rebaked'} ${String(g.outputs?.ami ?? '')}`.trimEnd())
       }
     }
     return result
-  }
-}
-
-export function refuseUnbaked(group: Group): void {
-  if (group.packer === false) {
-    throw new UserError(`group ${group.name} has packer: false, so it is never baked`, {hint: 'It boots from source_ami; remove "packer": false to bake it.'})
   }
 }

@@ -1,0 +1,55 @@
+// packer:delete: a group will never be baked again. Deregister all its AMIs and their snapshots
+// (refusing while one is in use, unless forced), drop the bake part from its stack, delete its
+// Packer template and manifest — and nothing else: no ASG, instance, role or dna is touched.
+import {rmSync} from 'node:fs'
+import {join} from 'node:path'
+
+import {packerManifestPath, packerTemplatePath} from '../artifacts/packer.js'
+import {createImageStore, type ImageStore} from '../aws/ec2.js'
+import {deleteAllImages, type RetentionResult} from '../aws/retention.js'
+import type {Intent} from '../stacks/intent.js'
+import type {IoHost} from './io.js'
+import {Project, type ProjectOptions} from './project.js'
+import {type ApplyResult, updateStacks} from './update.js'
+
+export interface PackerDeleteOptions extends ProjectOptions {
+  group: string
+  force: boolean
+  /** Only list what would go. */
+  dryRun: boolean
+  openStore?: (region: string) => ImageStore & {close(): void}
+}
+
+export interface PackerDeleteResult {
+  images: RetentionResult
+  stack?: ApplyResult
+  removedFiles: string[]
+}
+
+export async function packerDelete(options: PackerDeleteOptions, io: IoHost): Promise<PackerDeleteResult> {
+  const project = new Project(options, io)
+  const group = project.group(options.group)
+  const store = (options.openStore ?? ((region: string) => createImageStore({region})))(group.region)
+  try {
+    // Look first (a dry run refuses too when an image is in use and --force is absent).
+    const planned = await deleteAllImages({store, group: group.name, force: options.force, dryRun: true})
+    const files = [packerTemplatePath(group.name), packerManifestPath(group.name)]
+    io.progress(`${group.name}: ${planned.removed.length} image(s) to deregister (${planned.removed.map((i) => i.id).join(', ') || 'none'}), their snapshots, the bake part of its stack, and ${files.join(', ')}`)
+    if (options.dryRun) return {images: planned, removedFiles: []}
+    await io.confirm({
+      question: `Deregister every image of ${group.name} and delete its snapshots? This cannot be undone.`,
+      unattended: {message: `deleting the images of ${group.name} needs confirmation and there is no terminal`, hint: `Review the list above, then run: muster packer:delete ${group.name} --yes`},
+      declined: {message: 'nothing was deleted'},
+    })
+    const images = await deleteAllImages({store, group: group.name, force: options.force, dryRun: false})
+    const withoutBake = (intent: Intent): Intent => {
+      const {cleanedAt: _cleanedAt, ...rest} = intent
+      return {...rest, bake: false}
+    }
+    const stack = await updateStacks(project, {groups: [group], change: withoutBake, parts: ['bake', 'retention'], previewOnly: false, onlyExisting: true, ask: false}, io)
+    for (const file of files) rmSync(join(options.cwd, file), {force: true})
+    return {images, stack, removedFiles: files}
+  } finally {
+    store.close()
+  }
+}

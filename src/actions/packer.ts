@@ -1,0 +1,56 @@
+// packer:run (bake through the stack), packer:clean (record N, run the retention part) and the
+// retention itself (packer:retain, packer:clean --dry-run), which asks AWS directly.
+import {retainGroupImages} from '../aws/clean.js'
+import type {ImageStore} from '../aws/ec2.js'
+import type {RetentionResult} from '../aws/retention.js'
+import {bakedNodeGroups, isBaked, requirePacker} from '../nodes/model.js'
+import type {IoHost} from './io.js'
+import {Project, type ProjectOptions} from './project.js'
+import {type ApplyResult, updateStacks} from './update.js'
+
+export interface PackerRunOptions extends ProjectOptions {
+  groups?: string[] | undefined
+  previewOnly: boolean
+}
+
+/** packer:run: record "bake" and update the bake part (and the retention that follows a bake). */
+export async function packerRun(options: PackerRunOptions, io: IoHost): Promise<ApplyResult> {
+  const project = new Project(options, io)
+  const groups = project.select(options.groups, isBaked, requirePacker)
+  return updateStacks(project, {groups, change: (intent) => ({...intent, bake: true}), parts: ['bake', 'retention'], previewOnly: options.previewOnly}, io)
+}
+
+export interface PackerCleanOptions extends ProjectOptions {
+  /** Named groups, or undefined for every baked group. */
+  groups?: string[] | undefined
+  keep: number
+  previewOnly: boolean
+  now?: () => Date
+}
+
+/**
+ * packer:clean without --dry-run: record N (and the time of asking) in each group's stack and
+ * update only its retention part, which runs `muster packer:retain` inside the stack. The stack
+ * then applies the same N after every bake.
+ */
+export async function packerClean(options: PackerCleanOptions, io: IoHost): Promise<ApplyResult> {
+  const project = new Project(options, io)
+  const askedAt = (options.now ?? (() => new Date()))().toISOString()
+  const groups = project.select(options.groups, isBaked)
+  return updateStacks(project, {groups, change: (intent) => ({...intent, keep: options.keep, cleanedAt: askedAt}), parts: ['retention'], previewOnly: options.previewOnly}, io)
+}
+
+export interface RetainOptions extends ProjectOptions {
+  /** One group; default: every baked group (__base__ only when named). */
+  group?: string | undefined
+  keep: number
+  dryRun: boolean
+  openStore?: (region: string) => ImageStore & {close(): void}
+}
+
+/** packer:retain and packer:clean --dry-run: keep the newest N images of each group and those in use. */
+export async function retainImages(options: RetainOptions, io: Pick<IoHost, 'progress'>): Promise<RetentionResult[]> {
+  const project = new Project(options, io)
+  const groups = options.group === undefined ? bakedNodeGroups(project.nodes) : [project.group(options.group)]
+  return retainGroupImages({groups, keep: options.keep, dryRun: options.dryRun, ...(options.openStore ? {openStore: options.openStore} : {})})
+}
