@@ -10,6 +10,7 @@ import {atomicWrite} from '../lib/atomic-write.js'
 import {openEtcd} from '../registry/etcd.js'
 import {RegistryFeed} from '../registry/feed.js'
 import {resolveProject} from '../registry/project.js'
+import {describeFailure} from '../registry/read.js'
 import {Agent} from './agent.js'
 import {checkProvisionCommand, fromInstanceMetadata, type Identity, loadIdentity} from './identity.js'
 import {createLogger, type Logger} from './log.js'
@@ -44,7 +45,7 @@ export async function runAgent(settings: AgentSettings, context: DaemonContext):
     await feed.start()
   } catch (error) {
     store.close()
-    throw new UserError(`cannot reach the registry at ${settings.endpoints.join(', ')}: ${(error as Error).message}`, {
+    throw new UserError(`cannot reach the registry at ${settings.endpoints.join(', ')}: ${describeFailure(error as Error)}`, {
       hint: 'Check --etcd (or MUSTER_ETCD_ENDPOINTS) and that etcd is running; nothing was registered.',
     })
   }
