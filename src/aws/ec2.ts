@@ -5,9 +5,9 @@
 import {
   AutoScalingClient,
   type AutoScalingGroup,
-  DescribeLaunchConfigurationsCommand,
   type LaunchTemplateSpecification,
   paginateDescribeAutoScalingGroups,
+  paginateDescribeLaunchConfigurations,
 } from '@aws-sdk/client-auto-scaling'
 import {
   DeleteSnapshotCommand,
@@ -100,81 +100,16 @@ export function createImageStore(options: AwsStoreOptions): ImageStore & {close(
 
     async imagesInUse(imageIds) {
       if (imageIds !== undefined && imageIds.length === 0) return new Map()
-      const wanted = imageIds === undefined ? undefined : new Set(imageIds)
-      const users = new Map<string, ImageUser[]>()
-      const add = (imageId: string | undefined, user: ImageUser): void => {
-        if (!imageId || (wanted && !wanted.has(imageId))) return
-        const list = users.get(imageId) ?? []
-        if (!list.some((u) => u.kind === user.kind && u.description === user.description)) list.push(user)
-        users.set(imageId, list)
-      }
-
+      const users = new UsersByImage(imageIds)
       const templates = await aws(`listing the launch templates in ${region}`, () => readLaunchTemplates(ec2))
       for (const template of templates.values()) {
         for (const [version, imageId] of template.versions) {
-          add(imageId, {kind: 'launch-template', id: template.id, description: `launch template ${template.name} (${template.id}) version ${version}`})
+          users.add(imageId, {kind: 'launch-template', id: template.id, description: `launch template ${template.name} (${template.id}) version ${version}`})
         }
       }
-
-      await aws(`listing the Auto Scaling groups in ${region}`, async () => {
-        const launchConfigurations = new Map<string, string[]>()
-        for await (const page of paginateDescribeAutoScalingGroups({client: autoscaling, pageSize: 100}, {})) {
-          for (const asg of page.AutoScalingGroups ?? []) {
-            const name = asg.AutoScalingGroupName ?? '?'
-            if (asg.LaunchConfigurationName) {
-              const asgs = launchConfigurations.get(asg.LaunchConfigurationName) ?? []
-              asgs.push(name)
-              launchConfigurations.set(asg.LaunchConfigurationName, asgs)
-            }
-            for (const spec of launchTemplateSpecs(asg)) {
-              const resolved = await resolveLaunchTemplate(ec2, templates, spec)
-              if (resolved) {
-                add(resolved.imageId, {
-                  kind: 'auto-scaling-group',
-                  id: name,
-                  description: `Auto Scaling group ${name} (launch template ${resolved.name} version ${resolved.version})`,
-                })
-              }
-            }
-          }
-        }
-        const names = [...launchConfigurations.keys()]
-        // DescribeLaunchConfigurations takes at most 50 names per call.
-        for (let i = 0; i < names.length; i += 50) {
-          const chunk = names.slice(i, i + 50)
-          let nextToken: string | undefined
-          do {
-            const page = await autoscaling.send(new DescribeLaunchConfigurationsCommand({LaunchConfigurationNames: chunk, NextToken: nextToken, MaxRecords: 50}))
-            for (const lc of page.LaunchConfigurations ?? []) {
-              for (const asgName of launchConfigurations.get(lc.LaunchConfigurationName ?? '') ?? []) {
-                add(lc.ImageId, {kind: 'auto-scaling-group', id: asgName, description: `Auto Scaling group ${asgName} (launch configuration ${lc.LaunchConfigurationName ?? '?'})`})
-              }
-            }
-            nextToken = page.NextToken
-          } while (nextToken)
-        }
-      })
-
-      await aws(`listing the instances in ${region}`, async () => {
-        // Stopped instances count: starting one again needs nothing of the image, but replacing
-        // its root volume or launching "more like this" does, and AWS calls them in use too.
-        const stateFilter: Filter = {Name: 'instance-state-name', Values: ['pending', 'running', 'shutting-down', 'stopping', 'stopped']}
-        // An image-id filter keeps the listing to the group's images in a big account (≤ 200 values per filter).
-        const idChunks = imageIds === undefined ? [undefined] : chunk([...new Set(imageIds)], 200)
-        for (const ids of idChunks) {
-          const filters = ids === undefined ? [stateFilter] : [stateFilter, {Name: 'image-id', Values: ids}]
-          for await (const page of paginateDescribeInstances({client: ec2, pageSize: 1000}, {Filters: filters})) {
-            for (const reservation of page.Reservations ?? []) {
-              for (const instance of reservation.Instances ?? []) {
-                const id = instance.InstanceId ?? '?'
-                const state = instance.State?.Name ?? 'unknown'
-                add(instance.ImageId, {kind: 'instance', id, description: `instance ${id} (${state})`})
-              }
-            }
-          }
-        }
-      })
-      return users
+      await aws(`listing the Auto Scaling groups in ${region}`, () => addAsgUsers(autoscaling, ec2, templates, users))
+      await aws(`listing the instances in ${region}`, () => addInstanceUsers(ec2, imageIds, users))
+      return users.byImage
     },
 
     async deregisterImage(imageId) {
@@ -208,6 +143,64 @@ export function createImageStore(options: AwsStoreOptions): ImageStore & {close(
       ec2.destroy()
       autoscaling.destroy()
     },
+  }
+}
+
+/** Image id → its users, each once; with a set of wanted images, the others are left out. */
+class UsersByImage {
+  readonly byImage = new Map<string, ImageUser[]>()
+  private readonly wanted: Set<string> | undefined
+
+  constructor(imageIds: readonly string[] | undefined) {
+    this.wanted = imageIds === undefined ? undefined : new Set(imageIds)
+  }
+
+  add(imageId: string | undefined, user: ImageUser): void {
+    if (!imageId || (this.wanted && !this.wanted.has(imageId))) return
+    const list = this.byImage.get(imageId) ?? []
+    if (!list.some((u) => u.kind === user.kind && u.description === user.description)) list.push(user)
+    this.byImage.set(imageId, list)
+  }
+}
+
+/** ASGs use images through launch templates (directly or in a mixed-instances policy) or launch configurations. */
+async function addAsgUsers(autoscaling: AutoScalingClient, ec2: EC2Client, templates: Map<string, LaunchTemplateInfo>, users: UsersByImage): Promise<void> {
+  const asgsByLaunchConfiguration = new Map<string, string[]>()
+  for await (const page of paginateDescribeAutoScalingGroups({client: autoscaling, pageSize: 100}, {})) {
+    for (const asg of page.AutoScalingGroups ?? []) {
+      const name = asg.AutoScalingGroupName ?? '?'
+      if (asg.LaunchConfigurationName) asgsByLaunchConfiguration.set(asg.LaunchConfigurationName, [...(asgsByLaunchConfiguration.get(asg.LaunchConfigurationName) ?? []), name])
+      for (const spec of launchTemplateSpecs(asg)) {
+        const resolved = await resolveLaunchTemplate(ec2, templates, spec)
+        if (resolved) users.add(resolved.imageId, {kind: 'auto-scaling-group', id: name, description: `Auto Scaling group ${name} (launch template ${resolved.name} version ${resolved.version})`})
+      }
+    }
+  }
+  if (asgsByLaunchConfiguration.size === 0) return
+  for await (const page of paginateDescribeLaunchConfigurations({client: autoscaling, pageSize: 50}, {})) {
+    for (const lc of page.LaunchConfigurations ?? []) {
+      for (const asgName of asgsByLaunchConfiguration.get(lc.LaunchConfigurationName ?? '') ?? []) {
+        users.add(lc.ImageId, {kind: 'auto-scaling-group', id: asgName, description: `Auto Scaling group ${asgName} (launch configuration ${lc.LaunchConfigurationName ?? '?'})`})
+      }
+    }
+  }
+}
+
+/** EC2 takes at most 200 values in a filter; beyond that every instance is listed and the wanted ones kept. */
+const MAX_FILTER_VALUES = 200
+
+async function addInstanceUsers(ec2: EC2Client, imageIds: readonly string[] | undefined, users: UsersByImage): Promise<void> {
+  // Stopped instances count: starting one again needs nothing of the image, but replacing
+  // its root volume or launching "more like this" does, and AWS calls them in use too.
+  const filters: Filter[] = [{Name: 'instance-state-name', Values: ['pending', 'running', 'shutting-down', 'stopping', 'stopped']}]
+  const ids = imageIds === undefined ? [] : [...new Set(imageIds)]
+  // An image-id filter keeps the listing to the group's images in a big account.
+  if (ids.length > 0 && ids.length <= MAX_FILTER_VALUES) filters.push({Name: 'image-id', Values: ids})
+  for await (const page of paginateDescribeInstances({client: ec2, pageSize: 1000}, {Filters: filters})) {
+    for (const instance of (page.Reservations ?? []).flatMap((r) => r.Instances ?? [])) {
+      const id = instance.InstanceId ?? '?'
+      users.add(instance.ImageId, {kind: 'instance', id, description: `instance ${id} (${instance.State?.Name ?? 'unknown'})`})
+    }
   }
 }
 
@@ -312,10 +305,4 @@ async function resolveLaunchTemplate(
     if (isAwsError(error, 'InvalidLaunchTemplateId.NotFound', 'InvalidLaunchTemplateName.NotFoundException', 'InvalidLaunchTemplateId.VersionNotFound', 'InvalidLaunchTemplateId.Malformed')) return undefined
     throw error
   }
-}
-
-function chunk<T>(items: readonly T[], size: number): T[][] {
-  const out: T[][] = []
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size))
-  return out
 }

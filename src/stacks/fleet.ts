@@ -131,86 +131,15 @@ export class Fleet extends pulumi.ComponentResource {
     const generations = checkGenerations(args.generations ?? [0])
     super(FLEET_TYPE, name, {}, opts)
 
-    const group = args.group
-    const region = group.region
-    const network = groupNetwork(group, this)
-    const timeout = seconds(spec.timeout)
-    const tags = machineTags(group, group.name)
-
-    // The root device name is the AMI's; a mapping under another name would add a disk instead.
-    const rootDeviceName = aws.ec2
-      .getAmiOutput({region, includeDeprecated: true, filters: [{name: 'image-id', values: [pulumi.output(args.imageId)]}]}, {parent: this})
-      .rootDeviceName
-
-    const ebs: aws.types.input.ec2.LaunchTemplateBlockDeviceMappingEbs = {encrypted: 'true', volumeType: ROOT_VOLUME_TYPE, deleteOnTermination: 'true'}
-    if (group.volume_size !== undefined) ebs.volumeSize = group.volume_size
-
-    this.launchTemplate = new aws.ec2.LaunchTemplate(
-      'launch-template',
-      {
-        region,
-        namePrefix: `${group.name}-`,
-        description: `muster group ${group.name}`,
-        imageId: args.imageId,
-        instanceType: group.instance_type,
-        vpcSecurityGroupIds: network.securityGroupIds,
-        metadataOptions: launchMetadataOptions,
-        blockDeviceMappings: [{deviceName: rootDeviceName, ebs}],
-        userData: Buffer.from(args.userData, 'utf8').toString('base64'),
-        tagSpecifications: [
-          {resourceType: 'instance', tags},
-          {resourceType: 'volume', tags},
-        ],
-        tags: {...group.tags, [TAG_GROUP_PLAIN]: group.name, [TAG_GROUP]: group.name},
-        updateDefaultVersion: true,
-      },
-      {parent: this},
-    )
+    const network = groupNetwork(args.group, this)
+    this.launchTemplate = fleetLaunchTemplate(args, network.securityGroupIds, this)
     this.launchTemplateId = this.launchTemplate.id
     this.launchTemplateVersion = this.launchTemplate.latestVersion
-
     const newest = generations[generations.length - 1]
-    this.asgs = generations.map((generation) => {
-      const asgTags = Object.entries({...tags, [TAG_GENERATION]: String(generation)})
-        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-        .map(([key, value]) => ({key, value, propagateAtLaunch: true}))
-      const asg = new aws.autoscaling.Group(
-        asgResourceName(generation),
-        {
-          region,
-          name: asgName(group.name, generation),
-          minSize: spec.node_min,
-          maxSize: spec.node_max,
-          desiredCapacity: spec.node_min,
-          vpcZoneIdentifiers: network.subnetIds,
-          launchTemplate: {id: this.launchTemplate.id, version: this.launchTemplate.latestVersion.apply((v) => String(v))},
-          healthCheckType: 'EC2',
-          healthCheckGracePeriod: timeout,
-          defaultInstanceWarmup: timeout,
-          terminationPolicies: [...TERMINATION_POLICIES],
-          waitForCapacityTimeout: WAIT_FOR_CAPACITY_TIMEOUT,
-          forceDelete: false,
-          instanceRefresh: {
-            strategy: 'Rolling',
-            preferences: {
-              minHealthyPercentage: MIN_HEALTHY_PERCENTAGE,
-              maxHealthyPercentage: MAX_HEALTHY_PERCENTAGE,
-              instanceWarmup: String(timeout),
-              skipMatching: true,
-            },
-          },
-          tags: asgTags,
-        },
-        {
-          parent: this,
-          // The name is fixed, so a replacement must free it first (see the defaults above).
-          deleteBeforeReplace: true,
-          ignoreChanges: generation === newest ? [] : FROZEN_ASG_PROPERTIES,
-        },
-      )
-      return {generation, asg}
-    })
-
+    this.asgs = generations.map((generation) => ({
+      generation,
+      asg: fleetAsg({group: args.group, spec, generation, frozen: generation !== newest, subnetIds: network.subnetIds, launchTemplate: this.launchTemplate}, this),
+    }))
     const live = this.asgs[this.asgs.length - 1]
     if (!live) throw new Error('Fleet has no ASG')
     this.asgName = live.asg.name
@@ -222,4 +151,82 @@ export class Fleet extends pulumi.ComponentResource {
       asgNames: this.asgNames,
     })
   }
+}
+
+/** The launch template: the AMI, IMDSv2 only, an encrypted root volume, the user data. */
+function fleetLaunchTemplate(args: FleetArgs, securityGroupIds: pulumi.Input<pulumi.Input<string>[]> | undefined, parent: pulumi.Resource): aws.ec2.LaunchTemplate {
+  const group = args.group
+  const region = group.region
+  const tags = machineTags(group, group.name)
+  // The root device name is the AMI's; a mapping under another name would add a disk instead.
+  const rootDeviceName = aws.ec2
+    .getAmiOutput({region, includeDeprecated: true, filters: [{name: 'image-id', values: [pulumi.output(args.imageId)]}]}, {parent})
+    .rootDeviceName
+  const ebs: aws.types.input.ec2.LaunchTemplateBlockDeviceMappingEbs = {encrypted: 'true', volumeType: ROOT_VOLUME_TYPE, deleteOnTermination: 'true'}
+  if (group.volume_size !== undefined) ebs.volumeSize = group.volume_size
+  return new aws.ec2.LaunchTemplate(
+    'launch-template',
+    {
+      region,
+      namePrefix: `${group.name}-`,
+      description: `muster group ${group.name}`,
+      imageId: args.imageId,
+      instanceType: group.instance_type,
+      vpcSecurityGroupIds: securityGroupIds,
+      metadataOptions: launchMetadataOptions,
+      blockDeviceMappings: [{deviceName: rootDeviceName, ebs}],
+      userData: Buffer.from(args.userData, 'utf8').toString('base64'),
+      tagSpecifications: [
+        {resourceType: 'instance', tags},
+        {resourceType: 'volume', tags},
+      ],
+      tags: {...group.tags, [TAG_GROUP_PLAIN]: group.name, [TAG_GROUP]: group.name},
+      updateDefaultVersion: true,
+    },
+    {parent},
+  )
+}
+
+interface AsgArgs {
+  group: Group
+  spec: AutoscaleSpec
+  generation: number
+  /** An older blue-green generation: kept as it was until the CLI retires it. */
+  frozen: boolean
+  subnetIds: pulumi.Input<pulumi.Input<string>[]> | undefined
+  launchTemplate: aws.ec2.LaunchTemplate
+}
+
+/** One generation's ASG, sized by autoscale, rolled by instance refresh. */
+function fleetAsg(args: AsgArgs, parent: pulumi.Resource): aws.autoscaling.Group {
+  const {group, spec, generation} = args
+  const timeout = seconds(spec.timeout)
+  const asgTags = Object.entries({...machineTags(group, group.name), [TAG_GENERATION]: String(generation)})
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([key, value]) => ({key, value, propagateAtLaunch: true}))
+  return new aws.autoscaling.Group(
+    asgResourceName(generation),
+    {
+      region: group.region,
+      name: asgName(group.name, generation),
+      minSize: spec.node_min,
+      maxSize: spec.node_max,
+      desiredCapacity: spec.node_min,
+      vpcZoneIdentifiers: args.subnetIds,
+      launchTemplate: {id: args.launchTemplate.id, version: args.launchTemplate.latestVersion.apply((v) => String(v))},
+      healthCheckType: 'EC2',
+      healthCheckGracePeriod: timeout,
+      defaultInstanceWarmup: timeout,
+      terminationPolicies: [...TERMINATION_POLICIES],
+      waitForCapacityTimeout: WAIT_FOR_CAPACITY_TIMEOUT,
+      forceDelete: false,
+      instanceRefresh: {
+        strategy: 'Rolling',
+        preferences: {minHealthyPercentage: MIN_HEALTHY_PERCENTAGE, maxHealthyPercentage: MAX_HEALTHY_PERCENTAGE, instanceWarmup: String(timeout), skipMatching: true},
+      },
+      tags: asgTags,
+    },
+    // The name is fixed, so a replacement must free it first (see the defaults above).
+    {parent, deleteBeforeReplace: true, ignoreChanges: args.frozen ? FROZEN_ASG_PROPERTIES : []},
+  )
 }
