@@ -3,48 +3,33 @@ import {expect} from 'chai'
 import {mkdirSync, readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
+import {buildPackerTemplate, packerManifestPath} from '../../src/artifacts/packer.js'
+import {renderRole} from '../../src/artifacts/role.js'
+import {loadNodes} from '../../src/nodes/load.js'
+import {type Group, requireGroup} from '../../src/nodes/model.js'
 import {requireTool} from '../support/integration.js'
 import {DEFAULT_SOURCE_IMAGE, motoEc2, type MotoServer, startMoto} from '../support/moto.js'
 import {motoSourceOptions, packerSandbox, type PackerSandbox, runPacker} from '../support/packer.js'
+import {makeTempDir, removeDir} from '../support/process.js'
 
-// The shape muster generates (HCL2 as JSON), plus the options that point it at moto.
-function template(moto: MotoServer, group: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
-    packer: {
-      required_plugins: {amazon: {version: '>= 1.2.0', source: 'github.com/hashicorp/amazon'}},
-    },
-    locals: {timestamp: '${formatdate("YYYYMMDDhhmmss", timestamp())}'},
-    source: {
-      'amazon-ebs': {
-        image: {
-          instance_type: 't3.micro',
-          ami_name: `${group} \${local.timestamp}`,
-          ami_description: `${group} test image`,
-          source_ami: DEFAULT_SOURCE_IMAGE.id,
-          metadata_options: {http_endpoint: 'enabled', http_tokens: 'required', http_put_response_hop_limit: 1},
-          imds_support: 'v2.0',
-          tags: {Name: group, 'muster:group': group, 'muster:template-hash': 'abc123'},
-          run_tags: {Name: `muster-bake-${group}`, 'muster:group': group},
-          ...motoSourceOptions(moto),
-          ...extra,
-        },
-      },
-    },
-    build: [
-      {
-        name: 'muster',
-        sources: ['source.amazon-ebs.image'],
-        'post-processor': [
-          {
-            manifest: {
-              output: `manifests/${group}.json`,
-              strip_path: true,
-              custom_data: {group, template_hash: 'abc123'},
-            },
-          },
-        ],
-      },
-    ],
+/**
+ * A group's template as muster generates it (buildPackerTemplate), from a group resolved by
+ * muster's own nodes loader; its packer options point the source at moto (communicator none, so
+ * the template has no provisioners). `extra` adds source options the way a nodes file would.
+ */
+function template(moto: MotoServer, name: string, extra: Record<string, unknown> = {}): {text: string; hash: string} {
+  const group = testGroup(name, {...motoSourceOptions(moto), ...extra})
+  return buildPackerTemplate(group, {flavor: 'current', provisionScript: '', roleText: renderRole(group)})
+}
+
+function testGroup(name: string, packer: Record<string, unknown>): Group {
+  const base = {region: 'us-east-1', instance_type: 't3.micro', source_ami: DEFAULT_SOURCE_IMAGE.id, ssh_username: 'ubuntu', run_list: ['recipe[base]']}
+  const dir = makeTempDir('muster-packer-nodes-')
+  try {
+    writeFileSync(join(dir, 'nodes.json'), JSON.stringify({__base__: base, [name]: {description: `${name} test image`, packer}}))
+    return requireGroup(loadNodes({cwd: dir}), name)
+  } finally {
+    removeDir(dir)
   }
 }
 
@@ -81,7 +66,7 @@ describe('packer (validate, build against moto)', function () {
 
   it('validates an HCL2 JSON template with required_plugins, without packer init', async function () {
     const path = join(sandbox.dir, 'web.pkr.json')
-    writeFileSync(path, JSON.stringify(template(moto, 'web'), null, 2))
+    writeFileSync(path, template(moto, 'web').text)
     const result = await runPacker(['validate', path], {cwd: sandbox.dir, env: sandbox.env})
     expect(result.code, result.stdout + result.stderr).to.equal(0)
     expect(result.stdout).to.match(/The configuration is valid/)
@@ -89,7 +74,7 @@ describe('packer (validate, build against moto)', function () {
 
   it('needs the installed plugin: with an empty plugin path the same template is refused', async function () {
     const path = join(sandbox.dir, 'noplugin.pkr.json')
-    writeFileSync(path, JSON.stringify(template(moto, 'web'), null, 2))
+    writeFileSync(path, template(moto, 'web').text)
     const emptyPluginDir = join(sandbox.dir, 'no-plugins')
     mkdirSync(emptyPluginDir)
     const result = await runPacker(['validate', path], {cwd: sandbox.dir, env: {...sandbox.env, PACKER_PLUGIN_PATH: emptyPluginDir}})
@@ -99,7 +84,7 @@ describe('packer (validate, build against moto)', function () {
 
   it('fails validation of a template with an unknown amazon-ebs option', async function () {
     const path = join(sandbox.dir, 'broken.pkr.json')
-    writeFileSync(path, JSON.stringify(template(moto, 'broken', {no_such_option: true}), null, 2))
+    writeFileSync(path, template(moto, 'broken', {no_such_option: true}).text)
     const result = await runPacker(['validate', path], {cwd: sandbox.dir, env: sandbox.env})
     expect(result.code).to.not.equal(0)
     expect(result.stdout + result.stderr).to.match(/no_such_option/)
@@ -107,17 +92,18 @@ describe('packer (validate, build against moto)', function () {
 
   it('builds an AMI in moto and writes the manifest with its id', async function () {
     const path = join(sandbox.dir, 'app.pkr.json')
-    writeFileSync(path, JSON.stringify(template(moto, 'app'), null, 2))
+    const {text, hash} = template(moto, 'app')
+    writeFileSync(path, text)
     // The manifest post-processor does not create its output's directory; the build fails without it.
-    mkdirSync(join(sandbox.dir, 'manifests'))
+    mkdirSync(join(sandbox.dir, '.muster', 'manifests'), {recursive: true})
     const result = await runPacker(['build', '-color=false', path], {cwd: sandbox.dir, env: sandbox.env})
     expect(result.code, result.stdout + result.stderr).to.equal(0)
 
-    const manifest = JSON.parse(readFileSync(join(sandbox.dir, 'manifests', 'app.json'), 'utf8')) as Manifest
+    const manifest = JSON.parse(readFileSync(join(sandbox.dir, packerManifestPath('app')), 'utf8')) as Manifest
     expect(manifest.builds).to.have.length(1)
     const build = manifest.builds[0]
     expect(build?.builder_type).to.equal('amazon-ebs')
-    expect(build?.custom_data).to.deep.equal({group: 'app', template_hash: 'abc123'})
+    expect(build?.custom_data).to.deep.equal({group: 'app', template_hash: hash})
     // artifact_id is "region:ami-id" (comma-separated when copied to several regions).
     const [region, amiId] = (build?.artifact_id ?? '').split(':')
     expect(region).to.equal(moto.region)
@@ -131,7 +117,7 @@ describe('packer (validate, build against moto)', function () {
     // No Description check: the plugin sets it with ModifyImageAttribute, which moto ignores for it.
     expect(image?.Tags).to.deep.include.members([
       {Key: 'muster:group', Value: 'app'},
-      {Key: 'muster:template-hash', Value: 'abc123'},
+      {Key: 'muster:template-hash', Value: hash},
     ])
     const byTag = await ec2.send(new DescribeImagesCommand({Filters: [{Name: 'tag:muster:group', Values: ['app']}]}))
     expect((byTag.Images ?? []).map((i) => i.ImageId)).to.deep.equal([amiId])
