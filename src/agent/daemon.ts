@@ -67,9 +67,11 @@ export async function runAgent(settings: AgentSettings, context: DaemonContext):
   })
   let status: StatusServer | undefined
   try {
-    await agent.start()
+    // The status port first: a port already taken must fail before anything is registered.
     if (settings.statusAddr) status = await serveStatus(settings.statusAddr, () => agent.health(), metrics.registry)
+    await agent.start()
   } catch (error) {
+    await status?.close()
     await agent.stop()
     await feed.stop()
     store.close()
