@@ -80,8 +80,13 @@ class EtcdStore implements RegistryStore {
     })
     return {
       close: async () => {
+        // A watch etcd cancelled (its revision compacted away) is already dropped by etcd3:
+        // cancelling it again would wait forever for an 'end' that never comes.
+        if (broken) return
         broken = true
-        await watcher.cancel().catch(() => undefined)
+        await Promise.resolve()
+          .then(() => watcher.cancel())
+          .catch(() => undefined)
       },
     }
   }
