@@ -37,15 +37,38 @@ export interface PackerTemplate {
   hash: string
 }
 
+/**
+ * Packer reads every string of an HCL2 JSON template (and the keys of an object value) as an HCL
+ * template: `${…}` is evaluated (`${file("/etc/hostname")}` reads a file at bake time) and `%{…}`
+ * runs a directive. Text from the nodes file is the user's literal text, so both are escaped
+ * (`$${`, `%%{`); only muster's own expressions (the timestamp) stay live.
+ */
+export function escapeHclTemplate(text: string): string {
+  // A function replacement: in a replacement string, `$$` itself means one `$`.
+  return text.replace(/([$%])\{/g, (_match, sigil: string) => `${sigil}${sigil}{`)
+}
+
+/** escapeHclTemplate on every string and key of a value from the nodes file. */
+export function escapeHclValue(value: unknown): unknown {
+  if (typeof value === 'string') return escapeHclTemplate(value)
+  if (Array.isArray(value)) return value.map(escapeHclValue)
+  if (typeof value === 'object' && value !== null) {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [escapeHclTemplate(k), escapeHclValue(v)]))
+  }
+  return value
+}
+
+const escapeStrings = (record: Record<string, string>): Record<string, string> => escapeHclValue(record) as Record<string, string>
+
 export function buildPackerTemplate(group: Group, options: PackerOptions): PackerTemplate {
-  const extra = group.packer === false ? {} : group.packer
+  const extra = group.packer === false ? {} : (escapeHclValue(group.packer) as Record<string, unknown>)
   const communicatorNone = extra.communicator === 'none'
   const source: Record<string, unknown> = {
     region: group.region,
     instance_type: group.instance_type,
-    ssh_username: group.ssh_username,
+    ssh_username: escapeHclTemplate(group.ssh_username),
     ami_name: `${group.name} \${local.timestamp}`,
-    ami_description: group.description || `muster group ${group.name}`,
+    ami_description: group.description ? escapeHclTemplate(group.description) : `muster group ${group.name}`,
   }
   if (group.from_base) {
     source.source_ami_filter = {
@@ -65,7 +88,7 @@ export function buildPackerTemplate(group: Group, options: PackerOptions): Packe
     source.launch_block_device_mappings = [{device_name: '/dev/sda1', volume_size: group.volume_size, volume_type: 'gp3', delete_on_termination: true}]
   }
   Object.assign(source, extra)
-  const tags = (hash: string): Record<string, string> => ({...group.tags, Name: group.name, [TAG_GROUP]: group.name, [TAG_TEMPLATE_HASH]: hash})
+  const tags = (hash: string): Record<string, string> => ({...escapeStrings(group.tags), Name: group.name, [TAG_GROUP]: group.name, [TAG_TEMPLATE_HASH]: hash})
 
   // With no communicator nothing can be uploaded or run during the bake: the image converges at boot.
   const provisioners = communicatorNone

@@ -114,4 +114,26 @@ describe('packer template', () => {
     expect(plan({__base__: base, web: {}, boot: {packer: false}})).to.deep.equal(['packer/web.pkr.json'])
     expect(plan({__base__: base, web: {from_base: true}})).to.deep.equal(['packer/__base__.pkr.json', 'packer/web.pkr.json'])
   })
+  it('escapes ${ and %{ in every string from the nodes file (description, ssh_username, tags, packer options), and only there', () => {
+    const g = group(
+      nodesOf({
+        __base__: base,
+        web: {
+          description: 'd ${file("/etc/hostname")} %{ if true }',
+          ssh_username: 'u${x}',
+          tags: {'k${a}': 'v%{b}', plain: 'a $ b % c {d}'},
+          packer: {subnet_id: 's${env}', run_volume_tags: {'x${y}': ['%{z}']}},
+        },
+      }),
+      'web',
+    )
+    const source = sourceOf(buildPackerTemplate(g, opts(g)).template)
+    expect(source.ami_description).to.equal('d $${file("/etc/hostname")} %%{ if true }')
+    expect(source.ssh_username).to.equal('u$${x}')
+    expect(source.tags).to.deep.include({'k$${a}': 'v%%{b}', plain: 'a $ b % c {d}'})
+    expect(source.subnet_id).to.equal('s$${env}')
+    expect(source.run_volume_tags).to.deep.equal({'x$${y}': ['%%{z}']})
+    // muster's own expression stays live.
+    expect(source.ami_name).to.equal('web ${local.timestamp}')
+  })
 })

@@ -1,4 +1,4 @@
-import {DescribeImagesCommand, DescribeInstancesCommand, type EC2Client} from '@aws-sdk/client-ec2'
+import {DeregisterImageCommand, DescribeImagesCommand, DescribeInstancesCommand, type EC2Client} from '@aws-sdk/client-ec2'
 import {expect} from 'chai'
 import {mkdirSync, readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
@@ -17,16 +17,16 @@ import {makeTempDir, removeDir} from '../support/process.js'
  * muster's own nodes loader; its packer options point the source at moto (communicator none, so
  * the template has no provisioners). `extra` adds source options the way a nodes file would.
  */
-function template(moto: MotoServer, name: string, extra: Record<string, unknown> = {}): {text: string; hash: string} {
-  const group = testGroup(name, {...motoSourceOptions(moto), ...extra})
+function template(moto: MotoServer, name: string, extra: Record<string, unknown> = {}, own: Record<string, unknown> = {}): {text: string; hash: string} {
+  const group = testGroup(name, {...motoSourceOptions(moto), ...extra}, own)
   return buildPackerTemplate(group, {flavor: 'current', provisionScript: '', roleText: renderRole(group)})
 }
 
-function testGroup(name: string, packer: Record<string, unknown>): Group {
+function testGroup(name: string, packer: Record<string, unknown>, own: Record<string, unknown> = {}): Group {
   const base = {region: 'us-east-1', instance_type: 't3.micro', source_ami: DEFAULT_SOURCE_IMAGE.id, ssh_username: 'ubuntu', run_list: ['recipe[base]']}
   const dir = makeTempDir('muster-packer-nodes-')
   try {
-    writeFileSync(join(dir, 'nodes.json'), JSON.stringify({__base__: base, [name]: {description: `${name} test image`, packer}}))
+    writeFileSync(join(dir, 'nodes.json'), JSON.stringify({__base__: base, [name]: {description: `${name} test image`, packer, ...own}}))
     return requireGroup(loadNodes({cwd: dir}), name)
   } finally {
     removeDir(dir)
@@ -88,6 +88,32 @@ describe('packer (validate, build against moto)', function () {
     const result = await runPacker(['validate', path], {cwd: sandbox.dir, env: sandbox.env})
     expect(result.code).to.not.equal(0)
     expect(result.stdout + result.stderr).to.match(/no_such_option/)
+  })
+
+  // Text a nodes file may hold that HCL would evaluate: a function call, a reference and directives.
+  const hostile = {
+    description: '${file("/nonexistent/muster-secret")} and %{ if true }directive%{ endif }',
+    tags: {probe: '${file("/etc/hostname")}', ref: '${local.timestamp}', dir: '%{ for x in ["a"] }${x}%{ endfor }', escaped: '$${kept}'},
+  }
+
+  it('keeps ${…} and %{…} from the nodes file literal: validate does not evaluate them', async function () {
+    const path = join(sandbox.dir, 'hostile.pkr.json')
+    writeFileSync(path, template(moto, 'hostile', {}, hostile).text)
+    const result = await runPacker(['validate', path], {cwd: sandbox.dir, env: sandbox.env})
+    // Unescaped, file() of a missing file fails validation; escaped, the template is valid.
+    expect(result.code, result.stdout + result.stderr).to.equal(0)
+  })
+
+  it('bakes the nodes file\'s ${…} and %{…} text into the AMI\'s tags verbatim', async function () {
+    const path = join(sandbox.dir, 'literal.pkr.json')
+    writeFileSync(path, template(moto, 'literal', {}, hostile).text)
+    mkdirSync(join(sandbox.dir, '.muster', 'manifests'), {recursive: true})
+    const result = await runPacker(['build', '-color=false', path], {cwd: sandbox.dir, env: sandbox.env})
+    expect(result.code, result.stdout + result.stderr).to.equal(0)
+    const {Images} = await ec2.send(new DescribeImagesCommand({Filters: [{Name: 'tag:muster:group', Values: ['literal']}]}))
+    expect(Images).to.have.length(1)
+    expect(Images?.[0]?.Tags).to.deep.include.members(Object.entries(hostile.tags).map(([Key, Value]) => ({Key, Value})))
+    await ec2.send(new DeregisterImageCommand({ImageId: Images?.[0]?.ImageId ?? ''}))
   })
 
   it('builds an AMI in moto and writes the manifest with its id', async function () {
