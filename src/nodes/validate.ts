@@ -14,6 +14,26 @@ import {BASE, type Group, type NodesFile} from './model.js'
 import {GROUP_NAME, type RawGroup, schemas} from './schema.js'
 import type {KeyPath, SourceDocument} from './source.js'
 
+/**
+ * Packer source options muster sets itself and promises things about (the region and image a group
+ * builds from, how images are named and tagged so retention and from_base find them, IMDSv2): a
+ * group's packer dict may not override them. Each names what to use instead.
+ */
+export const MUSTER_OWNED_PACKER_OPTIONS: Readonly<Record<string, string>> = {
+  region: 'set the group\'s "region" instead',
+  source_ami: 'set the group\'s "source_ami" instead',
+  source_ami_filter: 'set the group\'s "source_ami", or "from_base": true to build from the newest base image',
+  instance_type: 'set the group\'s "instance_type" instead',
+  ssh_username: 'set the group\'s "ssh_username" instead',
+  ami_name: 'muster names images "GROUP TIMESTAMP" so retention can find them; remove it (the group name is the image name)',
+  ami_description: 'set the group\'s "description" instead',
+  tags: 'set the group\'s "tags" instead',
+  run_tags: 'set the group\'s "tags" instead',
+  metadata_options: 'muster requires IMDSv2 on the bake instance and its images; remove it',
+  imds_support: 'muster requires IMDSv2 on the bake instance and its images; remove it',
+  launch_block_device_mappings: 'set the group\'s "volume_size" instead',
+}
+
 type CompiledValidator = (value: unknown) => boolean
 let compiled: CompiledValidator | null | undefined
 
@@ -71,6 +91,13 @@ export function validateNodes(doc: SourceDocument): ValidationResult {
     else for (const issue of parsed.error.issues) mapIssue(issue, [name], value, report)
   }
   if (Object.keys(doc.value).length === 0) report([], 'the nodes file defines no groups; add at least one group')
+  for (const [name, group] of raw) {
+    if (!isDict(group.packer)) continue
+    for (const key of Object.keys(group.packer)) {
+      const instead = MUSTER_OWNED_PACKER_OPTIONS[key]
+      if (instead !== undefined) report([name, 'packer', key], `packer option "${key}" is set by muster; ${instead}`, 'key')
+    }
+  }
   if (diagnostics.length > 0) return {ok: false, diagnostics}
 
   const base = (raw.get(BASE) ?? {}) as Plain

@@ -111,7 +111,10 @@ const cases: Case[] = [
   {file: 'yaml-unclosed-flow-list.yaml', problems: [['7:3', '(top level)', 'Flow sequence in block collection must be sufficiently indented and end with a ]']]},
   {file: 'yaml-unknown-key-instance-typ.yaml', problems: [['8:3', 'web.instance_typ', 'unknown key "instance_typ"', 'did you mean "instance_type"?']]},
   {file: 'yaml-unquoted-run-list-in-flow-list.yaml', problems: [['6:20', '(top level)', 'Missing , or : between flow sequence items'], ['6:33', '(top level)', 'Missing , or : between flow sequence items']]},
-  {file: 'yaml-unterminated-string.yaml', problems: [['2:11', '(top level)', 'Missing closing "quote']]},]
+  {file: 'yaml-unterminated-string.yaml', problems: [['2:11', '(top level)', 'Missing closing "quote']]},
+  // Issue 8.
+  {file: 'json-packer-owned-options.json', problems: [['6:35', '__base__.packer.region', 'packer option "region" is set by muster; set the group\'s "region" instead'], ['10:7', 'web.packer.metadata_options', 'packer option "metadata_options" is set by muster; muster requires IMDSv2'], ['11:7', 'web.packer.ami_name', 'packer option "ami_name" is set by muster']]},
+  {file: 'yaml-packer-owned-options.yaml', problems: [['8:5', 'web.packer.tags', 'packer option "tags" is set by muster; set the group\'s "tags" instead'], ['9:5', 'web.packer.imds_support', 'packer option "imds_support" is set by muster']]},]
 
 /** runMuster, but without blocking, so one case's commands run side by side. */
 function runMusterAsync(args: readonly string[], cwd: string): Promise<CliResult> {

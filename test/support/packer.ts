@@ -59,8 +59,8 @@ export function packerSandbox(moto?: MotoServer): PackerSandbox {
 
 /** amazon-ebs source options that make a build run against moto (merge into the source block). */
 export function motoSourceOptions(moto: MotoServer): Record<string, unknown> {
+  // No region: muster owns it (the group's region, which is moto's us-east-1 in these tests).
   return {
-    region: moto.region,
     custom_endpoint_ec2: moto.endpoint,
     access_key: 'testing',
     secret_key: 'testing',
