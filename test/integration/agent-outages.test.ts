@@ -200,7 +200,7 @@ describe('muster agent: outages (real etcd, agent processes)', function () {
       agents.push(stopped, control)
       await Promise.all(agents.map((a) => waitForBoot(a)))
       const lease = client.lease(60)
-      const put = (node: string): Promise<unknown> => lease.put(`/muster/compact/services/api/${node}`).value(serviceValue(node, 'api', `10.8.0.${node.charCodeAt(2)}`, 8080))
+      const put = (node: string): Promise<unknown> => lease.put(`/muster/compact/services/api/${node}`).value(serviceValue(node, 'api', `10.8.0.${node.charCodeAt(2)}`, 8080)).exec()
       const del = (node: string): Promise<unknown> => client.delete().key(`/muster/compact/services/api/${node}`).exec()
       await put('p-a')
       await allReflect(project, agents, 0, ['p-a'], 15_000)

@@ -347,7 +347,8 @@ export async function startEtcdCluster(size = 3): Promise<EtcdCluster> {
         encoding: 'utf8',
         timeout: 10_000,
       })
-      const statuses = JSON.parse(out) as Array<{Endpoint: string; Status: {header: {member_id: number | string}; leader: number | string}}>
+      // Member ids are uint64: quote them before JSON.parse so that no two round to the same number.
+      const statuses = JSON.parse(out.replace(/("(?:member_id|leader)"\s*:\s*)(\d+)/g, '$1"$2"')) as Array<{Endpoint: string; Status: {header: {member_id: number | string}; leader: number | string}}>
       const leader = statuses.find((s) => String(s.Status.header.member_id) === String(s.Status.leader))
       const found = members.find((m) => m.endpoint === leader?.Endpoint)
       if (!found) throw new Error(`no leader among ${out}`)
