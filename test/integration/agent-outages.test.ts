@@ -86,6 +86,8 @@ describe('muster agent: outages (real etcd, agent processes)', function () {
       const booted = Date.now()
       await allReflect(project, webs, 0, apis, 15_000)
       expect(await allRegistered(client, project, agents)).to.deep.equal([])
+      // Quiet before the outage: no run queued or going (a run queued before it may rightly start on the last view).
+      await waitUntil('every agent idle', async () => (await Promise.all(agents.map((a) => a.health()))).every((h) => !h.queue.running && !h.queue.provisionPending), {timeoutMs: 10_000, intervalMs: 100})
 
       // Down for longer than 2 × TTL: every agent's client gives its lease up as lost.
       const haltedAt = Date.now()
