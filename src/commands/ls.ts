@@ -1,6 +1,6 @@
 import {MusterCommand, nodesFlag} from '../base-command.js'
 import {loadNodes} from '../nodes/load.js'
-import {BASE} from '../nodes/model.js'
+import {nodeGroups} from '../nodes/model.js'
 import {servicesOf} from '../nodes/services.js'
 import {formatTable} from '../ui/format.js'
 
@@ -28,18 +28,16 @@ export default class Ls extends MusterCommand {
   public async run(): Promise<GroupRow[]> {
     const {flags} = await this.parse(Ls)
     const nodes = loadNodes({cwd: process.cwd(), path: flags.nodes})
-    const rows: GroupRow[] = [...nodes.groups.values()]
-      .filter((g) => g.name !== BASE)
-      .map((g) => ({
-        name: g.name,
-        instance_type: g.instance_type,
-        region: g.region,
-        autoscale: g.autoscale === false ? 'no' : `${g.autoscale.node_min}-${g.autoscale.node_max}`,
-        image: g.packer === false ? `${g.source_ami ?? ''} (not baked)` : g.from_base ? 'baked from base' : `baked from ${g.source_ami ?? ''}`,
-        recipes: g.run_list.length + g.post_run_list.length,
-        services: servicesOf(g).map((s) => s.name),
-        description: g.description,
-      }))
+    const rows: GroupRow[] = nodeGroups(nodes).map((g) => ({
+      name: g.name,
+      instance_type: g.instance_type,
+      region: g.region,
+      autoscale: g.autoscale === false ? 'no' : `${g.autoscale.node_min}-${g.autoscale.node_max}`,
+      image: g.packer === false ? `${g.source_ami ?? ''} (not baked)` : g.from_base ? 'baked from base' : `baked from ${g.source_ami ?? ''}`,
+      recipes: g.run_list.length + g.post_run_list.length,
+      services: servicesOf(g).map((s) => s.name),
+      description: g.description,
+    }))
     if (!this.jsonEnabled()) {
       process.stdout.write(
         formatTable(

@@ -1,8 +1,9 @@
 import {dependencyCycles} from '../nodes/dependencies.js'
 import {loadNodes} from '../nodes/load.js'
-import {BASE} from '../nodes/model.js'
+import {isAutoscaled, isBaked, nodeGroups} from '../nodes/model.js'
 import {MusterCommand, nodesFlag} from '../base-command.js'
 import {formatCycle, formatWarning} from '../ui/format.js'
+import {colorFor} from '../ui/io-host.js'
 
 interface ValidateResult {
   file: string
@@ -27,15 +28,15 @@ A dependency on a service that no group runs is a problem; a dependency cycle be
     const {flags} = await this.parse(Validate)
     const nodes = loadNodes({cwd: process.cwd(), path: flags.nodes})
     const groups = [...nodes.groups.keys()]
-    const own = groups.filter((g) => g !== BASE)
-    const autoscaled = [...nodes.groups.values()].filter((g) => g.name !== BASE && g.autoscale !== false).length
-    const baked = [...nodes.groups.values()].filter((g) => g.name !== BASE && g.packer !== false).length
+    const own = nodeGroups(nodes)
+    const autoscaled = own.filter(isAutoscaled).length
+    const baked = own.filter(isBaked).length
     const warnings = dependencyCycles(nodes).map(
       (cycle) => `${nodes.file}: dependency cycle ${formatCycle(cycle)} (the nodes that run each service depend on the next)`,
     )
-    const color = Boolean(process.stderr.isTTY) && !process.env.NO_COLOR
+    const color = colorFor(process.stderr, {json: this.jsonEnabled()})
     for (const warning of warnings) process.stderr.write(formatWarning(warning, {color}))
-    this.log(`${nodes.file}: ok — ${own.length} group${own.length === 1 ? '' : 's'} (${own.join(', ')}), ${autoscaled} autoscaled, ${baked} baked`)
+    this.log(`${nodes.file}: ok — ${own.length} group${own.length === 1 ? '' : 's'} (${own.map((g) => g.name).join(', ')}), ${autoscaled} autoscaled, ${baked} baked`)
     return {file: nodes.file, groups, warnings}
   }
 }

@@ -1,6 +1,6 @@
 // The resolved model: what a group is after inheritance from __base__ and defaults.
 import {UserError} from '../errors.js'
-import type {AutoscaleSpec, ServiceSpec} from './schema.js'
+import {type AutoscaleSpec, type ServiceSpec, sizesInOrder} from './schema.js'
 
 export const BASE = '__base__'
 
@@ -97,11 +97,6 @@ export const isAutoscaled = (group: Group): boolean => group.autoscale !== false
 /** The groups a verb that works on images means without a GROUP: the baked node groups (bakedGroups adds __base__). */
 export function bakedNodeGroups(nodes: NodesFile): Group[] {
   return bakedGroups(nodes).filter(isNodeGroup)
-}
-
-/** node_min ≤ node_max: the one statement of the rule. */
-export function sizesInOrder(spec: {node_min: number; node_max: number}): boolean {
-  return spec.node_min <= spec.node_max
 }
 
 /** A UserError for a verb that bakes, named on a group with packer: false. */

@@ -11,7 +11,7 @@ import type {Diagnostic} from '../errors.js'
 import {unknownDependencies} from './dependencies.js'
 import {inherit, isDict, uniqueRunList, type Plain} from './inherit.js'
 import {BASE, type Group, type NodesFile} from './model.js'
-import {GROUP_NAME, type RawGroup, schemas} from './schema.js'
+import {GROUP_NAME, type RawGroup, schemas, sizesInOrder} from './schema.js'
 import type {KeyPath, SourceDocument} from './source.js'
 
 /**
@@ -48,7 +48,8 @@ export function fastValidator(): CompiledValidator | undefined {
 
 function autoscaleBoundsHold(group: unknown): boolean {
   const autoscale = isDict(group) ? group.autoscale : undefined
-  return !isDict(autoscale) || (autoscale.node_min as number) <= (autoscale.node_max as number)
+  // Only called on what the compiled validator accepted: node_min and node_max are whole numbers.
+  return !isDict(autoscale) || sizesInOrder(autoscale as {node_min: number; node_max: number})
 }
 
 export type ValidationResult = {ok: true; nodes: NodesFile} | {ok: false; diagnostics: Diagnostic[]}
