@@ -44,10 +44,11 @@ function identity(node: string, group: string, services: string[], dependsOn: st
   return {node, group, address: '127.0.0.1', services: services.map((name) => ({name, cookbook: 'bench-service', recipe: `recipe[bench-service::${name}]`})), dependsOn, dna: {id: group}, dnaFile: '-', projectDir: '-'}
 }
 
-async function fleet(endpoint: string, project: string, count: number, wait: {minMs: number; maxMs: number}, onQueued: (node: string) => void) {
+async function fleet(endpoint: string, project: string, count: number, wait: {minMs: number; maxMs: number}, onQueued: (node: string) => void, first?: (feed: RegistryFeed) => void) {
   const store = openEtcd({endpoints: [endpoint]})
   const feed = new RegistryFeed(store, project, silentLogger)
   await feed.start()
+  first?.(feed)
   const agents: Agent[] = []
   const batch = 100
   for (let i = 0; i < count; i += batch) {
@@ -81,11 +82,23 @@ async function latency(endpoint: string): Promise<void> {
   const pending = new Map<string, number>()
   const latencies: number[] = []
   let registeredAt = 0
-  const {store, feed, agents} = await fleet(endpoint, project, AGENTS, {minMs: 0, maxMs: 0}, (node) => {
-    if (!pending.has(node)) return
-    pending.delete(node)
-    latencies.push(performance.now() - registeredAt)
-  })
+  // When the registration reached this process's watch, to split etcd's share from the agents'.
+  const arrivals: number[] = []
+  const {store, feed, agents} = await fleet(
+    endpoint,
+    project,
+    AGENTS,
+    {minMs: 0, maxMs: 0},
+    (node) => {
+      if (!pending.has(node)) return
+      pending.delete(node)
+      latencies.push(performance.now() - registeredAt)
+    },
+    (f) =>
+      f.subscribe((change) => {
+        if (change.services.has('api') && pending.size > 0) arrivals.push(performance.now() - registeredAt)
+      }),
+  )
   const rssAfterStart = process.memoryUsage().rss
   let lost = 0
   const lease = await store.grantLease(30)
@@ -98,14 +111,17 @@ async function latency(endpoint: string): Promise<void> {
     while (pending.size > 0 && Date.now() < deadline) await sleep(5)
     lost += pending.size
     pending.clear()
-    // Let the dependents' own node-record updates (two per provision) settle before the next round.
-    for (let last = -1; last !== feed.stats.events; ) {
+    // Let every dependent finish its run and its node-record updates (two puts per provision, each
+    // fanned out to every agent of this process) settle before the next round, or the next
+    // registration queues behind the last round's storm.
+    for (let last = -1; last !== feed.stats.events || agents.some((a) => a.health().queue.running || a.health().queue.provisionPending); ) {
       last = feed.stats.events
-      await sleep(300)
+      await sleep(500)
     }
   }
   console.log(`registration → every dependent's provision queued (${AGENTS} agents, one process, --wait 0:0, ${ROUNDS} registrations):`)
   console.log(`  p50 ${quantile(latencies, 0.5).toFixed(1)} ms, p99 ${quantile(latencies, 0.99).toFixed(1)} ms, max ${Math.max(...latencies).toFixed(1)} ms, lost ${lost} of ${AGENTS * ROUNDS}`)
+  console.log(`  of which the watch event's arrival: p50 ${quantile(arrivals, 0.5).toFixed(1)} ms, p99 ${quantile(arrivals, 0.99).toFixed(1)} ms`)
   console.log(`  process RSS with ${AGENTS} agents: ${(rssAfterStart / 2 ** 20).toFixed(0)} MiB`)
   await Promise.all(agents.map((a) => a.stop()))
   await lease.revoke()
