@@ -4,6 +4,7 @@ import {MusterCommand, nodesFlag} from '../base-command.js'
 import {loadNodes} from '../nodes/load.js'
 import {type Group, requireGroup} from '../nodes/model.js'
 import {dependenciesOf, type ServiceRef, servicesOf} from '../nodes/services.js'
+import {neutraliseDeep} from '../ui/format.js'
 
 export interface ShownGroup extends Group {
   /** The services the group's nodes run: recipe[C::S] of a service cookbook, with port and health check. */
@@ -31,7 +32,7 @@ Two keys are derived: services_run, the services the group's nodes run (each rec
     const group = requireGroup(loadNodes({cwd: process.cwd(), path: flags.nodes}), args.group)
     const shown: ShownGroup = {...group, services_run: servicesOf(group), depends_on_resolved: dependenciesOf(group)}
     // yaml is loaded only for the human form: --json is the hot path scripts use.
-    if (!this.jsonEnabled()) process.stdout.write((await import('yaml')).stringify(shown))
+    if (!this.jsonEnabled()) process.stdout.write((await import('yaml')).stringify(neutraliseDeep(shown)))
     return shown
   }
 }

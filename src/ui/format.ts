@@ -9,9 +9,31 @@ export function paint(enabled: boolean, color: Color, text: string): string {
   return enabled ? `\u001B[${codes[color]}m${text}\u001B[0m` : text
 }
 
+/**
+ * Text from the nodes file made safe for a terminal: C0 and C1 control characters, DEL and the
+ * bidirectional overrides become visible escapes (`\x1b`, `\u202e`), so a group's description cannot
+ * move the cursor, recolour the screen, retitle the window or reorder what is shown. `keep` lists
+ * characters left alone (a multi-line message keeps its line breaks). JSON output never needs this.
+ */
+export function neutralise(text: string, keep = ''): string {
+  return text.replace(/[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, (c) =>
+    keep.includes(c) ? c : c.charCodeAt(0) < 0x100 ? `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}` : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  )
+}
+
+/** neutralise() on every string and key of a value, for a human rendering of it. */
+export function neutraliseDeep<T>(value: T): T {
+  if (typeof value === 'string') return neutralise(value) as T
+  if (Array.isArray(value)) return value.map((v: unknown) => neutraliseDeep(v)) as T
+  if (typeof value === 'object' && value !== null) {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [neutralise(k), neutraliseDeep(v)])) as T
+  }
+  return value
+}
+
 export function formatError(error: Error, options: {bug: boolean; verbose: boolean; color: boolean}): string {
-  const lines = [`${paint(options.color, 'red', 'Error:')} ${error.message}`]
-  if (error instanceof UserError && error.hint) lines.push(`${paint(options.color, 'dim', '→')} ${error.hint}`)
+  const lines = [`${paint(options.color, 'red', 'Error:')} ${neutralise(error.message, '\n')}`]
+  if (error instanceof UserError && error.hint) lines.push(`${paint(options.color, 'dim', '→')} ${neutralise(error.hint, '\n')}`)
   if (options.bug) {
     if (options.verbose && error.stack) lines.push(error.stack)
     else lines.push('This looks like a bug in muster; run again with --verbose for the stack trace and report it.')
@@ -62,7 +84,8 @@ function colorDiff(diff: string, color: boolean): string {
     .join('\n')
 }
 
-export function formatTable(headers: readonly string[], rows: ReadonlyArray<readonly string[]>): string {
+export function formatTable(headers: readonly string[], rawRows: ReadonlyArray<readonly string[]>): string {
+  const rows = rawRows.map((row) => row.map((cell) => neutralise(cell)))
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)))
   const line = (cells: readonly string[]): string =>
     cells
