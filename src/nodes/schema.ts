@@ -8,7 +8,16 @@ import {createRequire} from 'node:module'
 
 import type {z as Z} from 'zod'
 
-export const GROUP_NAME = /^[A-Za-z0-9_-]+$/
+/**
+ * A group name becomes file names (roles/GROUP.json, dna/instances/GROUP-ID.json), the Pulumi stack,
+ * the ASG and launch template names (GROUP-gN, GROUP-…), the AMI name (GROUP TIMESTAMP, at most 128)
+ * and tag values: 64 characters leave room in all of them.
+ */
+export const MAX_GROUP_NAME = 64
+export const GROUP_NAME = new RegExp(`^[A-Za-z0-9_-]{1,${MAX_GROUP_NAME}}$`)
+/** AWS limits on a tag: key at most 128 characters, value at most 256. */
+export const MAX_TAG_KEY = 128
+export const MAX_TAG_VALUE = 256
 /** node_min ≤ node_max: the one statement of the rule (the schema refines with it; the model and the fast path use it). */
 export function sizesInOrder(spec: {node_min: number; node_max: number}): boolean {
   return spec.node_min <= spec.node_max
@@ -73,7 +82,16 @@ function buildSchemas(z: typeof Z) {
         ssh_username: z.string({error: 'expected a user name'}).optional().describe('User Packer connects as while baking (default "ubuntu").'),
         security_groups: stringList('security group names').optional(),
         subnets: stringList('subnet ids').optional().describe('Subnets for the Auto Scaling group (default: the region\'s default-VPC subnets).'),
-        tags: z.record(z.string(), z.string({error: 'expected a string tag value'}), {error: 'expected a dict of tag names to strings'}).optional(),
+        tags: z
+          .record(
+            // Patterns, not max(): a maxLength would need a runtime helper in the standalone validator.
+            z.string().regex(new RegExp(`^[\\s\\S]{0,${MAX_TAG_KEY}}$`), {error: `expected a tag name of at most ${MAX_TAG_KEY} characters (AWS's limit)`}),
+            z
+              .string({error: 'expected a string tag value'})
+              .regex(new RegExp(`^[\\s\\S]{0,${MAX_TAG_VALUE}}$`), {error: `expected a tag value of at most ${MAX_TAG_VALUE} characters (AWS's limit)`}),
+            {error: 'expected a dict of tag names to strings'},
+          )
+          .optional(),
         volume_size: z.number({error: 'expected a size in GiB'}).int().min(1, {error: 'expected a size in GiB ≥ 1'}).optional().describe('Root volume size in GiB.'),
         default_attributes: attributes.optional(),
         override_attributes: attributes.optional(),

@@ -11,7 +11,7 @@ import type {Diagnostic} from '../errors.js'
 import {unknownDependencies} from './dependencies.js'
 import {inherit, isDict, uniqueRunList, type Plain} from './inherit.js'
 import {BASE, type Group, type NodesFile} from './model.js'
-import {GROUP_NAME, type RawGroup, schemas, sizesInOrder} from './schema.js'
+import {GROUP_NAME, MAX_GROUP_NAME, type RawGroup, schemas, sizesInOrder} from './schema.js'
 import type {KeyPath, SourceDocument} from './source.js'
 
 /**
@@ -84,7 +84,14 @@ export function validateNodes(doc: SourceDocument): ValidationResult {
   }
   for (const [name, value] of raw.size > 0 ? [] : entries) {
     if (!GROUP_NAME.test(name)) {
-      report([name], 'group names may only use letters, digits, "_" and "-" (they become Chef role and Pulumi stack names)', 'key')
+      const tooLong = name.length > MAX_GROUP_NAME && /^[A-Za-z0-9_-]+$/.test(name)
+      report(
+        [name],
+        tooLong
+          ? `group names may be at most ${MAX_GROUP_NAME} characters, got ${name.length} (they become file, Pulumi stack, Auto Scaling group and AMI names); shorten it`
+          : 'group names may only use letters, digits, "_" and "-" (they become Chef role and Pulumi stack names)',
+        'key',
+      )
       continue
     }
     const parsed = schemas().groupSchema.safeParse(value)
