@@ -1,6 +1,6 @@
 // Finds and reads the nodes file: --nodes, else MUSTER_NODES, else nodes.json / nodes.yaml /
 // nodes.yml in the working directory.
-import {readFileSync, existsSync} from 'node:fs'
+import {closeSync, constants, existsSync, fstatSync, openSync, readSync, statSync} from 'node:fs'
 import {join, relative, isAbsolute} from 'node:path'
 
 import {NodesFileError, UserError} from '../errors.js'
@@ -17,7 +17,13 @@ export interface LoadOptions {
   env?: NodeJS.ProcessEnv
 }
 
+/** The largest nodes file muster reads (documented in the README); a bigger one is refused unread. */
+export const MAX_NODES_FILE_BYTES = 16 * 1024 * 1024
+
 export function findNodesFile(options: LoadOptions): string {
+  if (options.path === '') {
+    throw new UserError('--nodes was given an empty path', {hint: 'Give the nodes file\'s path (--nodes nodes.yaml), or leave --nodes out to use nodes.json or nodes.yaml here.'})
+  }
   const explicit = options.path ?? (options.env ?? process.env).MUSTER_NODES
   if (explicit) {
     const full = isAbsolute(explicit) ? explicit : join(options.cwd, explicit)
@@ -39,8 +45,75 @@ export function findNodesFile(options: LoadOptions): string {
 export function loadNodes(options: LoadOptions): NodesFile {
   const path = findNodesFile(options)
   const shown = relative(options.cwd, path) || path
-  const text = readFileSync(path, 'utf8')
-  const result = validateNodes(parseSource(shown.startsWith('..') ? path : shown, text))
+  const name = shown.startsWith('..') ? path : shown
+  const result = validateNodes(parseSource(name, readNodesText(path, name)))
   if (!result.ok) throw new NodesFileError(result.diagnostics)
   return result.nodes
+}
+
+const kindOf = (stats: import('node:fs').Stats): string =>
+  stats.isDirectory() ? 'a directory' : stats.isFIFO() ? 'a pipe' : stats.isCharacterDevice() || stats.isBlockDevice() ? 'a device' : stats.isSocket() ? 'a socket' : 'not a regular file'
+
+/**
+ * The nodes file's text: a regular file of at most MAX_NODES_FILE_BYTES, in UTF-8. Anything else is
+ * refused before it is read whole (`--nodes /dev/zero` would never end).
+ */
+export function readNodesText(path: string, shown: string): string {
+  const refuse = (what: string, hint: string): UserError => new UserError(`nodes file ${shown} ${what}`, {hint})
+  const notRegular = (stats: import('node:fs').Stats): UserError => refuse(`is ${kindOf(stats)}`, 'Point --nodes or MUSTER_NODES at a regular file.')
+  const before = statSync(path)
+  if (!before.isFile()) throw notRegular(before)
+  const tooBig = (): UserError => refuse(`is larger than ${MAX_NODES_FILE_BYTES / 1024 / 1024} MiB, the most muster reads`, 'Split the fleet into several nodes files, or remove what the groups do not need.')
+  if (before.size > MAX_NODES_FILE_BYTES) throw tooBig()
+  // O_NONBLOCK: should the path have become a pipe since the check, opening it must not hang.
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK)
+  let bytes: Buffer
+  try {
+    const stats = fstatSync(fd)
+    if (!stats.isFile()) throw notRegular(stats)
+    // Read one byte past the limit: a file that grew since stat is still caught.
+    const buffer = Buffer.alloc(Math.min(stats.size, MAX_NODES_FILE_BYTES) + 1)
+    let length = 0
+    for (let n = -1; n !== 0 && length < buffer.length; length += n) n = readSync(fd, buffer, length, buffer.length - length, null)
+    if (length > MAX_NODES_FILE_BYTES) throw tooBig()
+    bytes = buffer.subarray(0, length)
+  } finally {
+    closeSync(fd)
+  }
+  try {
+    return new TextDecoder('utf-8', {fatal: true, ignoreBOM: true}).decode(bytes)
+  } catch {
+    const offset = firstInvalidUtf8(bytes)
+    const lineStart = bytes.lastIndexOf(0x0a, offset - 1) + 1
+    let line = 1
+    for (let i = bytes.indexOf(0x0a); i !== -1 && i < offset; i = bytes.indexOf(0x0a, i + 1)) line++
+    const column = bytes.subarray(lineStart, offset).toString('utf8').length + 1
+    throw new NodesFileError([
+      {
+        file: shown,
+        position: {line, column},
+        path: [],
+        message: `byte 0x${(bytes[offset] ?? 0).toString(16).padStart(2, '0')} is not UTF-8; save the file as UTF-8`,
+      },
+    ])
+  }
+}
+
+/** Offset of the first byte that does not belong to a well-formed UTF-8 sequence. */
+function firstInvalidUtf8(bytes: Buffer): number {
+  for (let i = 0; i < bytes.length; ) {
+    const b = bytes[i] ?? 0
+    const length = b < 0x80 ? 1 : b >= 0xc2 && b <= 0xdf ? 2 : b >= 0xe0 && b <= 0xef ? 3 : b >= 0xf0 && b <= 0xf4 ? 4 : 0
+    if (length === 0 || i + length > bytes.length) return i
+    if (length > 1) {
+      const decoded = bytes.subarray(i, i + length)
+      try {
+        new TextDecoder('utf-8', {fatal: true}).decode(decoded)
+      } catch {
+        return i
+      }
+    }
+    i += length
+  }
+  return bytes.length
 }

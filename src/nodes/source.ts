@@ -49,7 +49,14 @@ class LineIndex {
   }
 }
 
-export function parseSource(file: string, text: string): SourceDocument {
+/** How deep a nodes file may nest (dicts and lists); deeper input is refused before it can exhaust the stack. */
+export const MAX_NESTING = 100
+/** The most text a YAML file may stand for once its aliases are expanded (the size of the output, not the alias count). */
+export const MAX_EXPANDED_BYTES = 16 * 1024 * 1024
+
+export function parseSource(file: string, input: string): SourceDocument {
+  // A UTF-8 byte-order mark is not part of the document (YAML skips it; JSON editors write it).
+  const text = input.charCodeAt(0) === 0xfeff ? input.slice(1) : input
   const trimmed = text.trimStart()
   if (trimmed.startsWith('{')) {
     const json = parseJson(file, text)
@@ -103,8 +110,115 @@ function doubleQuoteSingleQuoted(text: string): {text: string; exact: boolean} {
   return {text: out, exact}
 }
 
+/** A document that cannot be used, with its one problem. */
+function refused(file: string, problem: Diagnostic): SourceDocument {
+  return {file, value: undefined, problems: [problem], locateValue: () => undefined, locateKey: () => undefined}
+}
+
+const tooDeep = (limit: number): string =>
+  `nested more than ${limit} levels deep (dicts and lists); muster reads at most ${limit} levels: flatten this part of the file`
+
+/** Where JSON brackets first nest deeper than `limit` (strings skipped), without recursion. */
+export function jsonTooDeepAt(text: string, limit: number): number | undefined {
+  let depth = 0
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (c === 0x22 /* " */) {
+      for (i++; i < text.length && text.charCodeAt(i) !== 0x22 && text.charCodeAt(i) !== 0x0a; i++) if (text.charCodeAt(i) === 0x5c) i++
+    } else if (c === 0x5b /* [ */ || c === 0x7b /* { */) {
+      if (++depth > limit) return i
+    } else if (c === 0x5d || c === 0x7d) depth--
+  }
+  return undefined
+}
+
+/**
+ * Where a YAML text may nest deeper than `limit`, estimated line by line without the yaml parser
+ * (which aborts the process on a few thousand levels): indentation levels, leading "- " and "? "
+ * indicators and open flow brackets. Block scalars and quoted text are skipped.
+ */
+export function yamlTooDeepAt(text: string, limit: number): number | undefined {
+  const indents: number[] = []
+  let flow = 0
+  let blockDepth = 0
+  let quote: string | undefined
+  let blockScalarParent: number | undefined
+  let lineStart = 0
+  while (lineStart <= text.length) {
+    let lineEnd = text.indexOf('\n', lineStart)
+    if (lineEnd === -1) lineEnd = text.length
+    let i = lineStart
+    while (i < lineEnd && text[i] === ' ') i++
+    const indent = i - lineStart
+    const blank = i >= lineEnd || text[i] === '\r' || text[i] === '#'
+    if (blockScalarParent !== undefined && (blank || indent > blockScalarParent)) {
+      lineStart = lineEnd + 1
+      continue
+    }
+    blockScalarParent = undefined
+    if (quote === undefined && flow === 0 && !blank) {
+      if (text.startsWith('---', i) || text.startsWith('...', i)) indents.length = 0
+      while (indents.length > 0 && (indents.at(-1) ?? 0) > indent) indents.pop()
+      if (indents.length === 0 || (indents.at(-1) ?? 0) < indent) indents.push(indent)
+      blockDepth = indents.length
+      if (blockDepth > limit) return i
+      while ((text[i] === '-' || text[i] === '?') && (text[i + 1] === ' ' || i + 1 >= lineEnd)) {
+        if (++blockDepth > limit) return i
+        i += 2
+        while (text[i] === ' ') i++
+      }
+    }
+    let tokenStart = true
+    let lastContent = -1
+    for (; i < lineEnd; i++) {
+      const c = text[i]
+      if (quote !== undefined) {
+        if (quote === '"' && c === '\\') i++
+        else if (c === quote) {
+          if (quote === "'" && text[i + 1] === "'") i++
+          else quote = undefined
+        }
+        lastContent = i
+        continue
+      }
+      if (c === ' ' || c === '\t' || c === '\r') {
+        tokenStart = true
+        continue
+      }
+      if (c === '#' && tokenStart) break
+      if ((c === '"' || c === "'") && (tokenStart || flow > 0)) quote = c
+      else if ((c === '[' || c === '{') && (tokenStart || flow > 0)) {
+        flow++
+        if (blockDepth + flow > limit) return i
+      } else if ((c === ']' || c === '}') && flow > 0) flow--
+      tokenStart = c === ',' || c === '[' || c === '{' || c === ':' || c === '-' || c === '?'
+      lastContent = i
+    }
+    // A block scalar (`key: |`, `- >-`): its lines are text, however they are indented.
+    if (quote === undefined && flow === 0 && lastContent >= 0) {
+      let j = lastContent
+      while (j > lineStart && /[-+0-9]/.test(text[j] ?? '')) j--
+      if ((text[j] === '|' || text[j] === '>') && (j === lineStart || text[j - 1] === ' ')) blockScalarParent = indent
+    }
+    lineStart = lineEnd + 1
+  }
+  return undefined
+}
+
+/** Problems with JSON numbers that JSON.parse would turn into something else: Infinity, or a rounded integer. */
+function numberProblem(value: number, written: string): string | undefined {
+  if (!Number.isFinite(value)) return 'a finite number, got one JSON cannot hold (infinite, not a number, or beyond 1.8e308); use a smaller number, or quote it to keep it as text'
+  // Written as a whole number (not `1.5e300`, which JSON keeps as it is).
+  if (!Number.isSafeInteger(value) && /^[-+]?(0x[0-9a-f_]+|0o[0-7_]+|[0-9_]+)$/i.test(written.trim())) {
+    return 'a whole number within ±2^53 (9007199254740991), got a larger one that would be silently rounded; quote it to keep it as text'
+  }
+  return undefined
+}
+
 function parseJson(file: string, text: string): SourceDocument {
   const lines = new LineIndex(text)
+  const deep = jsonTooDeepAt(text, MAX_NESTING)
+  if (deep !== undefined) return refused(file, {file, position: lines.position(deep), path: [], message: tooDeep(MAX_NESTING)})
   const errors: ParseError[] = []
   const root = parseTree(text, errors, {allowTrailingComma: false, disallowComments: true, allowEmptyContent: false})
   const problems: Diagnostic[] = []
@@ -121,7 +235,7 @@ function parseJson(file: string, text: string): SourceDocument {
     if (problems.some((p) => p.message === message && p.position?.line === position.line && p.position.column === position.column)) continue
     problems.push({file, position, path: [], message})
   }
-  if (root && problems.length === 0) findJsonDuplicates(file, root, [], lines, problems)
+  if (root && problems.length === 0) findJsonDuplicates(file, root, [], lines, problems, text)
   const valueNode = (path: KeyPath): JsonNode | undefined => (root ? findNodeAtLocation(root, [...path]) : undefined)
   return {
     file,
@@ -163,7 +277,7 @@ function describeJsonError(code: string): string {
   return words[code] ?? code
 }
 
-function findJsonDuplicates(file: string, node: JsonNode, path: Array<string | number>, lines: LineIndex, out: Diagnostic[]): void {
+function findJsonDuplicates(file: string, node: JsonNode, path: Array<string | number>, lines: LineIndex, out: Diagnostic[], text: string): void {
   if (node.type === 'object') {
     const seen = new Map<string, number>()
     for (const property of node.children ?? []) {
@@ -181,14 +295,19 @@ function findJsonDuplicates(file: string, node: JsonNode, path: Array<string | n
           message: `duplicate key "${name}" (first defined at line ${at.line}, column ${at.column}); JSON would silently keep the last one — remove one of them`,
         })
       }
-      if (value) findJsonDuplicates(file, value, [...path, name], lines, out)
+      if (value) findJsonDuplicates(file, value, [...path, name], lines, out, text)
     }
   } else if (node.type === 'array') {
-    node.children?.forEach((child, i) => findJsonDuplicates(file, child, [...path, i], lines, out))
+    node.children?.forEach((child, i) => findJsonDuplicates(file, child, [...path, i], lines, out, text))
+  } else if (node.type === 'number') {
+    const problem = numberProblem(node.value as number, text.slice(node.offset, node.offset + node.length))
+    if (problem) out.push({file, position: lines.position(node.offset), path, message: `expected ${problem}`})
   }
 }
 
 function parseYaml(file: string, text: string): SourceDocument {
+  const deep = yamlTooDeepAt(text, MAX_NESTING)
+  if (deep !== undefined) return refused(file, {file, position: new LineIndex(text).position(deep), path: [], message: tooDeep(MAX_NESTING)})
   const {isMap, isScalar, isSeq, LineCounter, parseDocument} = loadYaml()
   const counter = new LineCounter()
   const doc = parseDocument(text, {lineCounter: counter, uniqueKeys: true, prettyErrors: false})
@@ -197,6 +316,8 @@ function parseYaml(file: string, text: string): SourceDocument {
     return {line: p.line, column: p.col}
   }
   const problems: Diagnostic[] = [...doc.errors].map((e) => {
+    // The estimate above let through something the parser still could not nest: say so plainly.
+    if (/Maximum call stack/.test(e.message)) return {file, position: at(e.pos[0]), path: [], message: tooDeep(MAX_NESTING)}
     const duplicate = e.code === 'DUPLICATE_KEY' ? findDuplicateKey(doc.contents, e.pos[0]) : undefined
     if (duplicate) {
       const first = at(duplicate.first)
@@ -232,9 +353,14 @@ function parseYaml(file: string, text: string): SourceDocument {
   }
   // An empty value (`web:` and nothing) has no text of its own: point at its key instead.
   const offsetOf = (n: YamlNode | undefined): number | undefined => (n?.range && n.range[0] < n.range[1] ? n.range[0] : undefined)
+  if (problems.length === 0) {
+    const found = checkYamlNodes(doc)
+    if (found) problems.push({file, position: at(found.offset), path: found.path, message: found.message})
+  }
   return {
     file,
-    value: problems.length === 0 ? doc.toJS({maxAliasCount: 100}) : undefined,
+    // Aliases are bounded by checkYamlNodes (by the size they expand to), not by their count.
+    value: problems.length === 0 ? doc.toJS({maxAliasCount: -1}) : undefined,
     problems,
     locateValue: (path) => {
       const found = find(path)
@@ -247,6 +373,92 @@ function parseYaml(file: string, text: string): SourceDocument {
       return offset === undefined ? undefined : at(offset)
     },
   }
+}
+
+/** YAML tags whose values JSON holds as they are. */
+const JSON_TAGS = new Set(['str', 'int', 'float', 'bool', 'null', 'map', 'seq'].map((t) => `tag:yaml.org,2002:${t}`))
+
+/**
+ * Walks a parsed YAML document once (aliases by reference, each node measured once) and finds the
+ * first thing that would not survive into JSON as written: a merge key, a non-text key, a tag such
+ * as !!binary or !!set, a number JSON cannot hold, nesting deeper than MAX_NESTING, or aliases that
+ * expand to more than MAX_EXPANDED_BYTES. Keys that look like numbers, booleans or null keep the
+ * text as written (`007` stays "007"): group names and attribute names are strings.
+ */
+function checkYamlNodes(doc: import('yaml').Document): {offset: number; path: Array<string | number>; message: string} | undefined {
+  const {isAlias, isCollection, isMap, isPair, isScalar} = loadYaml()
+  const measured = new Map<unknown, {size: number; height: number}>()
+  const inProgress = new Set<unknown>()
+  let problem: {offset: number; path: Array<string | number>; message: string} | undefined
+  const fail = (node: unknown, path: Array<string | number>, message: string): {size: number; height: number} => {
+    const range = (node as {range?: [number, number, number]} | null)?.range
+    problem ??= {offset: range?.[0] ?? 0, path, message}
+    return {size: 0, height: 0}
+  }
+  const measure = (node: unknown, path: Array<string | number>, depth: number): {size: number; height: number} => {
+    if (problem) return {size: 0, height: 0}
+    if (isAlias(node)) {
+      const target = node.resolve(doc)
+      if (inProgress.has(target)) return fail(node, path, `alias *${node.source} refers to a node that contains it; a nodes file must be a tree`)
+      const size = measure(target, path, depth)
+      return size
+    }
+    const known = measured.get(node)
+    if (known) {
+      if (depth + known.height > MAX_NESTING) return fail(node, path, tooDeep(MAX_NESTING))
+      return known
+    }
+    if (depth > MAX_NESTING) return fail(node, path, tooDeep(MAX_NESTING))
+    const tag = (node as {tag?: string} | null)?.tag
+    if (tag !== undefined && !JSON_TAGS.has(tag)) {
+      return fail(node, path, `the YAML tag ${tag.replace('tag:yaml.org,2002:', '!!')} is not supported: values must be strings, numbers, booleans, null, lists or dicts`)
+    }
+    let result = {size: 4, height: 0}
+    inProgress.add(node)
+    if (isScalar(node)) {
+      const value = node.value
+      if (typeof value === 'number') {
+        const problemText = numberProblem(value, node.source ?? String(value))
+        if (problemText) return fail(node, path, `expected ${problemText}`)
+      } else if (value !== null && typeof value === 'object') {
+        return fail(node, path, 'expected a string, number, boolean or null')
+      }
+      result = {size: (node.source ?? String(value)).length + 2, height: 0}
+    } else if (isCollection(node)) {
+      let size = 2
+      let height = 0
+      for (const [i, item] of node.items.entries()) {
+        let valueNode: unknown = item
+        let segment: string | number = i
+        if (isMap(node) && isPair(item)) {
+          const key = item.key
+          if (!isScalar(key)) return fail(key ?? item.value, path, 'expected a text key, got a list or dict as a key')
+          if (key.type === 'PLAIN' && key.source === '<<') {
+            return fail(key, [...path, '<<'], 'YAML merge keys (<<) are not supported; write the keys out, or put shared settings in __base__ (every group inherits them)')
+          }
+          // A plain key is text as written: `0x10`, `1e3` or `007` must not become 16, 1000 or 7.
+          if (typeof key.value !== 'string') key.value = key.type === 'PLAIN' && key.source !== undefined ? key.source : String(key.value)
+          segment = key.value as string
+          size += (key.value as string).length + 4
+          valueNode = item.value
+        }
+        if (valueNode === null || valueNode === undefined) continue
+        const inner = measure(valueNode, [...path, segment], depth + 1)
+        if (problem) return {size: 0, height: 0}
+        size += inner.size + 2
+        height = Math.max(height, inner.height + 1)
+        if (size > MAX_EXPANDED_BYTES) {
+          return fail(isAlias(valueNode) ? valueNode : node, [...path, segment], `this expands (through YAML aliases) to more than ${MAX_EXPANDED_BYTES / 1024 / 1024} MiB of text, the most muster reads; use fewer aliases`)
+        }
+      }
+      result = {size, height}
+    }
+    inProgress.delete(node)
+    measured.set(node, result)
+    return result
+  }
+  if (doc.contents !== null) measure(doc.contents, [], 1)
+  return problem
 }
 
 /** The key path of the repeated key starting at `offset`, and where its first occurrence starts. */

@@ -1,0 +1,185 @@
+// Issue 8 (hardening) through the built CLI: input that is not a nodes file, names muster keeps as
+// written, terminal escapes from the nodes file, and verbs that do not apply to __base__. Each
+// refusal is checked for its exact message, its exit code and that nothing was written.
+import {expect} from 'chai'
+import {execFileSync} from 'node:child_process'
+import {mkdirSync, readFileSync, symlinkSync, writeFileSync} from 'node:fs'
+import {join} from 'node:path'
+
+import {listFiles, makeTempDir, removeDir, runMuster} from '../support/cli.js'
+
+const base = 'region: us-east-1\n  instance_type: m5.large\n  source_ami: ami-1ebb2077'
+
+describe('hardening (issue 8)', () => {
+  let dir: string
+  beforeEach(() => {
+    dir = makeTempDir('muster-hardening-')
+  })
+  afterEach(() => removeDir(dir))
+
+  describe('item 5: only regular files of a bounded size; aliases bounded by what they expand to', () => {
+    const refusals: Array<[string, () => string, string]> = [
+      ['a device', () => '/dev/zero', 'Error: nodes file /dev/zero is a device\n→ Point --nodes or MUSTER_NODES at a regular file.\n'],
+      ['/dev/null', () => '/dev/null', 'Error: nodes file /dev/null is a device\n→ Point --nodes or MUSTER_NODES at a regular file.\n'],
+      ['a directory', () => (mkdirSync(join(dir, 'conf')), 'conf'), 'Error: nodes file conf is a directory\n→ Point --nodes or MUSTER_NODES at a regular file.\n'],
+      ['a pipe', () => (execFileSync('mkfifo', [join(dir, 'fifo')]), 'fifo'), 'Error: nodes file fifo is a pipe\n→ Point --nodes or MUSTER_NODES at a regular file.\n'],
+      [
+        'a file over 16 MiB',
+        () => (writeFileSync(join(dir, 'big.yaml'), `# ${'x'.repeat(16 * 1024 * 1024)}\n`), 'big.yaml'),
+        'Error: nodes file big.yaml is larger than 16 MiB, the most muster reads\n→ Split the fleet into several nodes files, or remove what the groups do not need.\n',
+      ],
+    ]
+    for (const [what, make, message] of refusals) {
+      it(`refuses ${what}, for every verb that reads it, and writes nothing`, () => {
+        const path = make()
+        const before = listFiles(dir)
+        for (const verb of [['validate'], ['generate'], ['ls']]) {
+          const result = runMuster([...verb, '--nodes', path], {cwd: dir, timeoutMs: 20_000})
+          expect(result.code, `${verb.join(' ')}: ${result.stderr}`).to.equal(1)
+          expect(result.stderr).to.equal(message)
+          expect(result.stdout).to.equal('')
+        }
+        const json = runMuster(['validate', '--json', '--nodes', path], {cwd: dir, timeoutMs: 20_000})
+        expect(JSON.parse(json.stdout)).to.deep.include({error: {message: message.split('\n')[0]?.replace('Error: ', ''), hint: message.split('\n')[1]?.replace('→ ', ''), kind: 'user'}})
+        expect(listFiles(dir)).to.deep.equal(before)
+      })
+    }
+
+    it('a symlink to a regular file is read like the file', () => {
+      writeFileSync(join(dir, 'real.yaml'), `__base__:\n  ${base}\nweb: {}\n`)
+      symlinkSync(join(dir, 'real.yaml'), join(dir, 'nodes.yaml'))
+      const result = runMuster(['validate'], {cwd: dir})
+      expect(result.code, result.stderr).to.equal(0)
+    })
+
+    it('accepts 120 aliases of one run list, and the groups get it', () => {
+      const recipes = Array.from({length: 30}, (_, i) => `    - recipe[cookbook${i}]`).join('\n')
+      const groups = Array.from({length: 120}, (_, i) => `g${i}:\n  run_list: *runlist`).join('\n')
+      writeFileSync(join(dir, 'nodes.yaml'), `__base__:\n  ${base}\nweb:\n  run_list: &runlist\n${recipes}\n${groups}\n`)
+      const result = runMuster(['validate'], {cwd: dir})
+      expect(result.code, result.stderr).to.equal(0)
+      expect(result.stdout).to.match(/^nodes\.yaml: ok — 121 groups/)
+      const shown = JSON.parse(runMuster(['show', 'g119', '--json'], {cwd: dir}).stdout) as {run_list: string[]}
+      expect(shown.run_list).to.have.length(30)
+      expect(shown.run_list[29]).to.equal('recipe[cookbook29::default]')
+    })
+  })
+
+  describe('item 6: control characters from the nodes file never reach the terminal raw', () => {
+    const hostile = 'ok\u001b]0;pwned\u0007\u001b[31mred\u009b2J\u202egnp.exe\r'
+    beforeEach(() => {
+      const nodes = {__base__: {region: 'us-east-1', instance_type: 'm5.large', source_ami: 'ami-1ebb2077'}, web: {description: hostile, default_attributes: {[`k\u001b[2J`]: `v\u0008`}}}
+      writeFileSync(join(dir, 'nodes.json'), JSON.stringify(nodes))
+    })
+    // eslint-disable-next-line no-control-regex
+    const CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/
+
+    it('ls shows them as visible escapes', () => {
+      const result = runMuster(['ls'], {cwd: dir})
+      expect(result.code, result.stderr).to.equal(0)
+      expect(result.stdout).not.to.match(CONTROL)
+      expect(result.stdout.split('\n')[1]).to.match(/ ok\\x1b\]0;pwned\\x07\\x1b\[31mred\\x9b2J\\u202egnp\.exe\\x0d$/)
+    })
+
+    it('show shows them as visible escapes, in values and keys', () => {
+      const result = runMuster(['show', 'web'], {cwd: dir})
+      expect(result.code, result.stderr).to.equal(0)
+      expect(result.stdout).not.to.match(CONTROL)
+      expect(result.stdout).to.contain('description: ok\\x1b]0;pwned\\x07\\x1b[31mred\\x9b2J\\u202egnp.exe\\x0d\n')
+      expect(result.stdout).to.contain('  k\\x1b[2J: v\\x08\n')
+    })
+
+    it('--json keeps the text exactly', () => {
+      const shown = JSON.parse(runMuster(['show', 'web', '--json'], {cwd: dir}).stdout) as {description: string; default_attributes: Record<string, string>}
+      expect(shown.description).to.equal(hostile)
+      expect(shown.default_attributes).to.deep.equal({[`k\u001b[2J`]: `v\u0008`})
+      const rows = JSON.parse(runMuster(['ls', '--json'], {cwd: dir}).stdout) as Array<{description: string}>
+      expect(rows[0]?.description).to.equal(hostile)
+    })
+
+    it('an error that quotes a key from the file does not carry its escapes either', () => {
+      writeFileSync(join(dir, 'nodes.json'), JSON.stringify({__base__: {region: 'us-east-1', instance_type: 'm5.large', source_ami: 'ami-1ebb2077'}, web: {'x\u001b[2J': 1}}))
+      const result = runMuster(['validate'], {cwd: dir})
+      expect(result.code).to.equal(1)
+      expect(result.stderr).not.to.match(CONTROL)
+      expect(result.stderr).to.contain('web.x\\x1b[2J: unknown key "x\\x1b[2J"')
+    })
+  })
+
+  describe('item 12: keys that look like numbers keep their text', () => {
+    it('0x10, 007, 1e3, true and null stay as written, as group names and attribute names', () => {
+      writeFileSync(join(dir, 'nodes.yaml'), `__base__:\n  ${base}\n0x10:\n  default_attributes: {1e3: a, 007: b, true: c, null: d, 0o17: e}\n007: {}\n`)
+      const rows = JSON.parse(runMuster(['ls', '--json'], {cwd: dir}).stdout) as Array<{name: string}>
+      expect(rows.map((r) => r.name)).to.deep.equal(['0x10', '007'])
+      const shown = JSON.parse(runMuster(['show', '0x10', '--json'], {cwd: dir}).stdout) as {default_attributes: Record<string, string>}
+      expect(shown.default_attributes).to.deep.equal({'1e3': 'a', '007': 'b', true: 'c', null: 'd', '0o17': 'e'})
+      expect(runMuster(['role:create', '007'], {cwd: dir}).code).to.equal(0)
+      expect(listFiles(dir)).to.deep.equal(['nodes.yaml', 'roles/007.json'])
+      expect(runMuster(['show', '7'], {cwd: dir}).stderr).to.contain('no group "7" in nodes.yaml')
+    })
+  })
+
+  describe('item 16: a UTF-8 byte-order mark is accepted in JSON and YAML', () => {
+    for (const name of ['nodes.json', 'nodes.yaml']) {
+      it(name, () => {
+        const text = name.endsWith('.json')
+          ? JSON.stringify({__base__: {region: 'us-east-1', instance_type: 'm5.large', source_ami: 'ami-1ebb2077'}, web: {description: 'café'}}, null, 2)
+          : `__base__:\n  ${base}\nweb:\n  description: café\n`
+        writeFileSync(join(dir, name), `\uFEFF${text}`)
+        const result = runMuster(['show', 'web', '--json'], {cwd: dir})
+        expect(result.code, result.stderr).to.equal(0)
+        expect((JSON.parse(result.stdout) as {description: string}).description).to.equal('café')
+      })
+    }
+  })
+
+  describe('item 17: --nodes with an empty path', () => {
+    it('is refused, for every verb, and nothing is written', () => {
+      writeFileSync(join(dir, 'nodes.yaml'), `__base__:\n  ${base}\nweb: {}\n`)
+      for (const verb of [['validate'], ['generate'], ['role:create', 'web'], ['ls'], ['show', 'web']]) {
+        const result = runMuster([...verb, '--nodes', ''], {cwd: dir})
+        expect(result.code, verb.join(' ')).to.equal(1)
+        expect(result.stderr).to.equal(
+          "Error: --nodes was given an empty path\n→ Give the nodes file's path (--nodes nodes.yaml), or leave --nodes out to use nodes.json or nodes.yaml here.\n",
+        )
+        expect(result.stdout).to.equal('')
+      }
+      const json = runMuster(['validate', '--json', '--nodes='], {cwd: dir})
+      expect(json.code).to.equal(1)
+      expect((JSON.parse(json.stdout) as {error: {kind: string; message: string}}).error).to.deep.include({kind: 'user', message: '--nodes was given an empty path'})
+      expect(listFiles(dir)).to.deep.equal(['nodes.yaml'])
+    })
+  })
+
+  describe('item 19: __base__ is not a node group', () => {
+    beforeEach(() => writeFileSync(join(dir, 'nodes.yaml'), `__base__:\n  ${base}\nweb: {}\n`))
+    const hint = "→ Every group inherits __base__'s settings: name a group instead (muster ls lists them), or leave GROUP out for all of them. To bake the base image, run: muster packer:create __base__\n"
+
+    for (const [verb, what] of [
+      ['role:create', 'role'],
+      ['role:update', 'role'],
+      ['roles:update', 'role'],
+      ['generate', 'role'],
+      ['autoscale:create', 'Auto Scaling dna'],
+    ] as const) {
+      it(`${verb} __base__ is refused with a hint, and writes nothing`, () => {
+        const result = runMuster([verb, '__base__'], {cwd: dir})
+        expect(result.code).to.equal(1)
+        expect(result.stderr).to.equal(`Error: __base__ is not a node group, so it has no ${what} of its own; nothing was written\n${hint}`)
+        expect(listFiles(dir)).to.deep.equal(['nodes.yaml'])
+      })
+    }
+
+    it('packer:create __base__ still makes the base image template (and the role it converges)', () => {
+      const result = runMuster(['packer:create', '__base__'], {cwd: dir})
+      expect(result.code, result.stderr).to.equal(0)
+      expect(listFiles(dir)).to.deep.equal(['nodes.yaml', 'packer/__base__.pkr.json', 'roles/__base__.json', 'templates/packer/provision.sh'])
+      expect(readFileSync(join(dir, 'packer/__base__.pkr.json'), 'utf8')).to.contain('"ami_name": "__base__ ${local.timestamp}"')
+    })
+
+    it('role:create with no group still writes every node group and not __base__', () => {
+      expect(runMuster(['role:create'], {cwd: dir}).code).to.equal(0)
+      expect(listFiles(dir)).to.deep.equal(['nodes.yaml', 'roles/web.json'])
+    })
+  })
+})
