@@ -62,7 +62,19 @@ const escapeStrings = (record: Record<string, string>): Record<string, string> =
 
 export function buildPackerTemplate(group: Group, options: PackerOptions): PackerTemplate {
   const extra = group.packer === false ? {} : (escapeHclValue(group.packer) as Record<string, unknown>)
-  const communicatorNone = extra.communicator === 'none'
+  const source = {...packerSource(group, options.flavor), ...extra}
+  // With no communicator nothing can be uploaded or run during the bake: the image converges at boot.
+  const provisioners = extra.communicator === 'none' ? [] : packerProvisioners(group)
+  const assemble = (hash: string): Record<string, unknown> => assembleTemplate(group, options.flavor, {source, provisioners, hash})
+  // The hash covers everything that shapes the image: the template itself (with a fixed
+  // placeholder where the hash goes), the role it converges and the provisioning script.
+  const hash = sha256(JSON.stringify(assemble('')), options.roleText, options.provisionScript).slice(0, 16)
+  const template = assemble(hash)
+  return {template, text: toJsonText(template), hash}
+}
+
+/** The amazon-ebs source block muster owns (the group's packer dict is laid over it). */
+function packerSource(group: Group, flavor: PackerOptions['flavor']): Record<string, unknown> {
   const source: Record<string, unknown> = {
     region: group.region,
     instance_type: group.instance_type,
@@ -79,7 +91,7 @@ export function buildPackerTemplate(group: Group, options: PackerOptions): Packe
   } else {
     source.source_ami = group.source_ami
   }
-  if (options.flavor === 'current') {
+  if (flavor === 'current') {
     // The bake instance answers only IMDSv2, and images it makes default to IMDSv2 at launch.
     source.metadata_options = {http_endpoint: IMDS.endpoint, http_tokens: IMDS.tokens, http_put_response_hop_limit: IMDS.hopLimit}
     source.imds_support = 'v2.0'
@@ -87,43 +99,42 @@ export function buildPackerTemplate(group: Group, options: PackerOptions): Packe
   if (group.volume_size !== undefined) {
     source.launch_block_device_mappings = [{device_name: '/dev/sda1', volume_size: group.volume_size, volume_type: 'gp3', delete_on_termination: true}]
   }
-  Object.assign(source, extra)
-  const tags = (hash: string): Record<string, string> => ({...escapeStrings(group.tags), Name: group.name, [TAG_GROUP]: group.name, [TAG_TEMPLATE_HASH]: hash})
+  return source
+}
 
-  // With no communicator nothing can be uploaded or run during the bake: the image converges at boot.
-  const provisioners = communicatorNone
-    ? []
-    : [
-        {shell: {inline: ['mkdir -p /tmp/muster/roles']}},
-        // chef-solo finds role[role-GROUP] by its file name in role_path.
-        {file: {source: rolePath(group.name), destination: `/tmp/muster/roles/${roleName(group.name)}.json`}},
-        {file: {source: COOKBOOKS_DIR, destination: '/tmp/muster'}},
-        {
-          shell: {
-            script: PROVISION_SCRIPT,
-            environment_vars: [`MUSTER_ROLE=${roleName(group.name)}`, 'MUSTER_DIR=/tmp/muster'],
-            execute_command: "chmod +x {{ .Path }}; sudo -E sh -c '{{ .Vars }} {{ .Path }}'",
-          },
-        },
-      ]
+/** Upload the role and cookbooks, then converge with chef-solo through the provisioning script. */
+function packerProvisioners(group: Group): Array<Record<string, unknown>> {
+  return [
+    {shell: {inline: ['mkdir -p /tmp/muster/roles']}},
+    // chef-solo finds role[role-GROUP] by its file name in role_path.
+    {file: {source: rolePath(group.name), destination: `/tmp/muster/roles/${roleName(group.name)}.json`}},
+    {file: {source: COOKBOOKS_DIR, destination: '/tmp/muster'}},
+    {
+      shell: {
+        script: PROVISION_SCRIPT,
+        environment_vars: [`MUSTER_ROLE=${roleName(group.name)}`, 'MUSTER_DIR=/tmp/muster'],
+        execute_command: "chmod +x {{ .Path }}; sudo -E sh -c '{{ .Vars }} {{ .Path }}'",
+      },
+    },
+  ]
+}
 
-  const assemble = (hash: string): Record<string, unknown> => {
-    const template: Record<string, unknown> = {}
-    if (options.flavor === 'current') {
-      template.packer = {required_plugins: {amazon: {version: AMAZON_PLUGIN_VERSION, source: 'github.com/hashicorp/amazon'}}}
-    }
-    template.locals = {timestamp: '${formatdate("YYYYMMDDhhmmss", timestamp())}'}
-    template.source = {'amazon-ebs': {[SOURCE_NAME]: {...source, tags: tags(hash), run_tags: {Name: `muster-bake-${group.name}`, [TAG_GROUP]: group.name}}}}
-    const build: Record<string, unknown> = {name: BUILD_NAME, sources: [`source.amazon-ebs.${SOURCE_NAME}`]}
-    if (provisioners.length > 0) build.provisioner = provisioners
-    build['post-processor'] = [{manifest: {output: packerManifestPath(group.name), strip_path: true, custom_data: {group: group.name, template_hash: hash}}}]
-    template.build = [build]
-    return template
+/** The whole template, tagged with `hash` (the template hash, or '' while hashing). */
+function assembleTemplate(
+  group: Group,
+  flavor: PackerOptions['flavor'],
+  parts: {source: Record<string, unknown>; provisioners: Array<Record<string, unknown>>; hash: string},
+): Record<string, unknown> {
+  const template: Record<string, unknown> = {}
+  if (flavor === 'current') {
+    template.packer = {required_plugins: {amazon: {version: AMAZON_PLUGIN_VERSION, source: 'github.com/hashicorp/amazon'}}}
   }
-
-  // The hash covers everything that shapes the image: the template itself (with a fixed
-  // placeholder where the hash goes), the role it converges and the provisioning script.
-  const hash = sha256(JSON.stringify(assemble('')), options.roleText, options.provisionScript).slice(0, 16)
-  const template = assemble(hash)
-  return {template, text: toJsonText(template), hash}
+  template.locals = {timestamp: '${formatdate("YYYYMMDDhhmmss", timestamp())}'}
+  const tags = {...escapeStrings(group.tags), Name: group.name, [TAG_GROUP]: group.name, [TAG_TEMPLATE_HASH]: parts.hash}
+  template.source = {'amazon-ebs': {[SOURCE_NAME]: {...parts.source, tags, run_tags: {Name: `muster-bake-${group.name}`, [TAG_GROUP]: group.name}}}}
+  const build: Record<string, unknown> = {name: BUILD_NAME, sources: [`source.amazon-ebs.${SOURCE_NAME}`]}
+  if (parts.provisioners.length > 0) build.provisioner = parts.provisioners
+  build['post-processor'] = [{manifest: {output: packerManifestPath(group.name), strip_path: true, custom_data: {group: group.name, template_hash: parts.hash}}}]
+  template.build = [build]
+  return template
 }

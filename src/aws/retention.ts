@@ -2,7 +2,8 @@
 // and delete their snapshots. planRetention is pure; retireImages and deleteAllImages run a plan
 // against an ImageStore.
 import {UserError} from '../errors.js'
-import type {GroupImage, ImageStore, ImageUser, ImagesInUse} from './ec2.js'
+import type {GroupImage, ImageStore} from './ec2.js'
+import type {ImageUser, ImagesInUse} from './images-in-use.js'
 
 /**
  * Why an image stays or goes:

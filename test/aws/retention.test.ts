@@ -1,7 +1,8 @@
 import {expect} from 'chai'
 import fc from 'fast-check'
 
-import type {GroupImage, ImageStore, ImageUser, ImagesInUse} from '../../src/aws/ec2.js'
+import type {GroupImage, ImageStore} from '../../src/aws/ec2.js'
+import type {ImageUser, ImagesInUse} from '../../src/aws/images-in-use.js'
 import {deleteAllImages, planRetention, retireImages} from '../../src/aws/retention.js'
 import {UserError} from '../../src/errors.js'
 
