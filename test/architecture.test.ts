@@ -1,6 +1,7 @@
 // The house's rules, checked on the static import graph of src/ (relative and package imports,
 // `import type` and literal dynamic imports included): no cycle between the top-level rooms, the
-// node side never reaches Pulumi or the EC2/Auto Scaling SDKs, and stacks never imports ui.
+// node side (its rooms and the agent's command entry points) never reaches Pulumi or the EC2/Auto
+// Scaling SDKs, and stacks never imports ui.
 import {expect} from 'chai'
 import {readdirSync, readFileSync, statSync} from 'node:fs'
 import {dirname, join, relative, resolve, sep} from 'node:path'
@@ -9,6 +10,8 @@ import {fileURLToPath} from 'node:url'
 const SRC = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'src')
 const FORBIDDEN_ON_NODE_SIDE = [/^@pulumi\//, /^@aws-sdk\/client-ec2$/, /^@aws-sdk\/client-auto-scaling$/]
 const NODE_SIDE = ['nodes', 'artifacts', 'lib', 'registry', 'agent']
+/** The agent's command entry points, and the flags they share: node-side too, with all they reach (base-command.ts included). */
+const NODE_SIDE_ENTRY_POINTS = ['commands/agent.ts', 'commands/service/ls.ts', 'commands/node/ls.ts', 'registry-flags.ts', 'base-command.ts']
 
 function sourceFiles(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {
@@ -110,8 +113,18 @@ describe('architecture', () => {
     it(`src/${side} never reaches @pulumi/*, @aws-sdk/client-ec2 or @aws-sdk/client-auto-scaling`, () => {
       for (const file of graph.files.keys()) {
         if (room(file) !== side) continue
-        expect(forbiddenReach(graph, file), `${relative(SRC, file)} reaches a forbidden package`).to.equal(undefined)
+        const chain = forbiddenReach(graph, file)
+        expect(chain, `${relative(SRC, file)} reaches a forbidden package: ${chain?.join(' → ')}`).to.equal(undefined)
       }
+    })
+  }
+
+  for (const entry of NODE_SIDE_ENTRY_POINTS) {
+    it(`src/${entry} never reaches @pulumi/*, @aws-sdk/client-ec2 or @aws-sdk/client-auto-scaling`, () => {
+      const file = join(SRC, entry)
+      expect(graph.files.has(file), `src/${entry} exists`).to.equal(true)
+      const chain = forbiddenReach(graph, file)
+      expect(chain, `src/${entry} reaches a forbidden package: ${chain?.join(' → ')}`).to.equal(undefined)
     })
   }
 

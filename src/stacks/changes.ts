@@ -1,6 +1,16 @@
 // Pure: engine events in, a per-resource change list out. Used for the preview shown before a
 // mutating verb asks, for `muster preview`'s Markdown, and for progress lines.
-import type {EngineEvent} from '@pulumi/pulumi/automation/index.js'
+//
+// It names no Pulumi type: the I/O host and the base command carry ChangeSets, and the agent's
+// commands (node-side) extend that base command, so this file must not reach @pulumi, not even by
+// a type import. StepEvent is the part of Pulumi's EngineEvent it reads; EngineEvent fits it.
+
+/** The part of an engine event (Pulumi's EngineEvent) that says what a step does to a resource. */
+export interface StepEvent {
+  resourcePreEvent?: {
+    metadata: {op: string; urn: string; type: string; keys?: string[]; diffs?: string[]; detailedDiff?: Record<string, unknown>}
+  }
+}
 
 export type ChangeOp = 'create' | 'update' | 'replace' | 'delete' | 'same' | 'read' | 'other'
 
@@ -41,7 +51,7 @@ function normaliseOp(op: string): ChangeOp {
 }
 
 /** Folds step events into one change per resource (a replace's several steps become one). */
-export function collectChanges(stack: string, events: readonly EngineEvent[]): ChangeSet {
+export function collectChanges(stack: string, events: readonly StepEvent[]): ChangeSet {
   const byUrn = new Map<string, ResourceChange>()
   for (const event of events) {
     const metadata = event.resourcePreEvent?.metadata
