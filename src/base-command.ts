@@ -18,9 +18,35 @@ export const checkFlag = Flags.boolean({
   description: 'Write nothing; exit 1 when a file is missing or differs from what the nodes file gives (for CI).',
 })
 
+let stdoutGuarded = false
+
+/**
+ * A reader that goes away (`muster ls | head -1`) or a full disk behind a redirect makes writes to
+ * stdout fail with EPIPE or ENOSPC, asynchronously. That is the machine's state, not a bug: say so
+ * once on stderr and exit 1, instead of crashing with a stack trace.
+ */
+function guardStdout(): void {
+  if (stdoutGuarded) return
+  stdoutGuarded = true
+  // oclif's own listener swallows EPIPE silently and rethrows anything else (a crash with a stack).
+  process.stdout.removeAllListeners('error')
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    const what = error.code === 'EPIPE' ? 'the reader of stdout closed it (EPIPE)' : `writing to stdout failed (${error.code ?? error.message})`
+    if (process.exitCode === undefined || process.exitCode === 0) {
+      process.stderr.write(`Error: ${what} before muster finished writing its output\n→ Read the whole output, or redirect it to a file with room for it.\n`, () => undefined)
+      process.exitCode = 1
+    }
+  })
+}
+
 export abstract class MusterCommand extends Command {
   static override baseFlags = {
     verbose: Flags.boolean({description: 'Show stack traces and streamed engine output.', helpGroup: 'GLOBAL'}),
+  }
+
+  public override async init(): Promise<void> {
+    await super.init()
+    guardStdout()
   }
 
   protected get verbose(): boolean {

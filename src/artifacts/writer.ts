@@ -1,11 +1,11 @@
 // The one place artifacts reach the disk. Everything is planned first (read-only), so a refusal
 // or a --check failure writes nothing at all; each write is atomic (temp file + rename).
-import {existsSync, readFileSync} from 'node:fs'
+import {existsSync, lstatSync, readFileSync, realpathSync} from 'node:fs'
 import {createRequire} from 'node:module'
-import {join} from 'node:path'
+import {dirname, join, relative, isAbsolute} from 'node:path'
 
 import {UserError} from '../errors.js'
-import {atomicWriteSync} from '../lib/atomic-write.js'
+import {atomicWriteSync, removeStaleTempFiles} from '../lib/atomic-write.js'
 
 /**
  * create: a new file; an existing file with other content is refused (role:create).
@@ -50,11 +50,73 @@ function readIfExists(path: string): string | undefined {
   return existsSync(path) ? readFileSync(path, 'utf8') : undefined
 }
 
+/** What a file-system error means for the file the user knows, and what to do about it. */
+const ERRNO_WORDS: Record<string, [string, string]> = {
+  EISDIR: ['is a directory', 'Move the directory away; muster writes a file there.'],
+  ENOTDIR: ['has a file where muster needs a directory', 'Move that file away; muster creates the directories it writes into.'],
+  EEXIST: ['has a file where muster needs a directory', 'Move that file away; muster creates the directories it writes into.'],
+  EACCES: ['is not accessible: permission denied', 'Give your user write access to it and its directory (or run muster where you may write).'],
+  EPERM: ['is not accessible: operation not permitted', 'Give your user write access to it and its directory (or run muster where you may write).'],
+  EROFS: ['is on a read-only file system', 'Run muster in a writable checkout.'],
+  ENOSPC: ['could not be written: no space left on the device', 'Free some space and run the command again.'],
+  EDQUOT: ['could not be written: disk quota exceeded', 'Free some space and run the command again.'],
+  ENAMETOOLONG: ['has a name too long for the file system', 'Use a shorter group name.'],
+  ELOOP: ['is a symlink loop', 'Remove the symlink.'],
+}
+
+/** A file-system error on an artifact as a UserError naming the artifact (never a temp file); other errors unchanged. */
+export function artifactFsError(error: unknown, path: string, context = ''): unknown {
+  const code = (error as NodeJS.ErrnoException | null)?.code
+  const words = code === undefined ? undefined : ERRNO_WORDS[code]
+  if (!words) return error
+  return new UserError(`${path} ${words[0]}${context}`, {hint: words[1], cause: error})
+}
+
+/**
+ * Where an artifact path leaves the project through a symlink (the file itself or a directory on
+ * its way), so that neither --check's diff nor a write goes through it: a link to ~/.aws/credentials
+ * must not end up in a CI log.
+ */
+function symlinkOutOfProject(root: string, path: string): {link: string; target: string} | undefined {
+  const realRoot = realpathSync(root)
+  const parts = path.split('/')
+  for (let i = 1; i <= parts.length; i++) {
+    const link = parts.slice(0, i).join('/')
+    let isLink: boolean
+    try {
+      isLink = lstatSync(join(root, link)).isSymbolicLink()
+    } catch {
+      return undefined
+    }
+    if (!isLink) continue
+    let target: string
+    try {
+      target = realpathSync(join(root, link))
+    } catch {
+      return {link, target: 'a missing file'}
+    }
+    const inside = relative(realRoot, target)
+    if (inside.startsWith('..') || isAbsolute(inside)) return {link, target}
+  }
+  return undefined
+}
+
 export function writeArtifacts(root: string, artifacts: readonly Artifact[], options: {check: boolean}): WriteReport {
   const planned: Array<WriteResult & {content: string}> = []
   const conflicts: string[] = []
   for (const artifact of artifacts) {
-    const current = readIfExists(join(root, artifact.path))
+    const escape = symlinkOutOfProject(root, artifact.path)
+    if (escape) {
+      throw new UserError(`${escape.link} is a symlink to ${escape.target}, outside the project; muster neither reads nor writes artifacts through it, so nothing was written`, {
+        hint: `Replace the symlink with a regular file (or remove it) and run the command again.`,
+      })
+    }
+    let current: string | undefined
+    try {
+      current = readIfExists(join(root, artifact.path))
+    } catch (error) {
+      throw artifactFsError(error, artifact.path, '; nothing was written')
+    }
     const base = {path: artifact.path, content: artifact.content, ...(artifact.group === undefined ? {} : {group: artifact.group})}
     if (current === undefined) {
       planned.push({...base, status: options.check ? 'missing' : 'created'})
@@ -75,7 +137,20 @@ export function writeArtifacts(root: string, artifacts: readonly Artifact[], opt
     })
   }
   if (!options.check) {
-    for (const item of planned) if (item.status === 'created' || item.status === 'updated') atomicWriteSync(join(root, item.path), item.content)
+    const toWrite = planned.filter((item) => item.status === 'created' || item.status === 'updated')
+    // Temp files of an earlier run killed mid-write, in the folders this run writes to.
+    for (const dir of new Set(planned.map((item) => dirname(join(root, item.path))))) removeStaleTempFiles(dir)
+    for (const [i, item] of toWrite.entries()) {
+      try {
+        atomicWriteSync(join(root, item.path), item.content)
+      } catch (error) {
+        // Say exactly where the run stopped: what is already on disk and what is not.
+        const written = toWrite.slice(0, i).map((w) => w.path)
+        const notWritten = toWrite.slice(i).map((w) => w.path)
+        const report = `; ${written.length > 0 ? `written before it: ${written.join(', ')}` : 'nothing was written'}; not written: ${notWritten.join(', ')}`
+        throw artifactFsError(error, item.path, report)
+      }
+    }
   }
   const results = planned.map(({content: _content, ...result}) => result)
   return {results, checked: options.check, upToDate: results.every((r) => r.status !== 'missing' && r.status !== 'stale')}

@@ -2,7 +2,7 @@
 // content goes to a temp file beside the target (same file system, so rename is atomic), is
 // fsynced, then renamed over it. An existing file keeps its mode, and a requested mode never
 // widens it: a 0600 secret stays 0600 whatever the caller asks.
-import {closeSync, fchmodSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, statSync, writeSync} from 'node:fs'
+import {closeSync, fchmodSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statSync, writeSync} from 'node:fs'
 import {mkdir, open, rename, rm, stat} from 'node:fs/promises'
 import {randomBytes} from 'node:crypto'
 import {basename, dirname, join} from 'node:path'
@@ -16,6 +16,40 @@ const DEFAULT_MODE = 0o666
 
 function tempPath(path: string): string {
   return join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`)
+}
+
+/** A temp file of tempPath()'s naming (`.NAME.PID.HEX8.tmp`, or an older `.NAME.PID.MILLIS.tmp`), with its writer's pid. */
+const TEMP_NAME = /^\..+\.(\d+)\.([0-9a-f]{8}|\d{10,})\.tmp$/
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    // EPERM: it exists, as another user's process.
+    return (error as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+/**
+ * Removes the temp files a killed writer (kill -9, power loss) left in `dir`: only names of
+ * tempPath()'s form whose process is gone. Returns the names removed.
+ */
+export function removeStaleTempFiles(dir: string): string[] {
+  let names: string[]
+  try {
+    names = readdirSync(dir)
+  } catch {
+    return []
+  }
+  const removed: string[] = []
+  for (const name of names) {
+    const pid = Number(TEMP_NAME.exec(name)?.[1] ?? Number.NaN)
+    if (!Number.isSafeInteger(pid) || pid === process.pid || processAlive(pid)) continue
+    rmSync(join(dir, name), {force: true})
+    removed.push(name)
+  }
+  return removed
 }
 
 /** The mode to give the file: the existing file's, narrowed by a requested one; undefined: leave it to the umask. */

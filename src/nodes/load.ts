@@ -61,12 +61,29 @@ const kindOf = (stats: import('node:fs').Stats): string =>
 export function readNodesText(path: string, shown: string): string {
   const refuse = (what: string, hint: string): UserError => new UserError(`nodes file ${shown} ${what}`, {hint})
   const notRegular = (stats: import('node:fs').Stats): UserError => refuse(`is ${kindOf(stats)}`, 'Point --nodes or MUSTER_NODES at a regular file.')
-  const before = statSync(path)
+  const unreadable = (error: unknown): unknown => {
+    const code = (error as NodeJS.ErrnoException | null)?.code
+    if (code === 'EACCES' || code === 'EPERM') return refuse('is not readable: permission denied', 'Give your user read access to it.')
+    if (code === 'ENAMETOOLONG') return refuse('has a name too long for the file system', 'Check the path given with --nodes or MUSTER_NODES.')
+    if (code === 'ELOOP') return refuse('is a symlink loop', 'Check the path given with --nodes or MUSTER_NODES.')
+    return error
+  }
+  let before: import('node:fs').Stats
+  try {
+    before = statSync(path)
+  } catch (error) {
+    throw unreadable(error)
+  }
   if (!before.isFile()) throw notRegular(before)
   const tooBig = (): UserError => refuse(`is larger than ${MAX_NODES_FILE_BYTES / 1024 / 1024} MiB, the most muster reads`, 'Split the fleet into several nodes files, or remove what the groups do not need.')
   if (before.size > MAX_NODES_FILE_BYTES) throw tooBig()
   // O_NONBLOCK: should the path have become a pipe since the check, opening it must not hang.
-  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK)
+  let fd: number
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK)
+  } catch (error) {
+    throw unreadable(error)
+  }
   let bytes: Buffer
   try {
     const stats = fstatSync(fd)

@@ -3,10 +3,12 @@
 // refusal is checked for its exact message, its exit code and that nothing was written.
 import {expect} from 'chai'
 import {execFileSync} from 'node:child_process'
-import {mkdirSync, readFileSync, symlinkSync, writeFileSync} from 'node:fs'
+import {chmodSync, existsSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
-import {listFiles, makeTempDir, removeDir, runMuster} from '../support/cli.js'
+import {spawnSync} from 'node:child_process'
+
+import {binRun, listFiles, makeTempDir, removeDir, runMuster} from '../support/cli.js'
 
 const base = 'region: us-east-1\n  instance_type: m5.large\n  source_ami: ami-1ebb2077'
 
@@ -180,6 +182,100 @@ describe('hardening (issue 8)', () => {
     it('role:create with no group still writes every node group and not __base__', () => {
       expect(runMuster(['role:create'], {cwd: dir}).code).to.equal(0)
       expect(listFiles(dir)).to.deep.equal(['nodes.yaml', 'roles/web.json'])
+    })
+  })
+  describe('items 3, 4, 7, 8, 9: the files muster reads and writes', () => {
+    const autoscaled = `__base__:\n  ${base}\nweb:\n  autoscale: {timeout: 60, node_min: 1, node_max: 2}\n`
+    beforeEach(() => writeFileSync(join(dir, 'nodes.yaml'), autoscaled))
+
+    it('item 3: a symlink out of the project is reported and never read: not by --check, not by role:update, and nothing is written', () => {
+      const outside = makeTempDir('muster-secret-')
+      try {
+        writeFileSync(join(outside, 'credentials'), 'aws_secret_access_key = SECRET\n')
+        mkdirSync(join(dir, 'roles'))
+        symlinkSync(join(outside, 'credentials'), join(dir, 'roles', 'web.json'))
+        const message = `Error: roles/web.json is a symlink to ${join(outside, 'credentials')}, outside the project; muster neither reads nor writes artifacts through it, so nothing was written\n→ Replace the symlink with a regular file (or remove it) and run the command again.\n`
+        for (const verb of [['generate', '--check'], ['role:update', 'web'], ['role:update', 'web', '--check'], ['generate']]) {
+          const result = runMuster(verb, {cwd: dir})
+          expect(result.code, verb.join(' ')).to.equal(1)
+          expect(result.stderr, verb.join(' ')).to.equal(message)
+          expect(result.stdout, verb.join(' ')).not.to.contain('SECRET')
+        }
+        expect(readFileSync(join(outside, 'credentials'), 'utf8')).to.equal('aws_secret_access_key = SECRET\n')
+        expect(listFiles(dir)).to.deep.equal(['nodes.yaml', 'roles/web.json'])
+        // A directory on the way counts too.
+        removeDir(join(dir, 'roles'))
+        symlinkSync(outside, join(dir, 'roles'))
+        const viaDir = runMuster(['role:create', 'web'], {cwd: dir})
+        expect(viaDir.code).to.equal(1)
+        expect(viaDir.stderr).to.contain(`roles is a symlink to ${outside}, outside the project`)
+        expect(existsSync(join(outside, 'web.json'))).to.equal(false)
+      } finally {
+        removeDir(outside)
+      }
+    })
+
+    it('item 3: a symlink inside the project is fine', () => {
+      mkdirSync(join(dir, 'generated'))
+      symlinkSync('generated', join(dir, 'roles'))
+      const result = runMuster(['role:create', 'web'], {cwd: dir})
+      expect(result.code, result.stderr).to.equal(0)
+      expect(existsSync(join(dir, 'generated', 'web.json'))).to.equal(true)
+    })
+
+    it('item 4: a rewrite keeps the file\'s mode (0600 and 0640 stay, never widened)', () => {
+      expect(runMuster(['generate'], {cwd: dir}).code).to.equal(0)
+      chmodSync(join(dir, 'roles', 'web.json'), 0o600)
+      chmodSync(join(dir, 'packer', 'web.pkr.json'), 0o640)
+      writeFileSync(join(dir, 'nodes.yaml'), autoscaled.replace('web:\n', 'web:\n  description: changed\n'))
+      const result = runMuster(['generate'], {cwd: dir})
+      expect(result.code, result.stderr).to.equal(0)
+      expect(result.stdout).to.contain('updated    roles/web.json')
+      expect(statSync(join(dir, 'roles', 'web.json')).mode & 0o777).to.equal(0o600)
+      expect(statSync(join(dir, 'packer', 'web.pkr.json')).mode & 0o777).to.equal(0o640)
+    })
+
+    it('item 7: EISDIR names the user\'s path, is a user error (also with --json), and nothing is written', () => {
+      mkdirSync(join(dir, 'packer', 'web.pkr.json'), {recursive: true})
+      const result = runMuster(['generate'], {cwd: dir})
+      expect(result.code).to.equal(1)
+      expect(result.stderr).to.equal('Error: packer/web.pkr.json is a directory; nothing was written\n→ Move the directory away; muster writes a file there.\n')
+      const json = runMuster(['generate', '--json'], {cwd: dir})
+      expect(JSON.parse(json.stdout)).to.deep.equal({error: {message: 'packer/web.pkr.json is a directory; nothing was written', hint: 'Move the directory away; muster writes a file there.', kind: 'user'}})
+      expect(listFiles(dir)).to.deep.equal(['nodes.yaml'])
+    })
+
+    it('items 7 and 8: a file where a folder must be (EEXIST/ENOTDIR) is a user error that says what was written and what was not', () => {
+      writeFileSync(join(dir, 'packer'), 'not a folder\n')
+      const result = runMuster(['generate'], {cwd: dir})
+      expect(result.code).to.equal(1)
+      expect(result.stderr).to.equal(
+        'Error: packer/web.pkr.json has a file where muster needs a directory; written before it: roles/web.json, dna/asg/web.json; not written: packer/web.pkr.json, templates/packer/provision.sh\n' +
+          '→ Move that file away; muster creates the directories it writes into.\n',
+      )
+      expect(result.stderr).not.to.match(/\.tmp|looks like a bug/)
+      expect(listFiles(dir)).to.deep.equal(['dna/asg/web.json', 'nodes.yaml', 'packer', 'roles/web.json'])
+    })
+
+    it('item 7: ENOSPC and EPIPE on stdout are user errors, with no stack trace', () => {
+      const devFull = spawnSync('sh', ['-c', `"${process.execPath}" "${binRun}" ls --json > /dev/full`], {cwd: dir, encoding: 'utf8', env: {...process.env, NO_COLOR: '1'}})
+      expect(devFull.status).to.equal(1)
+      expect(devFull.stderr).to.equal('Error: writing to stdout failed (ENOSPC) before muster finished writing its output\n→ Read the whole output, or redirect it to a file with room for it.\n')
+      const many = Array.from({length: 3000}, (_, i) => `g${i}: {description: ${'x'.repeat(60)}}`).join('\n')
+      writeFileSync(join(dir, 'nodes.yaml'), `${autoscaled}${many}\n`)
+      const piped = spawnSync('sh', ['-c', `"${process.execPath}" "${binRun}" ls | head -c 10 >/dev/null`], {cwd: dir, encoding: 'utf8', env: {...process.env, NO_COLOR: '1'}})
+      expect(piped.stderr).to.equal('Error: the reader of stdout closed it (EPIPE) before muster finished writing its output\n→ Read the whole output, or redirect it to a file with room for it.\n')
+    })
+
+    it('item 9: stale temp files of muster\'s naming from a killed run are cleaned up; others are left alone', () => {
+      mkdirSync(join(dir, 'roles'))
+      // pid 2^22+1 is above Linux's pid_max default: no such process.
+      const stale = ['.web.json.4194305.0a1b2c3d.tmp', '.web.json.4194305.1700000000000.tmp']
+      const kept = ['.web.json.tmp', 'notes.tmp', `.web.json.${process.pid}.0a1b2c3d.tmp`]
+      for (const name of [...stale, ...kept]) writeFileSync(join(dir, 'roles', name), 'partial')
+      const result = runMuster(['role:create', 'web'], {cwd: dir})
+      expect(result.code, result.stderr).to.equal(0)
+      expect(listFiles(join(dir, 'roles'))).to.deep.equal([...kept, 'web.json'].sort())
     })
   })
 })
