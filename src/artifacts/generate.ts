@@ -5,7 +5,7 @@ import {fileURLToPath} from 'node:url'
 
 import {UserError} from '../errors.js'
 import {loadNodes} from '../nodes/load.js'
-import {BASE, bakedGroups, type Group, isAutoscaled, nodeGroups, type NodesFile, requireGroup, requirePacker} from '../nodes/model.js'
+import {BASE, bakedGroups, type Group, isAutoscaled, isBaked, nodeGroups, type NodesFile, requireGroup, requirePacker} from '../nodes/model.js'
 import {asgDnaPath, renderDna} from './dna.js'
 import {buildPackerTemplate, packerTemplatePath, PROVISION_SCRIPT, type PackerOptions} from './packer.js'
 import {renderRole, rolePath} from './role.js'
@@ -43,6 +43,12 @@ function defaultGroups(nodes: NodesFile, kind: ArtifactKind): Group[] {
   return groups
 }
 
+function kindApplies(group: Group, kind: ArtifactKind): boolean {
+  if (kind === 'dna') return isAutoscaled(group)
+  if (kind === 'packer') return isBaked(group)
+  return true
+}
+
 function checkApplies(group: Group, kind: ArtifactKind): void {
   // __base__ passes its settings on; only its image (packer:create __base__) is made from it.
   if (group.name === BASE && kind !== 'packer') {
@@ -71,7 +77,12 @@ export function planArtifacts(nodes: NodesFile, options: Omit<GenerateOptions, '
   for (const [kind, policy] of kinds) {
     const groups = explicit ? [explicit] : defaultGroups(nodes, kind)
     for (const group of groups) {
-      if (explicit) checkApplies(group, kind)
+      if (explicit) {
+        // A verb of several kinds (generate GROUP) makes what the group has, as it does without GROUP;
+        // a verb of one kind (autoscale:create GROUP) says why the group has none.
+        if (kinds.length > 1 && group.name !== BASE && !kindApplies(group, kind)) continue
+        checkApplies(group, kind)
+      }
       const roleText = renderRole(group)
       if (kind === 'role') add({path: rolePath(group.name), content: roleText, policy, group: group.name})
       if (kind === 'dna') {

@@ -278,4 +278,42 @@ describe('hardening (issue 8)', () => {
       expect(listFiles(join(dir, 'roles'))).to.deep.equal([...kept, 'web.json'].sort())
     })
   })
+  describe('item 11: generate GROUP makes what the group has', () => {
+    beforeEach(() =>
+      writeFileSync(
+        join(dir, 'nodes.yaml'),
+        `__base__:\n  ${base}\nfleet:\n  autoscale: {timeout: 60, node_min: 1, node_max: 2}\n  packer: false\nsingle: {}\nboth:\n  autoscale: {timeout: 60, node_min: 1, node_max: 2}\n`,
+      ),
+    )
+    const cases: Array<[string, string[]]> = [
+      ['fleet', ['dna/asg/fleet.json', 'roles/fleet.json']],
+      ['single', ['packer/single.pkr.json', 'roles/single.json', 'templates/packer/provision.sh']],
+      ['both', ['dna/asg/both.json', 'packer/both.pkr.json', 'roles/both.json', 'templates/packer/provision.sh']],
+    ]
+    for (const [group, files] of cases) {
+      it(`generate ${group} writes ${files.join(', ')}; --check then passes`, () => {
+        const result = runMuster(['generate', group], {cwd: dir})
+        expect(result.code, result.stderr).to.equal(0)
+        expect(listFiles(dir)).to.deep.equal(['nodes.yaml', ...files].sort())
+        expect(runMuster(['generate', group, '--check'], {cwd: dir}).code).to.equal(0)
+      })
+    }
+
+    it('a verb of one kind still says why the group has none', () => {
+      expect(runMuster(['autoscale:create', 'single'], {cwd: dir}).stderr).to.contain('group "single" has autoscale: false')
+      expect(runMuster(['packer:create', 'fleet'], {cwd: dir}).stderr).to.contain('group fleet has packer: false, so it is never baked')
+      expect(listFiles(dir)).to.deep.equal(['nodes.yaml'])
+    })
+  })
+
+  describe('item 20: every topic has its own summary', () => {
+    it('muster --help lists each topic once, with different summaries', () => {
+      const help = runMuster(['--help'], {cwd: dir})
+      const topics = (help.stdout.split('TOPICS\n')[1] ?? '').split('\n\n')[0] ?? ''
+      const rows = topics.split(/\n(?=  \S)/).map((row) => row.trim().replace(/\s+/g, ' '))
+      expect(rows.map((r) => r.split(' ')[0])).to.deep.equal(['autoscale', 'instance', 'node', 'packer', 'role', 'service'])
+      expect(new Set(rows.map((r) => r.split(' ').slice(1).join(' '))).size).to.equal(rows.length)
+      expect(rows.find((r) => r.startsWith('packer'))).to.equal('packer Images: Packer templates, baking AMIs and retiring old ones.')
+    })
+  })
 })
