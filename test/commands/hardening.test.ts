@@ -316,4 +316,32 @@ describe('hardening (issue 8)', () => {
       expect(rows.find((r) => r.startsWith('packer'))).to.equal('packer Images: Packer templates, baking AMIs and retiring old ones.')
     })
   })
+  describe('item 18: misspelled verbs get a did-you-mean and a usage exit code (64), not preview\'s 2', () => {
+    const cases: Array<[string[], string]> = [
+      [['valdate'], 'Error: "valdate" is not a muster command; did you mean "validate"?\n→ Run "muster help" for the list of commands, or "muster help validate" for that one.\n'],
+      [['role:craete', 'web'], 'Error: "role:craete" is not a muster command; did you mean "role:create"?\n→ Run "muster help" for the list of commands, or "muster help role:create" for that one.\n'],
+      [['packer:cretae'], 'Error: "packer:cretae" is not a muster command; did you mean "packer:create"?\n→ Run "muster help" for the list of commands, or "muster help packer:create" for that one.\n'],
+      [['zzzzzzzz'], 'Error: "zzzzzzzz" is not a muster command\n→ Run "muster help" for the list of commands.\n'],
+      [['help', 'valdate'], 'Error: "valdate" is not a muster command or topic; did you mean "validate"?\n→ Run "muster help" for the list of commands.\n'],
+    ]
+    for (const [argv, message] of cases) {
+      it(`muster ${argv.join(' ')}`, () => {
+        writeFileSync(join(dir, 'nodes.yaml'), `__base__:\n  ${base}\nweb: {}\n`)
+        const result = runMuster(argv, {cwd: dir})
+        expect(result.code).to.equal(64)
+        expect(result.stderr).to.equal(message)
+        expect(result.stdout).to.equal('')
+        expect(listFiles(dir)).to.deep.equal(['nodes.yaml'])
+      })
+    }
+
+    it('muster help VERB and muster help TOPIC print the help and exit 0', () => {
+      const verb = runMuster(['help', 'role:create'], {cwd: dir})
+      expect(verb.code).to.equal(0)
+      expect(verb.stdout).to.contain('USAGE\n  $ muster role:create [GROUP]')
+      const topic = runMuster(['help', 'packer'], {cwd: dir})
+      expect(topic.code).to.equal(0)
+      expect(topic.stdout).to.match(/^Images: Packer templates, baking AMIs and retiring old ones\./)
+    })
+  })
 })
