@@ -6,6 +6,7 @@
 // testable on its own.
 import {join} from 'node:path'
 
+import {UserError} from '../errors.js'
 import {nodeKey, serviceKey} from '../registry/keys.js'
 import {initialProvision, type NodeRecord, type ProvisionReason, type ProvisionStatus, type ServiceRecord} from '../registry/records.js'
 import {jitteredDelay, type RegistryFeed} from '../registry/feed.js'
@@ -54,13 +55,23 @@ export interface AgentHealth {
 }
 
 const RETRY_BASE_MS = 5000
+const VERIFY_DELAY_MS = 500
 const RETRY_CAP_MS = 300_000
 
 export class Agent {
   identity: Identity
   private lease: StoreLease | undefined
+  /** Every lease id this agent has held: a record on one of them is ours to take over. */
+  private readonly leaseIds = new Set<string>()
+  /** Has this agent ever owned its node key? Until it has, it must not delete anything on stop. */
+  private claimed = false
   private readonly registered = new Set<string>()
   private readonly lock = new Lock()
+  /** Registry writes and deletes in order: a re-publish never lands after a deregistration. */
+  private readonly writes = new Lock()
+  /** Revision of this agent's last registry write: the view must reach it before it can be judged. */
+  private lastWrite = 0
+  private verifyTimer: unknown
   private readonly debouncer: Debouncer
   private readonly clock: Clock
   private readonly metrics: AgentMetrics
@@ -107,6 +118,36 @@ export class Agent {
       this.debouncer.trigger()
     }
     if (change.nodes.size > 0) for (const wake of this.waiters) wake()
+    if (change.nodes.has(this.identity.node) || [...this.registered].some((s) => change.services.has(s))) this.checkOwnKeys()
+  }
+
+  /**
+   * Another writer deleted or changed this node's keys (a compromised node, an operator's etcdctl,
+   * a detached put): the registry no longer says what this node is, so write it again.
+   */
+  private checkOwnKeys(): void {
+    // Judged a moment later, not now: this agent's own writes pass through transient states.
+    if (this.verifyTimer !== undefined || this.stopped) return
+    this.verifyTimer = this.clock.setTimeout(() => {
+      this.verifyTimer = undefined
+      this.verifyOwnKeys()
+    }, VERIFY_DELAY_MS)
+  }
+
+  private verifyOwnKeys(): void {
+    if (this.stopped || !this.claimed || this.lock.busy || this.writes.busy) return
+    const view = this.options.feed.view
+    if (view.revision < this.lastWrite) return
+    const self = this.identity.node
+    const node = view.nodes.get(self)
+    const nodeOk = node !== undefined && node.address === this.identity.address && node.group === this.identity.group
+    const servicesOk = [...this.registered].every((s) => {
+      const record = view.services.get(s)?.get(self)
+      return record !== undefined && record.address === this.identity.address && record.port === this.serviceRecord(s).port
+    })
+    if (nodeOk && servicesOk) return
+    this.options.log.warn('this node\'s registration was changed by another writer; writing it again', {node: nodeOk, services: servicesOk})
+    void this.publish()
   }
 
   // ---- registration ------------------------------------------------------------------------
@@ -141,16 +182,54 @@ export class Agent {
         void this.repair()
       })
       this.lease = lease
+      this.leaseIds.add(lease.id)
     }
+    await this.claimNode(this.lease)
     await this.writeAll(this.lease)
   }
 
-  private async writeAll(lease: StoreLease): Promise<void> {
-    const {project} = this.options
-    await lease.put(nodeKey(project, this.identity.node), JSON.stringify(this.nodeRecord()))
-    for (const name of [...this.registered].sort()) {
-      await lease.put(serviceKey(project, name, this.identity.node), JSON.stringify(this.serviceRecord(name)))
+  /**
+   * Takes the node's key, or waits (up to TTL + 1 s, long enough for a crashed predecessor's lease
+   * to expire) while another agent holds it; then refuses, touching nothing of the other's.
+   */
+  private async claimNode(lease: StoreLease): Promise<void> {
+    const key = nodeKey(this.options.project, this.identity.node)
+    const deadline = this.clock.now() + (this.options.ttlSeconds + 1) * 1000
+    for (;;) {
+      const result = await lease.claim(key, JSON.stringify(this.nodeRecord()), this.leaseIds)
+      if (result.ok) {
+        this.claimed = true
+        return
+      }
+      if (this.clock.now() >= deadline || this.stopped) {
+        throw new UserError(`node ${this.identity.node} is already registered by another agent (lease ${result.holder})`, {
+          hint: 'Stop the other agent, or give this one another --node. A crashed agent\'s registration expires after its TTL.',
+        })
+      }
+      this.options.log.warn('node id held by another lease; waiting for it to expire', {holder: result.holder})
+      await new Promise((resolve) => setTimeout(resolve, 500))
     }
+  }
+
+  private writeAll(lease: StoreLease): Promise<void> {
+    const {project} = this.options
+    return this.writes.run(async () => {
+      // `registered` is read inside the lock, so it is what the last deregistration left.
+      let revision = await lease.put(nodeKey(project, this.identity.node), JSON.stringify(this.nodeRecord()))
+      for (const name of [...this.registered].sort()) {
+        revision = await lease.put(serviceKey(project, name, this.identity.node), JSON.stringify(this.serviceRecord(name)))
+      }
+      this.lastWrite = Math.max(this.lastWrite, revision)
+    })
+  }
+
+  /** Deletes keys of this node through the write lock; resolves with the delete's revision. */
+  private deregister(keys: string[]): Promise<number> {
+    return this.writes.run(async () => {
+      const revision = await this.options.store.deleteKeys(keys)
+      this.lastWrite = Math.max(this.lastWrite, revision)
+      return revision
+    })
   }
 
   /** Writes the node's keys; on failure, repairs in the background (never deregisters). */
@@ -195,14 +274,20 @@ export class Agent {
   provision(reason: ProvisionReason, runList?: string): Promise<ProvisionResult> {
     return this.lock.run(async () => {
       this.clearRetry()
+      // The attributes and the revision are taken together, before this run's own registry writes
+      // move the view on: MUSTER_REVISION is exactly the revision the attributes reflect.
       const view = this.options.feed.view
       const revision = view.revision
-      await this.options.writeFile(this.attributesFile, `${JSON.stringify(buildAttributes(this.attributesInput(), view), null, 2)}\n`)
+      const attributes = `${JSON.stringify(buildAttributes(this.attributesInput(), view), null, 2)}\n`
       const startedAt = new Date().toISOString()
       this.provisionStatus = {...this.provisionStatus, state: 'running', reason, startedAt, finishedAt: null}
       await this.publish()
       this.options.log.info('provision started', {reason, revision, runList})
-      const result = await this.options.provisioner.run({reason, attributesFile: this.attributesFile, revision, ...(runList ? {runList} : {})})
+      const result = await this.runProvisioner(reason, revision, attributes, runList)
+      if (this.stopped && !result.ok) {
+        this.options.log.info('provision cancelled: the agent is stopping', {reason})
+        return result
+      }
       this.metrics.provision(reason, result.ok, result.durationMs / 1000)
       const finishedAt = new Date().toISOString()
       if (result.ok) {
@@ -219,6 +304,19 @@ export class Agent {
       await this.publish()
       return result
     })
+  }
+
+  /** Writes the attributes and runs the command; a failure of either is a failed run, never a crash. */
+  private async runProvisioner(reason: ProvisionReason, revision: number, attributes: string, runList: string | undefined): Promise<ProvisionResult> {
+    const started = Date.now()
+    try {
+      await this.options.writeFile(this.attributesFile, attributes)
+      return await this.options.provisioner.run({reason, attributesFile: this.attributesFile, revision, ...(runList ? {runList} : {})})
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code
+      const tail = `cannot write ${this.attributesFile}: ${code ?? (error as Error).message}`
+      return {ok: false, exitCode: null, signal: null, tail, durationMs: Date.now() - started}
+    }
   }
 
   private attributesInput(): Parameters<typeof buildAttributes>[0] {
@@ -279,9 +377,10 @@ export class Agent {
     const after = new Set(next.services.map((s) => s.name))
     const removed = this.identity.services.filter((s) => !after.has(s.name))
     const added = next.services.filter((s) => !before.has(s.name))
+    const dependsChanged = next.dependsOn.join(',') !== this.identity.dependsOn.join(',')
     this.identity = next
     if (removed.length === 0) {
-      if (added.length === 0) {
+      if (added.length === 0 && !dependsChanged) {
         await this.publish()
         return
       }
@@ -294,7 +393,7 @@ export class Agent {
     this.decommissioning = names
     try {
       for (const name of names) this.registered.delete(name)
-      const revision = await this.options.store.deleteKeys(names.map((n) => serviceKey(this.options.project, n, this.identity.node)))
+      const revision = await this.deregister(names.map((n) => serviceKey(this.options.project, n, this.identity.node)))
       await this.publish()
       this.options.log.info('deregistered; waiting for dependents to let go', {services: names, revision, drainMs: this.options.drainMs})
       const holding = await this.waitForDependents(names, revision)
@@ -316,12 +415,19 @@ export class Agent {
     this.stopped = true
     this.debouncer.stop()
     this.clearRetry()
+    if (this.verifyTimer !== undefined) this.clock.clearTimeout(this.verifyTimer)
     const offered = [...this.registered]
     const lease = this.lease
     this.lease = undefined
+    if (!this.claimed) {
+      // Never registered (or refused): the node's keys, if any, are another agent's.
+      await lease?.revoke().catch(() => lease.release())
+      this.unsubscribe?.()
+      return
+    }
     try {
       const keys = [...offered.map((n) => serviceKey(this.options.project, n, this.identity.node)), nodeKey(this.options.project, this.identity.node)]
-      const revision = await this.options.store.deleteKeys(keys)
+      const revision = await this.deregister(keys)
       await lease?.revoke()
       this.options.log.info('deregistered', {revision, services: offered})
       if (offered.length > 0) {

@@ -19,7 +19,8 @@ export interface AttributesInput {
 }
 
 export function buildAttributes(input: AttributesInput, view: RegistryView): Record<string, unknown> {
-  const services: Record<string, ServiceLocation[]> = {}
+  // Entries, then Object.fromEntries: a service named like an Object.prototype key stays a key.
+  const services: Array<[string, ServiceLocation[]]> = []
   const names = [...new Set([...input.dependsOn, ...input.offers.map((s) => s.name)])].sort()
   for (const name of names) {
     const where: ServiceLocation[] = view.where(name).map((r) => ({node: r.node, group: r.group, address: r.address, ...(r.port === undefined ? {} : {port: r.port})}))
@@ -30,10 +31,10 @@ export function buildAttributes(input: AttributesInput, view: RegistryView): Rec
       where.push({node: input.node, group: input.group, address: input.address, ...(own.port === undefined ? {} : {port: own.port})})
       where.sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0))
     }
-    services[name] = where
+    services.push([name, where])
   }
   const available = Object.fromEntries(input.offers.map((s) => [s.name, true]))
-  return {...input.dna, muster: {node: input.node, group: input.group, revision: view.revision, services, available}}
+  return {...input.dna, muster: {node: input.node, group: input.group, revision: view.revision, services: Object.fromEntries(services), available}}
 }
 
 /**

@@ -76,7 +76,9 @@ export async function runAgent(settings: AgentSettings, context: DaemonContext):
     await feed.stop()
     store.close()
     if (error instanceof UserError) throw error
-    throw new UserError(`the agent could not start: ${(error as NodeJS.ErrnoException).code ?? ''} ${(error as Error).message}`.trim(), {hint: 'Check --status-addr and --etcd; nothing stays registered.'})
+    const code = (error as NodeJS.ErrnoException).code
+    const what = code === 'EADDRINUSE' ? `--status-addr ${settings.statusAddr?.host}:${settings.statusAddr?.port} is already in use` : code === 'EADDRNOTAVAIL' ? `--status-addr ${settings.statusAddr?.host} is not an address of this machine` : (error as Error).message
+    throw new UserError(`the agent could not start: ${what}`, {hint: 'Choose another --status-addr (port 0 picks a free one); nothing stays registered.'})
   }
   log.info('agent started', {project, services: identity.services.map((s) => s.name), dependsOn: identity.dependsOn, status: status ? `${status.address.host}:${status.address.port}` : undefined, stateDir})
   return waitForSignals(agent, readIdentity, log, async () => {

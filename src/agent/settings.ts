@@ -80,6 +80,7 @@ export function parseHostPort(text: string, what: string): HostPort {
 
 /** Reads --config FILE: a JSON object with the flags' names in camelCase. */
 export function readConfigFile(path: string): AgentInput {
+  if (path === '') throw new UserError('--config is empty', {hint: 'Give the path of a JSON settings file, or leave --config out.'})
   let text: string
   try {
     text = readFileSync(path, 'utf8')

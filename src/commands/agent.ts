@@ -54,7 +54,7 @@ The provision command runs with MUSTER_ATTRIBUTES, MUSTER_REASON (boot, dependen
       dna: flags.dna,
       logFormat: flags['log-format'],
     }
-    const config = flags.config ? readConfigFile(flags.config) : {}
+    const config = flags.config === undefined ? {} : readConfigFile(flags.config)
     const settings = resolveSettings(input, config, process.env)
     process.exitCode = await runAgent(settings, {cwd: process.cwd(), env: process.env})
   }

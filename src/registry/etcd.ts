@@ -3,7 +3,7 @@
 // for a node agent: short dials and call deadlines (a CLI must never hang on a dead registry), and
 // a watch backoff capped at 2 s instead of 30 s so a restarted etcd is noticed within a TTL.
 import {ConsecutiveBreaker, ExponentialBackoff, circuitBreaker, handleWhen, retry} from 'cockatiel'
-import {Etcd3, type IKeyValue, type Lease, isRecoverableError} from 'etcd3'
+import {Etcd3, type IKeyValue, type Lease, Range, isRecoverableError} from 'etcd3'
 
 import {UserError} from '../errors.js'
 import type {RegistryStore, Snapshot, StoreLease, Watch, WatchHandlers} from './store.js'
@@ -26,6 +26,9 @@ export function parseEndpoints(text: string, source: string): string[] {
     } catch {
       parsed = undefined
     }
+    if (parsed && (parsed.username !== '' || parsed.password !== '')) {
+      throw new UserError(`${source}: an endpoint must not carry a user name or password`, {hint: 'Write it as http://HOST:PORT; credentials never go in a URL, where logs and process lists show them.'})
+    }
     if (!parsed || !['http:', 'https:'].includes(parsed.protocol) || parsed.port === '' || parsed.pathname !== '/') {
       throw new UserError(`${source}: ${JSON.stringify(url)} is not an etcd endpoint`, {hint: 'Write each endpoint as http://HOST:PORT (https:// for TLS), separated by commas.'})
     }
@@ -37,6 +40,8 @@ export function openEtcd(options: EtcdOptions): RegistryStore {
   const callTimeout = options.callTimeoutMs ?? 5000
   const client = new Etcd3({
     hosts: [...options.endpoints],
+    // Snapshots are paged (below), but one page of large values may still pass gRPC's 4 MiB default.
+    grpcOptions: {'grpc.max_receive_message_length': 64 * 1024 * 1024},
     dialTimeout: Math.min(callTimeout, 3000),
     defaultCallOptions: (context) => (context.isStream ? {} : {deadline: Date.now() + callTimeout}),
     faultHandling: {
@@ -50,23 +55,39 @@ export function openEtcd(options: EtcdOptions): RegistryStore {
 }
 
 const text = (b: Buffer | undefined): string => (b ? b.toString('utf8') : '')
+const SNAPSHOT_PAGE = 500
+const toEvent = (type: 'put' | 'delete', kv: IKeyValue): KeyEvent => ({type, key: text(kv.key), value: text(kv.value), lease: String(kv.lease ?? '0')})
 
 class EtcdStore implements RegistryStore {
   constructor(private readonly client: Etcd3, readonly endpoints: readonly string[]) {}
 
+  /**
+   * The keys under `prefix`, read in pages at one revision: a registry of any size (or one that a
+   * node has filled with large values) never exceeds a message limit, and the view is consistent.
+   */
   async snapshot(prefix: string): Promise<Snapshot> {
-    const response = await this.client.getAll().prefix(prefix).exec()
-    return {
-      revision: Number(response.header.revision),
-      events: response.kvs.map((kv: IKeyValue) => ({type: 'put' as const, key: text(kv.key), value: text(kv.value)})),
+    const all = Range.prefix(prefix)
+    const events: KeyEvent[] = []
+    let revision: string | undefined
+    let start: Buffer = all.start
+    for (;;) {
+      let builder = this.client.getAll().inRange(new Range(start, all.end)).limit(SNAPSHOT_PAGE)
+      if (revision !== undefined) builder = builder.revision(revision)
+      const response = await builder.exec()
+      revision ??= response.header.revision
+      for (const kv of response.kvs) events.push(toEvent('put', kv))
+      const last = response.kvs.at(-1)
+      if (!response.more || !last) break
+      start = Buffer.concat([last.key, Buffer.from([0])])
     }
+    return {revision: Number(revision), events}
   }
 
   async watch(prefix: string, fromRevision: number, handlers: WatchHandlers): Promise<Watch> {
     const watcher = await this.client.watch().prefix(prefix).startRevision(String(fromRevision)).create()
     let broken = false
     watcher.on('data', (response) => {
-      const events: KeyEvent[] = response.events.map((e) => ({type: e.type === 'Delete' ? 'delete' : 'put', key: text(e.kv.key), value: text(e.kv.value)}))
+      const events: KeyEvent[] = response.events.map((e) => toEvent(e.type === 'Delete' ? 'delete' : 'put', e.kv))
       if (events.length > 0) handlers.events(events, Number(response.header.revision))
     })
     watcher.on('disconnected', (error: Error) => handlers.connection(false, error))
@@ -95,7 +116,7 @@ class EtcdStore implements RegistryStore {
     const lease = this.client.lease(ttlSeconds, {autoKeepAlive: true})
     // The grant is lazy in etcd3; force it so a dead registry fails here, not on the first put.
     const id = await lease.grant()
-    return new EtcdLease(lease, id)
+    return new EtcdLease(this.client, lease, id)
   }
 
   async deleteKeys(keys: readonly string[]): Promise<number> {
@@ -121,7 +142,7 @@ class EtcdStore implements RegistryStore {
 class EtcdLease implements StoreLease {
   private lost = false
 
-  constructor(private readonly lease: Lease, readonly id: string) {
+  constructor(private readonly client: Etcd3, private readonly lease: Lease, readonly id: string) {
     // Without a listener etcd3 would throw the 'lost' error as an unhandled EventEmitter error.
     lease.on('lost', () => {
       this.lost = true
@@ -131,6 +152,22 @@ class EtcdLease implements StoreLease {
   async put(key: string, value: string): Promise<number> {
     const response = await this.lease.put(key).value(value).exec()
     return Number(response.header.revision)
+  }
+
+  async claim(key: string, value: string, ours: ReadonlySet<string>): Promise<{ok: true} | {ok: false; holder: string}> {
+    const response = await this.client
+      .if(key, 'Create', '==', 0)
+      .then(this.client.put(key).value(value).lease(this.id))
+      .else(this.client.get(key))
+      .commit()
+    if (response.succeeded) return {ok: true}
+    const holder = String(response.responses[0]?.response_range?.kvs[0]?.lease ?? '0')
+    // Deleted between the compare and now, or ours from before a reconnect: take it.
+    if (holder === '0' || ours.has(holder) || holder === this.id) {
+      await this.put(key, value)
+      return {ok: true}
+    }
+    return {ok: false, holder}
   }
 
   onLost(handler: (error: Error) => void): void {

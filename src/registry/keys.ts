@@ -8,8 +8,13 @@ import {UserError} from '../errors.js'
 /** Project names, service names and node ids become key segments: no "/" and nothing exotic. */
 export const SEGMENT = /^[A-Za-z0-9_.-]{1,128}$/
 
+/** A segment etcd, shells and file names all take literally: SEGMENT, and never "." or "..". */
+export function isSegment(value: string): boolean {
+  return SEGMENT.test(value) && value !== '.' && value !== '..' && value !== '__proto__'
+}
+
 export function checkSegment(what: string, value: string, hint: string): string {
-  if (!SEGMENT.test(value) || value === '.' || value === '..') {
+  if (!isSegment(value)) {
     throw new UserError(`${what} ${JSON.stringify(value)} is not usable as a registry key segment`, {
       hint: `${hint} Use 1–128 of A–Z a–z 0–9 _ . - (no "/").`,
     })
@@ -49,12 +54,12 @@ export function parseKey(project: string, key: string): ParsedKey | undefined {
   const parts = key.slice(prefix.length).split('/')
   if (parts[0] === 'services' && parts.length === 3) {
     const [, service, node] = parts as [string, string, string]
-    if (SEGMENT.test(service) && SEGMENT.test(node)) return {kind: 'service', service, node}
+    if (isSegment(service) && isSegment(node)) return {kind: 'service', service, node}
     return undefined
   }
   if (parts[0] === 'nodes' && parts.length === 2) {
     const node = parts[1] as string
-    if (SEGMENT.test(node)) return {kind: 'node', node}
+    if (isSegment(node)) return {kind: 'node', node}
   }
   return undefined
 }

@@ -56,11 +56,19 @@ function object(text: string): Json | undefined {
 const isString = (v: unknown, max = 256): v is string => typeof v === 'string' && v.length <= max
 const isStringList = (v: unknown): v is string[] => Array.isArray(v) && v.length <= 1000 && v.every((s) => isString(s, 128))
 const nullable = <T>(v: unknown, check: (x: unknown) => x is T): v is T | null => v === null || check(v)
+/**
+ * An IPv4/IPv6 address or a DNS name: the address lands in chef attributes and, later, haproxy's
+ * config, so nothing else (spaces, newlines, quotes) is accepted from another node.
+ */
+export const isAddress = (v: unknown): v is string =>
+  typeof v === 'string' && v.length <= 253 && (/^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/.test(v) || /^[0-9A-Fa-f:.]{2,45}$/.test(v) && v.includes(':'))
+const isName = (v: unknown): v is string => typeof v === 'string' && /^[A-Za-z0-9_.-]{1,128}$/.test(v)
+const isTime = (v: unknown): v is string => typeof v === 'string' && v.length <= 40 && !Number.isNaN(Date.parse(v))
 const isPort = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= 65_535
 
 export function parseServiceRecord(text: string, keyNode: string): ServiceRecord | undefined {
   const o = object(text)
-  if (!o || o.node !== keyNode || !isString(o.group) || !isString(o.address) || !isString(o.since, 64)) return undefined
+  if (!o || o.node !== keyNode || !isName(o.group) || !isAddress(o.address) || !isTime(o.since)) return undefined
   if (o.port !== undefined && !isPort(o.port)) return undefined
   const record: ServiceRecord = {node: keyNode, group: o.group, address: o.address, since: o.since}
   if (o.port !== undefined) record.port = o.port
@@ -92,7 +100,7 @@ function parseProvision(v: unknown): ProvisionStatus | undefined {
 
 export function parseNodeRecord(text: string, keyNode: string): NodeRecord | undefined {
   const o = object(text)
-  if (!o || o.node !== keyNode || !isString(o.group) || !isString(o.address) || !isString(o.since, 64)) return undefined
+  if (!o || o.node !== keyNode || !isName(o.group) || !isAddress(o.address) || !isTime(o.since)) return undefined
   if (!isStringList(o.services) || !isStringList(o.dependsOn)) return undefined
   const provision = parseProvision(o.provision)
   if (!provision) return undefined

@@ -25,6 +25,12 @@ export interface StoreLease {
   readonly id: string
   /** Writes key=value on this lease; resolves with the revision of the write. */
   put(key: string, value: string): Promise<number>
+  /**
+   * Writes key=value on this lease only if the key is absent or already held by one of `ours`
+   * (lease ids this process held): two agents given the same node id must not overwrite, and
+   * later delete, each other's registration. Resolves with the lease holding the key otherwise.
+   */
+  claim(key: string, value: string, ours: ReadonlySet<string>): Promise<{ok: true} | {ok: false; holder: string}>
   /** Called once if etcd says the lease is gone (expired during an outage, or revoked elsewhere). */
   onLost(handler: (error: Error) => void): void
   /** Deletes every key on the lease at once. */

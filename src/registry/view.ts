@@ -9,6 +9,11 @@ export interface KeyEvent {
   type: 'put' | 'delete'
   key: string
   value: string
+  /**
+   * The key's lease id ('0' for none). Agents write only on a lease; a record without one would
+   * outlive any node, so it is ignored (a forged or detached record, e.g. from a compromised node).
+   */
+  lease?: string
 }
 
 export interface ViewChange {
@@ -42,10 +47,11 @@ export class RegistryView {
       if (event.type === 'put') change.rejected++
       return
     }
+    const leased = event.type === 'delete' || event.lease === undefined || event.lease !== '0'
     if (parsed.kind === 'service') {
       const nodes = this.services.get(parsed.service)
       const before = nodes?.get(parsed.node)
-      const record = event.type === 'put' ? parseServiceRecord(event.value, parsed.node) : undefined
+      const record = event.type === 'put' && leased ? parseServiceRecord(event.value, parsed.node) : undefined
       if (event.type === 'put' && !record) change.rejected++
       if (record) {
         if (nodes) nodes.set(parsed.node, record)
@@ -58,7 +64,7 @@ export class RegistryView {
       return
     }
     const before = this.nodes.get(parsed.node)
-    const record = event.type === 'put' ? parseNodeRecord(event.value, parsed.node) : undefined
+    const record = event.type === 'put' && leased ? parseNodeRecord(event.value, parsed.node) : undefined
     if (event.type === 'put' && !record) change.rejected++
     if (record) this.nodes.set(parsed.node, record)
     else this.nodes.delete(parsed.node)

@@ -1,10 +1,9 @@
 // Human tables for service:ls and node:ls. Registry values were written by nodes, so control
 // characters are neutralised before they reach a terminal (JSON output keeps them as data).
 import type {NodeRow, ServiceRow} from '../registry/read.js'
-import {formatTable} from './format.js'
+import {formatTable, neutralise} from './format.js'
 
-// eslint-disable-next-line no-control-regex
-const safe = (text: string): string => text.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?')
+const safe = (text: string): string => neutralise(text)
 
 export function formatServiceRows(rows: readonly ServiceRow[], only: string | undefined): string {
   if (rows.length === 0) return only === undefined ? 'No services registered.\n' : `No node runs ${safe(only)}.\n`

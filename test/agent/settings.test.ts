@@ -73,9 +73,9 @@ describe('agent attributes', () => {
   const view = new RegistryView('p')
   view.apply(
     [
-      {type: 'put', key: serviceKey('p', 'api', 'n2'), value: JSON.stringify({node: 'n2', group: 'api', address: '10.0.0.2', port: 8080, since: 't'})},
-      {type: 'put', key: serviceKey('p', 'db', 'n3'), value: JSON.stringify({node: 'n3', group: 'db', address: '10.0.0.3', since: 't'})},
-      {type: 'put', key: nodeKey('p', 'n4'), value: JSON.stringify({node: 'n4', group: 'web', address: 'x', services: [], dependsOn: ['api'], since: 't', provision: {state: 'idle', ok: true, reason: 'boot', startedAt: null, finishedAt: null, revision: 4, message: null}})},
+      {type: 'put', key: serviceKey('p', 'api', 'n2'), value: JSON.stringify({node: 'n2', group: 'api', address: '10.0.0.2', port: 8080, since: '2026-01-01T00:00:00Z'})},
+      {type: 'put', key: serviceKey('p', 'db', 'n3'), value: JSON.stringify({node: 'n3', group: 'db', address: '10.0.0.3', since: '2026-01-01T00:00:00Z'})},
+      {type: 'put', key: nodeKey('p', 'n4'), value: JSON.stringify({node: 'n4', group: 'web', address: 'x', services: [], dependsOn: ['api'], since: '2026-01-01T00:00:00Z', provision: {state: 'idle', ok: true, reason: 'boot', startedAt: null, finishedAt: null, revision: 4, message: null}})},
     ],
     9,
   )
@@ -99,5 +99,20 @@ describe('agent attributes', () => {
     expect(dependentsHoldingOn(view, ['api'], 5, 'n2')).to.deep.equal(['n4'])
     expect(dependentsHoldingOn(view, ['api'], 4, 'n2')).to.deep.equal([])
     expect(dependentsHoldingOn(view, ['db'], 100, 'n2')).to.deep.equal([])
+  })
+})
+
+describe('agent attributes: hostile names', () => {
+  it('keeps a service named like an Object.prototype key as a key', () => {
+    const view = new RegistryView('p')
+    const attributes = buildAttributes({dna: {}, node: 'n1', group: 'g', address: '10.0.0.1', offers: [{name: '__proto__'}, {name: 'constructor'}], dependsOn: []}, view) as {muster: {services: Record<string, unknown>}}
+    expect(Object.keys(attributes.muster.services)).to.deep.equal(['__proto__', 'constructor'])
+    expect(JSON.parse(JSON.stringify(attributes)).muster.services.__proto__).to.have.length(1)
+  })
+
+  it('refuses an endpoint that carries credentials, without echoing them', () => {
+    const error = userError(() => resolveSettings({group: 'g', etcd: 'http://root:s3cret@127.0.0.1:2379'}, {}, {}))
+    expect(error.message).to.match(/must not carry a user name or password/)
+    expect(error.message + (error.hint ?? '')).not.to.contain('s3cret')
   })
 })

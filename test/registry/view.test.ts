@@ -4,9 +4,9 @@ import {nodeKey, parseKey, serviceKey} from '../../src/registry/keys.js'
 import {parseNodeRecord, parseServiceRecord} from '../../src/registry/records.js'
 import {RegistryView} from '../../src/registry/view.js'
 
-const svc = (node: string, extra: Record<string, unknown> = {}): string => JSON.stringify({node, group: 'g', address: `10.0.0.${node.length}`, since: 't', ...extra})
+const svc = (node: string, extra: Record<string, unknown> = {}): string => JSON.stringify({node, group: 'g', address: `10.0.0.${node.length}`, since: '2026-01-01T00:00:00Z', ...extra})
 const nodeRec = (node: string, revision: number, dependsOn: string[] = ['api']): string =>
-  JSON.stringify({node, group: 'g', address: 'a', services: [], dependsOn, since: 't', provision: {state: 'idle', ok: true, reason: 'boot', startedAt: null, finishedAt: null, revision, message: null}})
+  JSON.stringify({node, group: 'g', address: 'a', services: [], dependsOn, since: '2026-01-01T00:00:00Z', provision: {state: 'idle', ok: true, reason: 'boot', startedAt: null, finishedAt: null, revision, message: null}})
 
 describe('registry keys and records', () => {
   it('parses only keys under the project with safe segments', () => {
@@ -19,7 +19,7 @@ describe('registry keys and records', () => {
   })
 
   it('rejects a service record that names another node than its key, or has a bad port', () => {
-    expect(parseServiceRecord(svc('n1', {port: 80}), 'n1')).to.deep.equal({node: 'n1', group: 'g', address: '10.0.0.2', port: 80, since: 't'})
+    expect(parseServiceRecord(svc('n1', {port: 80}), 'n1')).to.deep.equal({node: 'n1', group: 'g', address: '10.0.0.2', port: 80, since: '2026-01-01T00:00:00Z'})
     expect(parseServiceRecord(svc('n2'), 'n1')).to.equal(undefined)
     expect(parseServiceRecord(svc('n1', {port: 70_000}), 'n1')).to.equal(undefined)
     expect(parseServiceRecord(svc('n1', {port: '80'}), 'n1')).to.equal(undefined)
@@ -57,7 +57,7 @@ describe('RegistryView', () => {
   it('does not call a re-put with the same address and port a change', () => {
     const view = new RegistryView('p')
     view.apply([{type: 'put', key: serviceKey('p', 'api', 'n1'), value: svc('n1', {port: 80})}], 1)
-    const again = view.apply([{type: 'put', key: serviceKey('p', 'api', 'n1'), value: svc('n1', {port: 80, since: 'later'})}], 2)
+    const again = view.apply([{type: 'put', key: serviceKey('p', 'api', 'n1'), value: svc('n1', {port: 80, since: '2026-01-02T00:00:00Z'})}], 2)
     expect(again.services.size).to.equal(0)
     const moved = view.apply([{type: 'put', key: serviceKey('p', 'api', 'n1'), value: svc('n1', {port: 81})}], 3)
     expect([...moved.services]).to.deep.equal(['api'])
@@ -82,5 +82,23 @@ describe('RegistryView', () => {
     expect([...change.services].sort()).to.deep.equal(['api', 'web'])
     expect(view.where('api')).to.deep.equal([])
     expect(view.revision).to.equal(10)
+  })
+
+  it('ignores records without a lease, and addresses that are not an IP or a host name', () => {
+    const view = new RegistryView('p')
+    const change = view.apply(
+      [
+        {type: 'put', key: serviceKey('p', 'api', 'ghost'), value: svc('ghost'), lease: '0'},
+        {type: 'put', key: nodeKey('p', 'ghost'), value: nodeRec('ghost', 0), lease: '0'},
+        {type: 'put', key: serviceKey('p', 'api', 'evil'), value: svc('evil', {address: '10.0.0.1\n  server pwn 6.6.6.6:80'}), lease: '7'},
+        {type: 'put', key: serviceKey('p', 'api', 'v6'), value: svc('v6', {address: 'fd00::1'}), lease: '7'},
+        {type: 'put', key: serviceKey('p', 'api', 'dns'), value: svc('dns', {address: 'api-1.internal.example'}), lease: '7'},
+        {type: 'put', key: serviceKey('p', 'api', '..'), value: svc('..'), lease: '7'},
+      ],
+      3,
+    )
+    expect(view.where('api').map((r) => r.node)).to.deep.equal(['dns', 'v6'])
+    expect(view.nodes.size).to.equal(0)
+    expect(change.rejected).to.equal(4)
   })
 })
