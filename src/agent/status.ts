@@ -26,22 +26,18 @@ export function createMetrics(feed: RegistryFeed): PromMetrics {
     registers: [registry],
   })
   // Read from the feed when scraped, so the feed needs no metrics library of its own.
-  new Counter({name: 'muster_agent_registry_reconnects_total', help: 'Times the registry connection came back.', registers: [registry], collect() {
-    this.reset()
-    this.inc(feed.stats.reconnects)
-  }})
-  new Counter({name: 'muster_agent_registry_watch_events_total', help: 'Registry watch events received.', registers: [registry], collect() {
-    this.reset()
-    this.inc(feed.stats.events)
-  }})
-  new Counter({name: 'muster_agent_registry_resyncs_total', help: 'Fresh snapshots taken after a cancelled (compacted) watch.', registers: [registry], collect() {
-    this.reset()
-    this.inc(feed.stats.resyncs)
-  }})
-  new Counter({name: 'muster_agent_registry_rejected_total', help: 'Registry values ignored as malformed or naming another node.', registers: [registry], collect() {
-    this.reset()
-    this.inc(feed.stats.rejected)
-  }})
+  const fromFeed: Array<[keyof RegistryFeed['stats'], string, string]> = [
+    ['reconnects', 'muster_agent_registry_reconnects_total', 'Times the registry connection came back.'],
+    ['events', 'muster_agent_registry_watch_events_total', 'Registry watch events received.'],
+    ['resyncs', 'muster_agent_registry_resyncs_total', 'Fresh snapshots taken after a cancelled (compacted) watch.'],
+    ['rejected', 'muster_agent_registry_rejected_total', 'Registry values ignored as malformed, unleased or naming another node.'],
+  ]
+  for (const [stat, name, help] of fromFeed) {
+    new Counter({name, help, registers: [registry], collect() {
+      this.reset()
+      this.inc(feed.stats[stat])
+    }})
+  }
   return {
     registry,
     provision(reason, ok, seconds) {

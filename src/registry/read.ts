@@ -3,7 +3,7 @@
 import {UserError} from '../errors.js'
 import {openEtcd} from './etcd.js'
 import {projectPrefix} from './keys.js'
-import type {ProvisionStatus} from './records.js'
+import type {NodeRecord} from './records.js'
 import {RegistryView} from './view.js'
 
 export interface ServiceRow {
@@ -15,15 +15,8 @@ export interface ServiceRow {
   since: string
 }
 
-export interface NodeRow {
-  node: string
-  group: string
-  address: string
-  services: string[]
-  dependsOn: string[]
-  provision: ProvisionStatus
-  since: string
-}
+/** A live node as its agent wrote it. */
+export type NodeRow = NodeRecord
 
 export interface RegistryRead {
   project: string
@@ -77,5 +70,5 @@ function serviceRows(view: RegistryView): ServiceRow[] {
 function nodeRows(view: RegistryView): NodeRow[] {
   return [...view.nodes.values()]
     .sort((a, b) => byText(a.group, b.group) || byText(a.node, b.node))
-    .map((n) => ({node: n.node, group: n.group, address: n.address, services: n.services, dependsOn: n.dependsOn, provision: n.provision, since: n.since}))
+    .map((n) => ({...n}))
 }
