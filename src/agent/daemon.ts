@@ -23,8 +23,16 @@ export interface DaemonContext {
   env: NodeJS.ProcessEnv
 }
 
-/** Runs until SIGTERM/SIGINT; resolves with the exit code. Throws UserError for bad input at start. */
-export async function runAgent(settings: AgentSettings, context: DaemonContext): Promise<number> {
+interface Prepared {
+  node: string
+  stateDir: string
+  project: string
+  identity: Identity
+  readIdentity: () => Identity
+}
+
+/** Everything that can be wrong with the input, found before anything talks to etcd. */
+async function prepare(settings: AgentSettings, context: DaemonContext): Promise<Prepared> {
   const fromImds = settings.node === undefined || settings.address === undefined ? await fromInstanceMetadata(context.env) : undefined
   const node = settings.node ?? (fromImds as {node: string}).node
   const address = settings.address ?? (fromImds as {address: string}).address
@@ -38,6 +46,12 @@ export async function runAgent(settings: AgentSettings, context: DaemonContext):
   } catch (error) {
     throw new UserError(`cannot create the state dir ${stateDir}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, {hint: 'Give --state-dir a directory this user can write.'})
   }
+  return {node, stateDir, project, identity, readIdentity}
+}
+
+/** Runs until SIGTERM/SIGINT; resolves with the exit code. Throws UserError for bad input at start. */
+export async function runAgent(settings: AgentSettings, context: DaemonContext): Promise<number> {
+  const {node, stateDir, project, identity, readIdentity} = await prepare(settings, context)
   const log = createLogger(settings.logFormat, {node, group: identity.group})
   const store = openEtcd({endpoints: settings.endpoints, callTimeoutMs: 3000})
   const feed = new RegistryFeed(store, project, log)
