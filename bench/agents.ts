@@ -106,7 +106,7 @@ async function latency(endpoint: string): Promise<void> {
     for (const a of agents) pending.set(a.identity.node, 0)
     registeredAt = performance.now()
     const key = serviceKey(project, 'api', `provider-${round}`)
-    await lease.put(key, JSON.stringify({node: `provider-${round}`, group: 'api', address: '10.0.0.1', port: 80, since: 'bench'}))
+    await lease.put(key, JSON.stringify({node: `provider-${round}`, group: 'api', address: '10.0.0.1', port: 80, since: new Date().toISOString()}))
     const deadline = Date.now() + 10_000
     while (pending.size > 0 && Date.now() < deadline) await sleep(5)
     lost += pending.size
@@ -145,7 +145,7 @@ async function burst(endpoint: string): Promise<void> {
   const lease = await store.grantLease(30)
   const start = Date.now()
   for (let i = 0; i < 100; i++) {
-    await lease.put(serviceKey(project, 'api', `p-${i}`), JSON.stringify({node: `p-${i}`, group: 'api', address: `10.0.1.${i}`, port: 80, since: 'bench'}))
+    await lease.put(serviceKey(project, 'api', `p-${i}`), JSON.stringify({node: `p-${i}`, group: 'api', address: `10.0.1.${i}`, port: 80, since: new Date().toISOString()}))
     await sleep(Math.max(0, start + (i + 1) * 10 - Date.now()))
   }
   const spread = Date.now() - start
