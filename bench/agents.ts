@@ -179,7 +179,9 @@ async function idle(endpoint: string): Promise<void> {
   }
   const cpuSeconds = (ticks() - before) / 100
   console.log(`one idle agent over ${IDLE_SECONDS} s: RSS median ${quantile(samples, 0.5).toFixed(1)} MiB (max ${Math.max(...samples).toFixed(1)}), CPU ${cpuSeconds.toFixed(2)} s (${((cpuSeconds / IDLE_SECONDS) * 100).toFixed(2)}% of one core)`)
+  const exited = new Promise((resolve) => child.once('exit', resolve))
   child.kill('SIGTERM')
+  await exited
 }
 
 const etcd = await startEtcd()
