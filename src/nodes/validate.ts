@@ -8,6 +8,7 @@ import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 
 import type {Diagnostic} from '../errors.js'
+import {TAG_GENERATION, TAG_GROUP, TAG_GROUP_PLAIN, TAG_TEMPLATE_HASH} from '../lib/tags.js'
 import {unknownDependencies} from './dependencies.js'
 import {inherit, isDict, uniqueRunList, type Plain} from './inherit.js'
 import {BASE, type Group, type NodesFile} from './model.js'
@@ -16,9 +17,10 @@ import type {KeyPath, SourceDocument} from './source.js'
 
 /**
  * Packer source options muster sets itself and promises things about (the region and image a group
- * builds from, how images are named and tagged so retention and from_base find them, IMDSv2): a
- * group's packer dict may not override them. Each names what to use instead.
+ * builds from, how images are named, tagged, shared and kept so retention and from_base find them,
+ * IMDSv2): a group's packer dict may not set them. Each names what to use instead.
  */
+const PRIVATE_IMAGES = 'muster keeps its images private to the account and in the group\'s region; share or copy them outside muster'
 export const MUSTER_OWNED_PACKER_OPTIONS: Readonly<Record<string, string>> = {
   region: 'set the group\'s "region" instead',
   source_ami: 'set the group\'s "source_ami" instead',
@@ -28,11 +30,74 @@ export const MUSTER_OWNED_PACKER_OPTIONS: Readonly<Record<string, string>> = {
   ami_name: 'muster names images "GROUP TIMESTAMP" so retention can find them; remove it (the group name is the image name)',
   ami_description: 'set the group\'s "description" instead',
   tags: 'set the group\'s "tags" instead',
+  tag: 'set the group\'s "tags" instead',
   run_tags: 'set the group\'s "tags" instead',
+  run_tag: 'set the group\'s "tags" instead',
+  run_volume_tags: 'set the group\'s "tags" instead',
+  run_volume_tag: 'set the group\'s "tags" instead',
+  snapshot_tags: 'set the group\'s "tags" instead',
+  snapshot_tag: 'set the group\'s "tags" instead',
+  spot_tags: 'set the group\'s "tags" instead',
+  spot_tag: 'set the group\'s "tags" instead',
   metadata_options: 'muster requires IMDSv2 on the bake instance and its images; remove it',
   imds_support: 'muster requires IMDSv2 on the bake instance and its images; remove it',
   launch_block_device_mappings: 'set the group\'s "volume_size" instead',
+  ami_block_device_mappings: 'set the group\'s "volume_size" instead',
+  ami_regions: PRIVATE_IMAGES,
+  region_kms_key_ids: PRIVATE_IMAGES,
+  ami_users: PRIVATE_IMAGES,
+  ami_groups: PRIVATE_IMAGES,
+  ami_org_arns: PRIVATE_IMAGES,
+  ami_ou_arns: PRIVATE_IMAGES,
+  snapshot_users: PRIVATE_IMAGES,
+  snapshot_groups: PRIVATE_IMAGES,
+  skip_create_ami: 'muster bakes to make an image; set "packer": false for a group that is never baked',
+  force_deregister: 'muster retires old images itself ("muster packer:clean"); remove it',
+  force_delete_snapshot: 'muster retires old images itself ("muster packer:clean"); remove it',
+  deprecate_at: 'muster retires old images itself ("muster packer:clean"); remove it',
 }
+
+/**
+ * The amazon-ebs source options a group may set in its packer dict (an allowlist: anything else is
+ * refused). Where the bake instance runs and how Packer reaches it, never what the image is called,
+ * how it is tagged or who may use it. `ssh_*`, `winrm_*` and `temporary_key_pair_*` options are
+ * allowed by prefix (ssh_username excepted, see above). The AWS connection options (endpoint,
+ * keys, polling) are there for test doubles such as moto.
+ */
+export const ALLOWED_PACKER_OPTIONS: ReadonlySet<string> = new Set([
+  'vpc_id', 'subnet_id', 'subnet_filter', 'vpc_filter', 'security_group_id', 'security_group_ids', 'security_group_filter',
+  'temporary_security_group_source_cidrs', 'temporary_security_group_source_public_ip',
+  'associate_public_ip_address', 'availability_zone', 'placement', 'tenancy',
+  'communicator', 'pause_before_connecting',
+  'iam_instance_profile', 'spot_price', 'spot_instance_types', 'ebs_optimized', 'ena_support', 'sriov_support',
+  'encrypt_boot', 'kms_key_id', 'shutdown_behavior', 'user_data', 'user_data_file',
+  'custom_endpoint_ec2', 'access_key', 'secret_key', 'profile', 'skip_credential_validation', 'skip_region_validation',
+  'skip_metadata_api_check', 'skip_ami_run_tags', 'aws_polling',
+])
+const ALLOWED_PACKER_PREFIX = /^(ssh_|winrm_|temporary_key_pair_)/
+
+/** Why a packer option is refused, or undefined when a group may set it. */
+export function packerOptionProblem(key: string): string | undefined {
+  const instead = MUSTER_OWNED_PACKER_OPTIONS[key]
+  if (instead !== undefined) return `packer option "${key}" is set by muster; ${instead}`
+  if (ALLOWED_PACKER_OPTIONS.has(key) || ALLOWED_PACKER_PREFIX.test(key)) return undefined
+  const guess = didYouMean(key, [...ALLOWED_PACKER_OPTIONS])
+  return `packer option "${key}" is not one muster lets a group set${guess ? `; did you mean "${guess}"?` : ''} (see "packer" in the README for the options allowed)`
+}
+
+/**
+ * Packer renders some strings of a template (tags, descriptions, user data, …) as Go templates:
+ * `{{ pwd }}`, `{{ env "HOME" }}`, `{{ vault … }}` run at bake time, and there is no escape that
+ * every field honours. Text from the nodes file that reaches a template may not contain `{{`.
+ */
+const GO_TEMPLATE = '{{'
+const GO_TEMPLATE_MESSAGE = 'contains "{{", which Packer would evaluate as a Go template at bake time; remove it (muster writes text into Packer templates literally)'
+
+/** AWS: at most 50 tags on a resource; keys starting with aws: are reserved; an AMI description is at most 255 characters. */
+export const MAX_TAGS = 50
+export const MAX_DESCRIPTION = 255
+/** Tags muster adds itself to AMIs, ASGs, launch templates and instances (they count towards MAX_TAGS). */
+const OWN_TAG_KEYS = ['Name', TAG_GROUP_PLAIN, TAG_GROUP, TAG_TEMPLATE_HASH, TAG_GENERATION]
 
 type CompiledValidator = (value: unknown) => boolean
 let compiled: CompiledValidator | null | undefined
@@ -102,10 +167,11 @@ export function validateNodes(doc: SourceDocument): ValidationResult {
   for (const [name, group] of raw) {
     if (!isDict(group.packer)) continue
     for (const key of Object.keys(group.packer)) {
-      const instead = MUSTER_OWNED_PACKER_OPTIONS[key]
-      if (instead !== undefined) report([name, 'packer', key], `packer option "${key}" is set by muster; ${instead}`, 'key')
+      const problem = packerOptionProblem(key)
+      if (problem !== undefined) report([name, 'packer', key], problem, 'key')
     }
   }
+  for (const [name, group] of raw) checkTemplateText(name, group, report)
   if (diagnostics.length > 0) return {ok: false, diagnostics}
 
   const base = (raw.get(BASE) ?? {}) as Plain
@@ -115,6 +181,7 @@ export function validateNodes(doc: SourceDocument): ValidationResult {
     const group = resolve(name, merged as RawGroup, report)
     if (group) groups.set(name, group)
   }
+  for (const group of groups.values()) checkAwsLimits(group, raw.get(group.name), report)
   if (diagnostics.length > 0) return {ok: false, diagnostics}
   const nodes: NodesFile = {file: doc.file, groups}
   for (const problem of unknownDependencies(raw, nodes, didYouMean)) report(problem.path, problem.message)
@@ -160,6 +227,42 @@ function resolve(name: string, g: RawGroup, report: (path: KeyPath, message: str
 }
 
 type Report = (path: KeyPath, message: string, at?: 'key' | 'value') => void
+
+/** Refuses "{{" in every string (and key) of a group that reaches its Packer template. */
+function checkTemplateText(name: string, group: RawGroup, report: Report): void {
+  const visit = (value: unknown, path: KeyPath): void => {
+    if (typeof value === 'string') {
+      if (value.includes(GO_TEMPLATE)) report(path, GO_TEMPLATE_MESSAGE)
+    } else if (Array.isArray(value)) {
+      value.forEach((item, i) => visit(item, [...path, i]))
+    } else if (isDict(value)) {
+      for (const [key, item] of Object.entries(value)) {
+        if (key.includes(GO_TEMPLATE)) report([...path, key], `the key ${GO_TEMPLATE_MESSAGE}`, 'key')
+        visit(item, [...path, key])
+      }
+    }
+  }
+  visit(group.description, [name, 'description'])
+  visit(group.ssh_username, [name, 'ssh_username'])
+  visit(group.tags, [name, 'tags'])
+  if (group.packer !== false) visit(group.packer, [name, 'packer'])
+}
+
+/** AWS's limits on tags and image descriptions, on the group as inherited. */
+function checkAwsLimits(group: Group, own: RawGroup | undefined, report: Report): void {
+  const where = (key: string): KeyPath => (own !== undefined && isDict(own) && key in own ? [group.name, key] : [group.name])
+  // Inherited tags are reported once, where they are written.
+  for (const key of Object.keys(own?.tags ?? {})) {
+    if (/^aws:/i.test(key)) report([group.name, 'tags', key], `tag names starting with "aws:" are reserved by AWS, got ${JSON.stringify(key)}; rename it`, 'key')
+  }
+  const count = new Set([...Object.keys(group.tags), ...OWN_TAG_KEYS]).size
+  if (count > MAX_TAGS) {
+    report(where('tags'), `AWS allows at most ${MAX_TAGS} tags on a resource and muster adds ${OWN_TAG_KEYS.length} of its own (${OWN_TAG_KEYS.join(', ')}); this group would have ${count} (inherited tags included); remove ${count - MAX_TAGS}`)
+  }
+  if (group.description.length > MAX_DESCRIPTION) {
+    report(where('description'), `expected a description of at most ${MAX_DESCRIPTION} characters (AWS's limit for an image description), got ${group.description.length}; shorten it`)
+  }
+}
 
 function mapIssue(issue: z.core.$ZodIssue, prefix: KeyPath, groupValue: unknown, report: Report): void {
   const path = [...prefix, ...(issue.path as Array<string | number>)]
