@@ -184,7 +184,10 @@ export class Agent {
         this.failures = 0
         this.provisionStatus = {state: 'idle', ok: true, reason, startedAt, finishedAt, revision, message: null}
         this.options.log.info('provision finished', {reason, revision, ms: result.durationMs})
-        if (reason === 'boot') for (const s of this.identity.services) this.registration.add([s.name])
+        // A converged run list means its services run: register them (after boot, or after a
+        // config change or decommission whose first converge failed and was retried). A delete
+        // recipe's run (runList) converges nothing new.
+        if (runList === undefined) this.registration.add(this.identity.services.map((s) => s.name))
       } else {
         const delay = this.scheduleRetry(reason, runList)
         const status = result.signal ?? `exit ${result.exitCode}`
@@ -274,9 +277,7 @@ export class Agent {
         await this.registration.publish()
         return
       }
-      const result = await this.provision('config')
-      if (result.ok) for (const s of added) this.registration.add([s.name])
-      await this.registration.publish()
+      await this.provision('config')
       return
     }
     const names = removed.map((s) => s.name)
@@ -289,9 +290,7 @@ export class Agent {
       for (const service of removed) {
         await this.provision('decommission', `recipe[${service.cookbook}::delete-${service.name}]`)
       }
-      const result = await this.provision('decommission')
-      if (result.ok) for (const s of added) this.registration.add([s.name])
-      await this.registration.publish()
+      await this.provision('decommission')
     } finally {
       this.decommissioning = []
     }

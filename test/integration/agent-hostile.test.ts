@@ -2,7 +2,7 @@
 // a real etcd and agent processes: a second agent with the same node id, a failed start beside a
 // live agent, keys deleted or forged by another writer, a registry stuffed past gRPC's message
 // limit, and a state dir that cannot be written.
-import {mkdirSync, rmSync} from 'node:fs'
+import {mkdirSync, rmSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
 import {expect} from 'chai'
@@ -132,5 +132,26 @@ describe('muster agent: hostile registry and operator mistakes (real etcd, agent
     await waitUntil('retried and recovered', async () => (await web.health()).provision.ok === true, {proc: web.proc, timeoutMs: 15_000})
     expect(web.proc.hasExited()).to.equal(false)
     await lease.revoke()
+  })
+
+  it('registers a service added by a config change once a retried converge succeeds', async function () {
+    const groups = {...GROUPS, grow: {run_list: ['recipe[web]']}}
+    const grow = createAgentProject('hostile', groups)
+    try {
+      const agent = await startAgent(grow, {group: 'grow', node: 'grow-1', endpoints: [etcd.endpoint]})
+      agents.push(agent)
+      await waitForBoot(agent)
+      writeFileSync(join(grow.recordDir, 'grow-1.fail'), '')
+      grow.writeNodes({...groups, grow: {run_list: ['recipe[web]', 'recipe[shop-service::api]']}})
+      agent.signal('SIGHUP')
+      await waitUntil('the config run failed', async () => (await agent.health()).provision.ok === false, {proc: agent.proc, timeoutMs: 10_000})
+      expect((await agent.health()).registered).to.deep.equal([])
+      rmSync(join(grow.recordDir, 'grow-1.fail'))
+      await waitUntil('api registered after the retry', async () => (await readPrefix(client, P)).has(`${P}services/api/grow-1`), {proc: agent.proc, timeoutMs: 15_000})
+      expect(grow.runs('grow-1').at(-1)?.reason).to.equal('config')
+    } finally {
+      await stopAll(agents.splice(0))
+      grow.cleanup()
+    }
   })
 })
