@@ -3,6 +3,7 @@ import {existsSync, readFileSync} from 'node:fs'
 import {join} from 'node:path'
 
 import {instanceDnaPath, renderDna} from '../artifacts/dna.js'
+import {refuseSymlinkOutOfProject} from '../artifacts/writer.js'
 import {openSshPublicKeyFromPem} from '../aws/keys.js'
 import {regionZones} from '../aws/zones.js'
 import {UserError} from '../errors.js'
@@ -61,6 +62,8 @@ export async function instanceCreate(options: InstanceCreateOptions, io: IoHost,
   if (!isUsableInstanceName(options.name)) {
     throw new UserError(`instance name "${options.name}" is not usable`, {hint: INSTANCE_NAME_RULE})
   }
+  // dna/instances/GROUP-ID.json is written after the launch: refuse a symlinked way out before it.
+  refuseSymlinkOutOfProject(options.cwd, instanceDnaPath(group.name, 'i-0'), 'muster writes no dna through it, so nothing was launched or written')
   const zones = await (deps.zones ?? regionZones)(group.region)
   const zone = chooseZone(group.region, zones, options.zone, deps.random ?? Math.random)
   const publicKey = readPublicKey(options.cwd, options.keyPath)
@@ -80,6 +83,7 @@ function writeInstanceDna(root: string, group: Group, instances: unknown): strin
   for (const instance of instances as Array<{name?: string; id?: string}>) {
     if (!instance.id) continue
     const path = instanceDnaPath(group.name, instance.id)
+    refuseSymlinkOutOfProject(root, path, `muster writes no dna through it, so ${path} was not written`)
     atomicWriteSync(join(root, path), renderDna(group, `${group.name}-${instance.id}`))
     written.push(path)
   }

@@ -5,6 +5,7 @@ import {rmSync} from 'node:fs'
 import {join} from 'node:path'
 
 import {packerManifestPath, packerTemplatePath} from '../artifacts/packer.js'
+import {refuseSymlinkOutOfProject} from '../artifacts/writer.js'
 import {createImageStore, type ImageStore} from '../aws/ec2.js'
 import {deleteAllImages, type RetentionResult} from '../aws/retention.js'
 import type {Intent} from '../stacks/intent.js'
@@ -29,11 +30,13 @@ export interface PackerDeleteResult {
 export async function packerDelete(options: PackerDeleteOptions, io: IoHost): Promise<PackerDeleteResult> {
   const project = new Project(options, io)
   const group = project.group(options.group)
+  const files = [packerTemplatePath(group.name), packerManifestPath(group.name)]
+  // Before anything is deregistered: the files it would delete must be the project's own.
+  for (const file of files) refuseSymlinkOutOfProject(options.cwd, file, 'muster deletes nothing through it, so nothing was deleted')
   const store = (options.openStore ?? ((region: string) => createImageStore({region})))(group.region)
   try {
     // Look first (a dry run refuses too when an image is in use and --force is absent).
     const planned = await deleteAllImages({store, group: group.name, force: options.force, dryRun: true})
-    const files = [packerTemplatePath(group.name), packerManifestPath(group.name)]
     io.progress(`${group.name}: ${planned.removed.length} image(s) to deregister (${planned.removed.map((i) => i.id).join(', ') || 'none'}), their snapshots, the bake part of its stack, and ${files.join(', ')}`)
     if (options.dryRun) return {images: planned, removedFiles: []}
     await io.confirm({
@@ -47,7 +50,10 @@ export async function packerDelete(options: PackerDeleteOptions, io: IoHost): Pr
       return {...rest, bake: false}
     }
     const stack = await updateStacks(project, {groups: [group], change: withoutBake, parts: ['bake', 'retention'], previewOnly: false, onlyExisting: true, ask: false}, io)
-    for (const file of files) rmSync(join(options.cwd, file), {force: true})
+    for (const file of files) {
+      refuseSymlinkOutOfProject(options.cwd, file, 'muster deletes nothing through it; the images are gone, the file was not deleted')
+      rmSync(join(options.cwd, file), {force: true})
+    }
     return {images, stack, removedFiles: files}
   } finally {
     store.close()

@@ -101,16 +101,24 @@ function symlinkOutOfProject(root: string, path: string): {link: string; target:
   return undefined
 }
 
+/**
+ * A UserError when `path` (relative to root) leaves the project through a symlink: the one rule for
+ * every verb that reads, writes or deletes an artifact. `done` says what was not done.
+ */
+export function refuseSymlinkOutOfProject(root: string, path: string, done = 'muster neither reads nor writes artifacts through it, so nothing was written'): void {
+  const escape = symlinkOutOfProject(root, path)
+  if (escape) {
+    throw new UserError(`${escape.link} is a symlink to ${escape.target}, outside the project; ${done}`, {
+      hint: `Replace the symlink with a regular file (or remove it) and run the command again.`,
+    })
+  }
+}
+
 export function writeArtifacts(root: string, artifacts: readonly Artifact[], options: {check: boolean}): WriteReport {
   const planned: Array<WriteResult & {content: string}> = []
   const conflicts: string[] = []
   for (const artifact of artifacts) {
-    const escape = symlinkOutOfProject(root, artifact.path)
-    if (escape) {
-      throw new UserError(`${escape.link} is a symlink to ${escape.target}, outside the project; muster neither reads nor writes artifacts through it, so nothing was written`, {
-        hint: `Replace the symlink with a regular file (or remove it) and run the command again.`,
-      })
-    }
+    refuseSymlinkOutOfProject(root, artifact.path)
     let current: string | undefined
     try {
       current = readIfExists(join(root, artifact.path))

@@ -215,6 +215,32 @@ describe('hardening (issue 8)', () => {
       }
     })
 
+    it('item 3: packer:delete and instance:create refuse a symlinked packer/ or dna/instances out of the project before touching AWS or files', () => {
+      const outside = makeTempDir('muster-out-')
+      try {
+        writeFileSync(join(outside, 'web.pkr.json'), '{}\n')
+        symlinkSync(outside, join(dir, 'packer'))
+        for (const verb of [['packer:delete', 'web', '--yes'], ['packer:delete', 'web', '--dry-run']]) {
+          const result = runMuster(verb, {cwd: dir, env: {AWS_ENDPOINT_URL: 'http://127.0.0.1:9'}})
+          expect(result.code, verb.join(' ')).to.equal(1)
+          expect(result.stderr, verb.join(' ')).to.equal(
+            `Error: packer is a symlink to ${outside}, outside the project; muster deletes nothing through it, so nothing was deleted\n→ Replace the symlink with a regular file (or remove it) and run the command again.\n`,
+          )
+        }
+        expect(readFileSync(join(outside, 'web.pkr.json'), 'utf8')).to.equal('{}\n')
+        mkdirSync(join(dir, 'dna'))
+        symlinkSync(outside, join(dir, 'dna', 'instances'))
+        const instance = runMuster(['instance:create', 'web', '--name', 'one', '--yes'], {cwd: dir, env: {AWS_ENDPOINT_URL: 'http://127.0.0.1:9'}})
+        expect(instance.code).to.equal(1)
+        expect(instance.stderr).to.equal(
+          `Error: dna/instances is a symlink to ${outside}, outside the project; muster writes no dna through it, so nothing was launched or written\n→ Replace the symlink with a regular file (or remove it) and run the command again.\n`,
+        )
+        expect(listFiles(outside)).to.deep.equal(['web.pkr.json'])
+      } finally {
+        removeDir(outside)
+      }
+    })
+
     it('item 3: a symlink inside the project is fine', () => {
       mkdirSync(join(dir, 'generated'))
       symlinkSync('generated', join(dir, 'roles'))
