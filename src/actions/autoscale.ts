@@ -15,7 +15,7 @@ export interface FleetVerbOptions extends ProjectOptions {
 }
 
 /** The autoscaled groups named, or every one; a named group without autoscale is refused. */
-const selectFleets = (project: Project, names: string[] | undefined): Group[] => project.select(names, isAutoscaled, requireAutoscale)
+const selectFleets = (project: Project, names: string[] | undefined): Group[] => project.select(names, isAutoscaled, requireAutoscale, {what: 'Auto Scaling group', done: 'nothing was changed'})
 
 const withFleet = (intent: Intent): Intent => ({...intent, fleet: true})
 

@@ -58,7 +58,7 @@ function readPublicKey(cwd: string, keyPath: string | undefined): string | undef
 
 export async function instanceCreate(options: InstanceCreateOptions, io: IoHost, deps: InstanceCreateDeps = {}): Promise<InstanceCreateResult> {
   const project = new Project(options, io)
-  const group = project.group(options.group)
+  const group = project.group(options.group, {what: 'instances', done: 'nothing was launched'})
   if (!isUsableInstanceName(options.name)) {
     throw new UserError(`instance name "${options.name}" is not usable`, {hint: INSTANCE_NAME_RULE})
   }

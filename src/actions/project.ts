@@ -4,7 +4,7 @@ import {cpus} from 'node:os'
 
 import {UserError} from '../errors.js'
 import {loadNodes} from '../nodes/load.js'
-import {type Group, nodeGroups, type NodesFile, requireGroup} from '../nodes/model.js'
+import {type Group, nodeGroups, type NodesFile, requireGroup, requireNodeGroup} from '../nodes/model.js'
 import {StackSession} from '../stacks/session.js'
 import type {IoHost} from './io.js'
 
@@ -45,18 +45,19 @@ export class Project {
     return this.opened
   }
 
-  group(name: string): Group {
-    return requireGroup(this.nodes, name)
+  /** The named group; `notBase` (what __base__ lacks, for every verb but the image verbs) refuses __base__. */
+  group(name: string, notBase?: {what: string; done: string}): Group {
+    return notBase ? requireNodeGroup(this.nodes, name, notBase.what, notBase.done) : requireGroup(this.nodes, name)
   }
 
   /**
    * The groups a verb acts on: the named ones (each refused by `check` when it does not apply),
    * or every node group `applies` accepts.
    */
-  select(names: readonly string[] | undefined, applies: (g: Group) => boolean = () => true, check?: (g: Group) => void): Group[] {
+  select(names: readonly string[] | undefined, applies: (g: Group) => boolean = () => true, check?: (g: Group) => void, notBase?: {what: string; done: string}): Group[] {
     if (names && names.length > 0) {
       return names.map((name) => {
-        const group = this.group(name)
+        const group = this.group(name, notBase)
         check?.(group)
         return group
       })

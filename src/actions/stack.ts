@@ -20,7 +20,7 @@ export interface UpOptions extends ProjectOptions {
 /** muster up: converge each group's stack to everything its verbs recorded. */
 export async function up(options: UpOptions, io: IoHost): Promise<ApplyResult> {
   const project = new Project(options, io)
-  const groups = project.select(options.groups)
+  const groups = project.select(options.groups, undefined, undefined, {what: 'nodes', done: 'nothing was changed'})
   return updateStacks(project, {groups, change: (intent) => intent, parts: undefined, previewOnly: options.previewOnly, clearPending: options.clearPending}, io)
 }
 
@@ -44,7 +44,7 @@ export interface PreviewResult {
 /** Previews every recorded part of many stacks in parallel, for review; changes nothing. */
 export async function preview(options: PreviewOptions, io: Pick<IoHost, 'progress'>): Promise<PreviewResult> {
   const project = new Project(options, io)
-  const groups = project.select(options.groups)
+  const groups = project.select(options.groups, undefined, undefined, {what: 'nodes', done: 'nothing was changed'})
   const session = project.session()
   const results = await mapBounded(groups, project.parallel, async (group) => {
     try {
@@ -71,7 +71,7 @@ export interface DestroyOptions extends ProjectOptions {
 /** Tears a group's stack down after a preview and a confirmation. */
 export async function destroy(options: DestroyOptions, io: IoHost): Promise<ChangeSet> {
   const project = new Project(options, io)
-  const group = project.group(options.group)
+  const group = project.group(options.group, {what: 'nodes', done: 'nothing was destroyed (muster packer:delete __base__ retires the base image)'})
   const stack = await programmed(project, await project.session().require(group.name))
   const planned = await stack.destroy({previewOnly: true, remove: false}, runHooks(group.name, io, {events: false}))
   io.showPreview([planned])

@@ -5,7 +5,7 @@ import {fileURLToPath} from 'node:url'
 
 import {UserError} from '../errors.js'
 import {loadNodes} from '../nodes/load.js'
-import {BASE, bakedGroups, type Group, isAutoscaled, isBaked, nodeGroups, type NodesFile, requireGroup, requirePacker} from '../nodes/model.js'
+import {BASE, bakedGroups, type Group, isAutoscaled, isBaked, nodeGroups, type NodesFile, refuseBase, requireGroup, requirePacker} from '../nodes/model.js'
 import {asgDnaPath, renderDna} from './dna.js'
 import {buildPackerTemplate, packerTemplatePath, PROVISION_SCRIPT, type PackerOptions} from './packer.js'
 import {renderRole, rolePath} from './role.js'
@@ -51,11 +51,7 @@ function kindApplies(group: Group, kind: ArtifactKind): boolean {
 
 function checkApplies(group: Group, kind: ArtifactKind): void {
   // __base__ passes its settings on; only its image (packer:create __base__) is made from it.
-  if (group.name === BASE && kind !== 'packer') {
-    throw new UserError(`${BASE} is not a node group, so it has no ${kind === 'dna' ? 'Auto Scaling dna' : 'role'} of its own; nothing was written`, {
-      hint: `Every group inherits ${BASE}'s settings: name a group instead (muster ls lists them), or leave GROUP out for all of them. To bake the base image, run: muster packer:create ${BASE}`,
-    })
-  }
+  if (kind !== 'packer') refuseBase(group.name, kind === 'dna' ? 'Auto Scaling dna' : 'role')
   if (kind === 'dna' && group.autoscale === false) {
     throw new UserError(`group "${group.name}" has autoscale: false, so it has no Auto Scaling dna`, {
       hint: `Give it "autoscale": {"timeout": 120, "node_min": 1, "node_max": 2} in the nodes file, then run the command again.`,

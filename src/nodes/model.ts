@@ -58,6 +58,26 @@ export function requireGroup(nodes: NodesFile, name: string): Group {
   return group
 }
 
+/**
+ * The one rule for __base__ on the command line: it passes its settings on and is not a node group,
+ * so only the verbs that work on its image (packer:create, packer:run, packer:clean, packer:retain,
+ * packer:ami, packer:delete) and show take it. Every other verb names a group through this.
+ * `what` is what __base__ lacks ("role", "Auto Scaling group"); `done` what did not happen.
+ */
+export function requireNodeGroup(nodes: NodesFile, name: string, what: string, done = 'nothing was written'): Group {
+  refuseBase(name, what, done)
+  return requireGroup(nodes, name)
+}
+
+/** requireNodeGroup's refusal alone, for a group already looked up. */
+export function refuseBase(name: string, what: string, done = 'nothing was written'): void {
+  if (name === BASE) {
+    throw new UserError(`${BASE} is not a node group, so it has no ${what} of its own; ${done}`, {
+      hint: `Every group inherits ${BASE}'s settings: name a group instead (muster ls lists them), or leave GROUP out for all of them. To bake the base image, run: muster packer:create ${BASE}`,
+    })
+  }
+}
+
 /** The groups that have images: those baked, and the base image when some group builds from it. */
 export function bakedGroups(nodes: NodesFile): Group[] {
   const baked = nodeGroups(nodes).filter(isBaked)

@@ -172,6 +172,22 @@ describe('hardening (issue 8)', () => {
       })
     }
 
+    for (const [argv, what, done] of [
+      [['autoscale:run', '__base__'], 'Auto Scaling group', 'nothing was changed'],
+      [['autoscale:update', '__base__'], 'Auto Scaling group', 'nothing was changed'],
+      [['instance:create', '__base__', '--name', 'one'], 'instances', 'nothing was launched'],
+      [['up', '__base__'], 'nodes', 'nothing was changed'],
+      [['preview', '__base__'], 'nodes', 'nothing was changed'],
+      [['destroy', '__base__'], 'nodes', 'nothing was destroyed (muster packer:delete __base__ retires the base image)'],
+    ] as const) {
+      it(`${argv.join(' ')} is refused with the same hint (exit 1), before touching AWS or state, and writes nothing`, () => {
+        const result = runMuster(argv[0] === 'preview' ? argv : [...argv, '--yes'], {cwd: dir, env: {AWS_ENDPOINT_URL: 'http://127.0.0.1:9', PULUMI_BACKEND_URL: 'file:///nonexistent-muster-test'}})
+        expect(result.code, result.stderr).to.equal(1)
+        expect(result.stderr).to.equal(`Error: __base__ is not a node group, so it has no ${what} of its own; ${done}\n${hint}`)
+        expect(listFiles(dir)).to.deep.equal(['nodes.yaml'])
+      })
+    }
+
     it('packer:create __base__ still makes the base image template (and the role it converges)', () => {
       const result = runMuster(['packer:create', '__base__'], {cwd: dir})
       expect(result.code, result.stderr).to.equal(0)
