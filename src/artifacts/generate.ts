@@ -9,7 +9,7 @@ import {BASE, bakedGroups, type Group, isAutoscaled, isBaked, nodeGroups, type N
 import {asgDnaPath, renderDna} from './dna.js'
 import {buildPackerTemplate, packerTemplatePath, PROVISION_SCRIPT, type PackerOptions} from './packer.js'
 import {renderRole, rolePath} from './role.js'
-import {type Artifact, type WritePolicy, type WriteReport, writeArtifacts} from './writer.js'
+import {type Artifact, readProjectTemplate, type WritePolicy, type WriteReport, writeArtifacts} from './writer.js'
 
 export type ArtifactKind = 'role' | 'dna' | 'packer'
 
@@ -105,8 +105,7 @@ export function packerArtifacts(group: Group, texts: {templateText: string; role
 
 /** The project's provisioning script, or muster's default when the project has none yet. */
 export function readProvisionScript(cwd: string): string {
-  const own = join(cwd, PROVISION_SCRIPT)
-  return readFileSync(existsSync(own) ? own : join(BUNDLED_TEMPLATES, 'packer', 'provision.sh'), 'utf8')
+  return readProjectTemplate(cwd, PROVISION_SCRIPT, join(BUNDLED_TEMPLATES, 'packer', 'provision.sh'))
 }
 
 export interface GenerateResult extends WriteReport {

@@ -73,6 +73,25 @@ export function artifactFsError(error: unknown, path: string, context = ''): unk
 }
 
 /**
+ * A template of the project's (templates/…), or muster's bundled default when the project has none.
+ * A file-system error on it is the user's: it names the project's path and says what to do.
+ */
+export function readProjectTemplate(root: string, path: string, bundled: string): string {
+  const own = join(root, path)
+  try {
+    return readFileSync(existsSync(own) ? own : bundled, 'utf8')
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException | null)?.code
+    const words = code === undefined ? undefined : ERRNO_WORDS[code]
+    if (!words) throw error
+    throw new UserError(`${path} ${words[0]}; muster reads it, so nothing was done`, {
+      hint: `It is yours to change: make it a readable file (or remove it to use muster's default), then run the command again.`,
+      cause: error,
+    })
+  }
+}
+
+/**
  * Where an artifact path leaves the project through a symlink (the file itself or a directory on
  * its way), so that neither --check's diff nor a write goes through it: a link to ~/.aws/credentials
  * must not end up in a CI log.

@@ -10,7 +10,7 @@ import {renderDna} from '../artifacts/dna.js'
 import {sha256} from '../artifacts/json.js'
 import {buildPackerTemplate, COOKBOOKS_DIR, packerTemplatePath} from '../artifacts/packer.js'
 import {renderRole} from '../artifacts/role.js'
-import type {Artifact} from '../artifacts/writer.js'
+import {type Artifact, readProjectTemplate} from '../artifacts/writer.js'
 import type {Group, NodesFile} from '../nodes/model.js'
 import type {Intent} from './intent.js'
 import type {ProgramContext} from './program.js'
@@ -32,8 +32,7 @@ export function hashTree(dir: string): string {
 
 /** The project's user data template, or muster's default when the project has none. */
 export function readUserDataTemplate(root: string): string {
-  const own = join(root, USER_DATA_TEMPLATE)
-  return readFileSync(existsSync(own) ? own : join(BUNDLED_TEMPLATES, 'user-data.sh'), 'utf8')
+  return readProjectTemplate(root, USER_DATA_TEMPLATE, join(BUNDLED_TEMPLATES, 'user-data.sh'))
 }
 
 export interface GroupContext {

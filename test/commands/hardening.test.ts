@@ -8,6 +8,8 @@ import {join} from 'node:path'
 
 import {spawnSync} from 'node:child_process'
 
+import {UserError} from '../../src/errors.js'
+import {readUserDataTemplate} from '../../src/stacks/context.js'
 import {binRun, listFiles, makeTempDir, removeDir, runMuster} from '../support/cli.js'
 
 const base = 'region: us-east-1\n  instance_type: m5.large\n  source_ami: ami-1ebb2077'
@@ -285,6 +287,40 @@ describe('hardening (issue 8)', () => {
       const json = runMuster(['generate', '--json'], {cwd: dir})
       expect(JSON.parse(json.stdout)).to.deep.equal({error: {message: 'packer/web.pkr.json is a directory; nothing was written', hint: 'Move the directory away; muster writes a file there.', kind: 'user'}})
       expect(listFiles(dir)).to.deep.equal(['nodes.yaml'])
+    })
+
+    for (const [template, verb] of [
+      ['templates/packer/provision.sh', ['generate']],
+      ['templates/packer/provision.sh', ['packer:create', 'web']],
+    ] as const) {
+      it(`item 7: ${template} unreadable (EISDIR, EACCES) is a user error naming it for ${verb.join(' ')} (also with --json), and nothing is written`, () => {
+        const hint = "It is yours to change: make it a readable file (or remove it to use muster's default), then run the command again."
+        mkdirSync(join(dir, template), {recursive: true})
+        const env = {AWS_ENDPOINT_URL: 'http://127.0.0.1:9', PULUMI_CONFIG_PASSPHRASE: 'x'}
+        const result = runMuster(verb, {cwd: dir, env})
+        expect(result.code, result.stderr).to.equal(1)
+        expect(result.stderr).to.equal(`Error: ${template} is a directory; muster reads it, so nothing was done\n→ ${hint}\n`)
+        const json = runMuster([...verb, '--json'], {cwd: dir, env})
+        expect(JSON.parse(json.stdout)).to.deep.equal({error: {message: `${template} is a directory; muster reads it, so nothing was done`, hint, kind: 'user'}})
+        removeDir(join(dir, template))
+        if (process.getuid?.() !== 0) {
+          writeFileSync(join(dir, template), 'echo\n')
+          chmodSync(join(dir, template), 0o000)
+          const denied = runMuster(verb, {cwd: dir, env})
+          expect(denied.code).to.equal(1)
+          expect(denied.stderr).to.equal(`Error: ${template} is not accessible: permission denied; muster reads it, so nothing was done\n→ ${hint}\n`)
+          chmodSync(join(dir, template), 0o600)
+          removeDir(join(dir, template))
+        }
+        expect(listFiles(dir).filter((f) => !f.startsWith('templates/'))).to.deep.equal(['nodes.yaml'])
+      })
+    }
+
+    it('item 7: templates/user-data.sh unreadable is a user error naming it (what up, preview and instance:create read)', () => {
+      mkdirSync(join(dir, 'templates', 'user-data.sh'), {recursive: true})
+      expect(() => readUserDataTemplate(dir))
+        .to.throw(UserError, 'templates/user-data.sh is a directory; muster reads it, so nothing was done')
+        .with.property('hint', "It is yours to change: make it a readable file (or remove it to use muster's default), then run the command again.")
     })
 
     it('items 7 and 8: a file where a folder must be (EEXIST/ENOTDIR) is a user error that says what was written and what was not', () => {
