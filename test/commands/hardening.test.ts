@@ -400,6 +400,12 @@ describe('hardening (issue 8)', () => {
       [['role:craete', 'web'], 'Error: "role:craete" is not a muster command; did you mean "role:create"?\n→ Run "muster help" for the list of commands, or "muster help role:create" for that one.\n'],
       [['packer:cretae'], 'Error: "packer:cretae" is not a muster command; did you mean "packer:create"?\n→ Run "muster help" for the list of commands, or "muster help packer:create" for that one.\n'],
       [['zzzzzzzz'], 'Error: "zzzzzzzz" is not a muster command\n→ Run "muster help" for the list of commands.\n'],
+      [['packer', 'craete', 'web'], 'Error: "packer craete" is not a muster command; did you mean "packer:create"?\n→ Run "muster help" for the list of commands, or "muster help packer:create" for that one.\n'],
+      [['packer', 'create', 'web'], 'Error: "packer create" is not a muster command; did you mean "packer:create"?\n→ Run "muster help" for the list of commands, or "muster help packer:create" for that one.\n'],
+      [['role', 'zzzzzzzz'], 'Error: "role zzzzzzzz" is not a muster command\n→ Run "muster help" for the list of commands.\n'],
+      [['rol'], 'Error: "rol" is not a muster command; did you mean "role"?\n→ Run "muster help" for the list of commands, or "muster help role" for that one.\n'],
+      [['pakcer'], 'Error: "pakcer" is not a muster command; did you mean "packer"?\n→ Run "muster help" for the list of commands, or "muster help packer" for that one.\n'],
+      [['pakcer', 'craete', 'web'], 'Error: "pakcer" is not a muster command; did you mean "packer:create"?\n→ Run "muster help" for the list of commands, or "muster help packer:create" for that one.\n'],
       [['help', 'valdate'], 'Error: "valdate" is not a muster command or topic; did you mean "validate"?\n→ Run "muster help" for the list of commands.\n'],
     ]
     for (const [argv, message] of cases) {
@@ -417,6 +423,11 @@ describe('hardening (issue 8)', () => {
       const verb = runMuster(['help', 'role:create'], {cwd: dir})
       expect(verb.code).to.equal(0)
       expect(verb.stdout).to.contain('USAGE\n  $ muster role:create [GROUP]')
+      for (const argv of [['packer'], ['packer', '--help']]) {
+        const bare = runMuster(argv, {cwd: dir})
+        expect(bare.code, argv.join(' ')).to.equal(0)
+        expect(bare.stdout).to.match(/^Images: Packer templates, baking AMIs and retiring old ones\./)
+      }
       const topic = runMuster(['help', 'packer'], {cwd: dir})
       expect(topic.code).to.equal(0)
       expect(topic.stdout).to.match(/^Images: Packer templates, baking AMIs and retiring old ones\./)
