@@ -121,12 +121,14 @@ export function resolveSettings(flags: AgentInput, config: AgentInput, env: Node
   if (!merged.group) throw new UserError('the agent needs its group', {hint: 'Give --group GROUP (or "group" in --config).'})
   const etcd = merged.etcd ?? env.MUSTER_ETCD_ENDPOINTS
   if (!etcd) throw new UserError('the agent needs the registry\'s endpoints', {hint: 'Give --etcd http://HOST:2379[,…] or set MUSTER_ETCD_ENDPOINTS.'})
+  // Name where a bad value came from: the flag, or the key in the config file.
+  const from = (key: keyof AgentInput, flag: string): string => (flags[key] !== undefined ? flag : `"${key}" in --config`)
   const ttlSeconds = merged.ttl ?? DEFAULTS.ttlSeconds
-  if (!Number.isInteger(ttlSeconds) || ttlSeconds < 2 || ttlSeconds > 3600) throw new UserError(`--ttl ${ttlSeconds}: expected whole seconds from 2 to 3600`, {hint: 'The default is 15.'})
+  if (!Number.isInteger(ttlSeconds) || ttlSeconds < 2 || ttlSeconds > 3600) throw new UserError(`${from('ttl', '--ttl')} ${ttlSeconds}: expected whole seconds from 2 to 3600`, {hint: 'The default is 15.'})
   const drain = merged.drain ?? DEFAULTS.drainSeconds
-  if (!Number.isFinite(drain) || drain < 0 || drain > 86_400) throw new UserError(`--drain ${drain}: expected seconds from 0 to 86400`, {hint: 'The default is 60.'})
+  if (!Number.isFinite(drain) || drain < 0 || drain > 86_400) throw new UserError(`${from('drain', '--drain')} ${drain}: expected seconds from 0 to 86400`, {hint: 'The default is 60.'})
   const logFormat = merged.logFormat ?? 'text'
-  if (logFormat !== 'json' && logFormat !== 'text') throw new UserError(`--log-format ${logFormat}: expected json or text`, {hint: 'json for journald pipelines, text for people.'})
+  if (logFormat !== 'json' && logFormat !== 'text') throw new UserError(`${from('logFormat', '--log-format')} ${logFormat}: expected json or text`, {hint: 'json for journald pipelines, text for people.'})
   return {
     group: merged.group,
     nodes: merged.nodes,
@@ -136,9 +138,9 @@ export function resolveSettings(flags: AgentInput, config: AgentInput, env: Node
     project: merged.project,
     provision: merged.provision ?? DEFAULT_PROVISION,
     stateDir: merged.stateDir,
-    statusAddr: merged.statusAddr === undefined ? undefined : parseHostPort(merged.statusAddr, '--status-addr'),
+    statusAddr: merged.statusAddr === undefined ? undefined : parseHostPort(merged.statusAddr, from('statusAddr', '--status-addr')),
     ttlSeconds,
-    wait: parseWait(merged.wait ?? DEFAULTS.wait),
+    wait: parseWait(merged.wait ?? DEFAULTS.wait, from('wait', '--wait')),
     drainMs: Math.round(drain * 1000),
     dna: merged.dna,
     logFormat,

@@ -43,6 +43,8 @@ describe('agent settings', () => {
     expect(userError(() => resolveSettings({group: 'g', etcd: 'localhost:2379'}, {}, {})).message).to.match(/not an etcd endpoint/)
     expect(userError(() => resolveSettings({group: 'g', etcd: 'http://a:1', ttl: 1}, {}, {})).message).to.match(/--ttl 1/)
     expect(userError(() => resolveSettings({group: 'g', etcd: 'http://a:1', statusAddr: 'nope'}, {}, {})).message).to.match(/HOST:PORT/)
+    expect(userError(() => resolveSettings({group: 'g', etcd: 'http://a:1'}, {ttl: 2.5}, {})).message).to.match(/^"ttl" in --config 2\.5: expected whole seconds/)
+    expect(userError(() => resolveSettings({group: 'g', etcd: 'http://a:1'}, {wait: '5s:1s'}, {})).message).to.match(/^"wait" in --config: the maximum/)
   })
 
   it('reports a bad config file with its place and an unknown key by name', () => {
