@@ -353,14 +353,15 @@ function parseYaml(file: string, text: string): SourceDocument {
   }
   // An empty value (`web:` and nothing) has no text of its own: point at its key instead.
   const offsetOf = (n: YamlNode | undefined): number | undefined => (n?.range && n.range[0] < n.range[1] ? n.range[0] : undefined)
+  const targets = problems.length === 0 ? aliasTargets(doc) : new Map()
   if (problems.length === 0) {
-    const found = checkYamlNodes(doc)
+    const found = checkYamlNodes(doc, targets)
     if (found) problems.push({file, position: at(found.offset), path: found.path, message: found.message})
   }
   return {
     file,
     // Aliases are bounded by checkYamlNodes (by the size they expand to), not by their count.
-    value: problems.length === 0 ? doc.toJS({maxAliasCount: -1}) : undefined,
+    value: problems.length === 0 ? yamlToPlain(doc, targets) : undefined,
     problems,
     locateValue: (path) => {
       const found = find(path)
@@ -385,11 +386,15 @@ const JSON_TAGS = new Set(['str', 'int', 'float', 'bool', 'null', 'map', 'seq'].
  * expand to more than MAX_EXPANDED_BYTES. Keys that look like numbers, booleans or null keep the
  * text as written (`007` stays "007"): group names and attribute names are strings.
  */
-function checkYamlNodes(doc: import('yaml').Document): {offset: number; path: Array<string | number>; message: string} | undefined {
+function checkYamlNodes(doc: import('yaml').Document, targets: AliasTargets): {offset: number; path: Array<string | number>; message: string} | undefined {
   const {isAlias, isCollection, isMap, isPair, isScalar} = loadYaml()
   const measured = new Map<unknown, {size: number; height: number}>()
   const inProgress = new Set<unknown>()
+  // The text the document expands to so far, in document order: the alias that takes it past
+  // MAX_EXPANDED_BYTES is the place of the error.
+  let expanded = 0
   let problem: {offset: number; path: Array<string | number>; message: string} | undefined
+  const tooLarge = `this expands (through YAML aliases) to more than ${MAX_EXPANDED_BYTES / 1024 / 1024} MiB of text, the most muster reads; use fewer aliases`
   const fail = (node: unknown, path: Array<string | number>, message: string): {size: number; height: number} => {
     const range = (node as {range?: [number, number, number]} | null)?.range
     problem ??= {offset: range?.[0] ?? 0, path, message}
@@ -398,9 +403,14 @@ function checkYamlNodes(doc: import('yaml').Document): {offset: number; path: Ar
   const measure = (node: unknown, path: Array<string | number>, depth: number): {size: number; height: number} => {
     if (problem) return {size: 0, height: 0}
     if (isAlias(node)) {
-      const target = node.resolve(doc)
+      const target = targets.get(node)
       if (inProgress.has(target)) return fail(node, path, `alias *${node.source} refers to a node that contains it; a nodes file must be a tree`)
+      // The target came before the alias, so it is measured (and counted once as written); the
+      // alias repeats all of it.
+      const before = measured.get(target)
       const size = measure(target, path, depth)
+      if (before !== undefined) expanded += size.size
+      if (expanded > MAX_EXPANDED_BYTES) return fail(node, path, tooLarge)
       return size
     }
     const known = measured.get(node)
@@ -424,6 +434,7 @@ function checkYamlNodes(doc: import('yaml').Document): {offset: number; path: Ar
         return fail(node, path, 'expected a string, number, boolean or null')
       }
       result = {size: (node.source ?? String(value)).length + 2, height: 0}
+      expanded += result.size
     } else if (isCollection(node)) {
       let size = 2
       let height = 0
@@ -440,6 +451,7 @@ function checkYamlNodes(doc: import('yaml').Document): {offset: number; path: Ar
           if (typeof key.value !== 'string') key.value = key.type === 'PLAIN' && key.source !== undefined ? key.source : String(key.value)
           segment = key.value as string
           size += (key.value as string).length + 4
+          expanded += (key.value as string).length + 4
           valueNode = item.value
         }
         if (valueNode === null || valueNode === undefined) continue
@@ -447,9 +459,6 @@ function checkYamlNodes(doc: import('yaml').Document): {offset: number; path: Ar
         if (problem) return {size: 0, height: 0}
         size += inner.size + 2
         height = Math.max(height, inner.height + 1)
-        if (size > MAX_EXPANDED_BYTES) {
-          return fail(isAlias(valueNode) ? valueNode : node, [...path, segment], `this expands (through YAML aliases) to more than ${MAX_EXPANDED_BYTES / 1024 / 1024} MiB of text, the most muster reads; use fewer aliases`)
-        }
       }
       result = {size, height}
     }
@@ -459,6 +468,52 @@ function checkYamlNodes(doc: import('yaml').Document): {offset: number; path: Ar
   }
   if (doc.contents !== null) measure(doc.contents, [], 1)
   return problem
+}
+
+type AliasTargets = ReadonlyMap<unknown, unknown>
+
+/**
+ * Each alias's node, found in one visit in document order (an alias means the latest anchor of its
+ * name before it). The yaml package's Alias.resolve searches the document per alias (in toJS too),
+ * quadratic in the number of aliases: 20,000 of them took seconds.
+ */
+function aliasTargets(doc: import('yaml').Document): AliasTargets {
+  const {isAlias, visit} = loadYaml()
+  const targets = new Map<unknown, unknown>()
+  const anchors = new Map<string, unknown>()
+  visit(doc, {
+    Node(_key, node) {
+      if (isAlias(node)) targets.set(node, anchors.get(node.source))
+      else if (node.anchor !== undefined) anchors.set(node.anchor, node)
+    },
+  })
+  return targets
+}
+
+/**
+ * The document as plain JSON values, once checkYamlNodes has accepted it (keys are text, scalars
+ * JSON's). An alias gives its target's value (the same object, as the yaml package's toJS does).
+ */
+function yamlToPlain(doc: import('yaml').Document, targets: AliasTargets): unknown {
+  const {isAlias, isMap, isScalar, isSeq} = loadYaml()
+  const done = new Map<unknown, unknown>()
+  const convert = (node: unknown): unknown => {
+    if (isAlias(node)) return convert(targets.get(node))
+    if (done.has(node)) return done.get(node)
+    let value: unknown = null
+    if (isScalar(node)) value = node.value
+    else if (isMap(node)) {
+      const out: Record<string, unknown> = {}
+      for (const pair of node.items) {
+        const key = isScalar(pair.key) ? String(pair.key.value) : String(pair.key)
+        Object.defineProperty(out, key, {value: convert(pair.value), enumerable: true, writable: true, configurable: true})
+      }
+      value = out
+    } else if (isSeq(node)) value = node.items.map(convert)
+    done.set(node, value)
+    return value
+  }
+  return convert(doc.contents)
 }
 
 /** The key path of the repeated key starting at `offset`, and where its first occurrence starts. */
