@@ -206,11 +206,20 @@ export function yamlTooDeepAt(text: string, limit: number): number | undefined {
 }
 
 /** Problems with JSON numbers that JSON.parse would turn into something else: Infinity, or a rounded integer. */
+/**
+ * A number JSON cannot hold as written. Beyond ±2^53 a double is always a whole number, and not
+ * every whole number is one (9007199254740993, 9007199254740993.0 and 90071992547409930e-1 all
+ * become …992): any number beyond ±2^53 is refused, in any notation. A nonzero number too small
+ * for a double (1e-400, 2e-324) would become 0: refused too.
+ */
 function numberProblem(value: number, written: string): string | undefined {
   if (!Number.isFinite(value)) return 'a finite number, got one JSON cannot hold (infinite, not a number, or beyond 1.8e308); use a smaller number, or quote it to keep it as text'
-  // Written as a whole number (not `1.5e300`, which JSON keeps as it is).
-  if (!Number.isSafeInteger(value) && /^[-+]?(0x[0-9a-f_]+|0o[0-7_]+|[0-9_]+)$/i.test(written.trim())) {
-    return 'a whole number within ±2^53 (9007199254740991), got a larger one that would be silently rounded; quote it to keep it as text'
+  if (Math.abs(value) > Number.MAX_SAFE_INTEGER) {
+    return `a whole number within ±2^53 (9007199254740991), got ${written.trim()}, which would be silently rounded (numbers beyond ±2^53, in any notation, are refused); quote it to keep it as text`
+  }
+  const mantissa = written.trim().replace(/^[-+]?0[xob]/i, '').split(/e/i)[0] ?? ''
+  if (value === 0 && !/^[-+]?0[xob]/i.test(written.trim()) && /[1-9]/.test(mantissa)) {
+    return `a number a double can hold, got ${written.trim()}, which is too close to 0 and would silently become 0; write 0, or quote it to keep it as text`
   }
   return undefined
 }
@@ -377,7 +386,8 @@ function parseYaml(file: string, text: string): SourceDocument {
 }
 
 /** YAML tags whose values JSON holds as they are. */
-const JSON_TAGS = new Set(['str', 'int', 'float', 'bool', 'null', 'map', 'seq'].map((t) => `tag:yaml.org,2002:${t}`))
+const YAML_TAG = 'tag:yaml.org,2002:'
+const JSON_TAGS = new Set(['str', 'int', 'float', 'bool', 'null', 'map', 'seq'].map((t) => `${YAML_TAG}${t}`))
 
 /**
  * Walks a parsed YAML document once (aliases by reference, each node measured once) and finds the
@@ -426,6 +436,12 @@ function checkYamlNodes(doc: import('yaml').Document, targets: AliasTargets): {o
     let result = {size: 4, height: 0}
     inProgress.add(node)
     if (isScalar(node)) {
+      if ((tag === `${YAML_TAG}float` || tag === `${YAML_TAG}int`) && typeof node.value === 'string') {
+        // `!!float 1` is a number in YAML 1.2; the yaml package's core schema leaves it text.
+        const shorthand = tag.replace(YAML_TAG, '!!')
+        if (!/^[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$/.test(node.value.trim())) return fail(node, path, `expected a number after ${shorthand}, got ${JSON.stringify(node.value)}`)
+        node.value = Number(node.value.trim())
+      }
       const value = node.value
       if (typeof value === 'number') {
         const problemText = numberProblem(value, node.source ?? String(value))

@@ -136,6 +136,15 @@ describe('hardening (issue 8)', () => {
     })
   })
 
+  describe('item 14: numbers keep their value or are refused', () => {
+    it('!!float 1 and !!int 3 are numbers; 5e-324, 0e5 and 9007199254740991.0 keep their value', () => {
+      writeFileSync(join(dir, 'nodes.yaml'), `__base__:\n  ${base}\nweb:\n  default_attributes:\n    e: !!float 1\n    j: !!int 3\n    h: 5e-324\n    g: 0e5\n    k: 9007199254740991.0\n`)
+      const result = runMuster(['show', 'web', '--json'], {cwd: dir})
+      expect(result.code, result.stderr).to.equal(0)
+      expect((JSON.parse(result.stdout) as {default_attributes: unknown}).default_attributes).to.deep.equal({e: 1, j: 3, h: 5e-324, g: 0, k: 9_007_199_254_740_991})
+    })
+  })
+
   describe('item 16: a UTF-8 byte-order mark is accepted in JSON and YAML', () => {
     for (const name of ['nodes.json', 'nodes.yaml']) {
       it(name, () => {
