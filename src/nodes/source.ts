@@ -319,7 +319,9 @@ function parseYaml(file: string, text: string): SourceDocument {
   if (deep !== undefined) return refused(file, {file, position: new LineIndex(text).position(deep), path: [], message: tooDeep(MAX_NESTING)})
   const {isMap, isScalar, isSeq, LineCounter, parseDocument} = loadYaml()
   const counter = new LineCounter()
-  const doc = parseDocument(text, {lineCounter: counter, uniqueKeys: true, prettyErrors: false})
+  // Keys are text as written (see checkYamlNodes), so duplicates are too: `007` and `7`, `0x10` and
+  // `16`, `1.1` and `1.10` are different keys; `7` and `"7"` the same.
+  const doc = parseDocument(text, {lineCounter: counter, uniqueKeys: (a, b) => yamlKeyText(a) === yamlKeyText(b), prettyErrors: false})
   const at = (offset: number): Position => {
     const p = counter.linePos(offset)
     return {line: p.line, column: p.col}
@@ -532,14 +534,21 @@ function yamlToPlain(doc: import('yaml').Document, targets: AliasTargets): unkno
   return convert(doc.contents)
 }
 
+/** A YAML key as the text muster keeps: a plain scalar as written, a quoted one as its value. */
+function yamlKeyText(key: unknown): unknown {
+  const {isScalar} = loadYaml()
+  if (!isScalar(key)) return key
+  return key.type === 'PLAIN' && key.source !== undefined ? key.source : String(key.value)
+}
+
 /** The key path of the repeated key starting at `offset`, and where its first occurrence starts. */
 function findDuplicateKey(node: unknown, offset: number, path: Array<string | number> = []): {path: Array<string | number>; first: number} | undefined {
   const {isMap, isScalar, isSeq} = loadYaml()
   if (isMap(node)) {
     for (const pair of node.items) {
-      const name = isScalar(pair.key) ? pair.key.value : pair.key
+      const name = yamlKeyText(pair.key)
       if (isScalar(pair.key) && pair.key.range?.[0] === offset) {
-        const first = node.items.find((other) => isScalar(other.key) && other.key.value === name)
+        const first = node.items.find((other) => isScalar(other.key) && yamlKeyText(other.key) === name)
         const start = isScalar(first?.key) ? first.key.range?.[0] : undefined
         return {path: [...path, String(name)], first: start ?? offset}
       }

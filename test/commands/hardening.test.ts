@@ -134,6 +134,14 @@ describe('hardening (issue 8)', () => {
       expect(listFiles(dir)).to.deep.equal(['nodes.yaml', 'roles/007.json'])
       expect(runMuster(['show', '7'], {cwd: dir}).stderr).to.contain('no group "7" in nodes.yaml')
     })
+
+    it('duplicates are found by text: 007 and 7, 0x10 and 16, 1.1 and 1.10 are different keys', () => {
+      writeFileSync(join(dir, 'nodes.yaml'), `__base__:\n  ${base}\n007: {}\n7:\n  default_attributes: {1.1: a, 1.10: b, 0x10: c, 16: d}\n`)
+      const result = runMuster(['validate'], {cwd: dir})
+      expect(result.code, result.stderr).to.equal(0)
+      const shown = JSON.parse(runMuster(['show', '7', '--json'], {cwd: dir}).stdout) as {default_attributes: Record<string, string>}
+      expect(shown.default_attributes).to.deep.equal({'1.1': 'a', '1.10': 'b', '0x10': 'c', '16': 'd'})
+    })
   })
 
   describe('item 14: numbers keep their value or are refused', () => {
