@@ -170,8 +170,19 @@ export function yamlTooDeepAt(text: string, limit: number): number | undefined {
     }
     let tokenStart = true
     let lastContent = -1
+    // In block context a plain scalar runs to the end of the line (or to `: `, a `#` comment): the
+    // brackets in `note: a [b [c` are text, not flow collections.
+    let plain = false
     for (; i < lineEnd; i++) {
       const c = text[i]
+      if (plain && flow === 0 && quote === undefined) {
+        if (c === ':' && (text[i + 1] === ' ' || i + 1 >= lineEnd || text[i + 1] === '\r')) {
+          plain = false
+          tokenStart = true
+        } else if (c === '#' && (text[i - 1] === ' ' || text[i - 1] === '\t')) break
+        else if (c !== ' ' && c !== '\t' && c !== '\r') lastContent = i
+        continue
+      }
       if (quote !== undefined) {
         if (quote === '"' && c === '\\') i++
         else if (c === quote) {
@@ -191,6 +202,8 @@ export function yamlTooDeepAt(text: string, limit: number): number | undefined {
         flow++
         if (blockDepth + flow > limit) return i
       } else if ((c === ']' || c === '}') && flow > 0) flow--
+      // An anchor (&a) or tag (!!str) comes before the node it names, which may be a flow collection.
+      else if (flow === 0 && tokenStart && c !== '&' && c !== '!' && c !== '*' && !((c === '-' || c === '?' || c === ':') && (text[i + 1] === ' ' || i + 1 >= lineEnd))) plain = true
       tokenStart = c === ',' || c === '[' || c === '{' || c === ':' || c === '-' || c === '?'
       lastContent = i
     }

@@ -144,6 +144,16 @@ describe('hardening (issue 8)', () => {
     })
   })
 
+  describe('item 10: only real nesting counts towards the depth limit', () => {
+    it('a plain scalar full of [ and { is text, not nesting', () => {
+      const brackets = '[ { '.repeat(200)
+      writeFileSync(join(dir, 'nodes.yaml'), `__base__:\n  ${base}\nweb:\n  default_attributes:\n    note: x ${brackets}\n    other: a [ { # comment [[[\n    list: &l [1, [2]]\n    again: *l\n`)
+      const result = runMuster(['show', 'web', '--json'], {cwd: dir})
+      expect(result.code, result.stderr).to.equal(0)
+      expect((JSON.parse(result.stdout) as {default_attributes: unknown}).default_attributes).to.deep.equal({note: `x ${brackets.trim()}`, other: 'a [ {', list: [1, [2]], again: [1, [2]]})
+    })
+  })
+
   describe('item 14: numbers keep their value or are refused', () => {
     it('!!float 1 and !!int 3 are numbers; 5e-324, 0e5 and 9007199254740991.0 keep their value', () => {
       writeFileSync(join(dir, 'nodes.yaml'), `__base__:\n  ${base}\nweb:\n  default_attributes:\n    e: !!float 1\n    j: !!int 3\n    h: 5e-324\n    g: 0e5\n    k: 9007199254740991.0\n`)
