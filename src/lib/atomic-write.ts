@@ -32,8 +32,23 @@ function processAlive(pid: number): boolean {
 }
 
 /**
+ * A write takes milliseconds: a temp file untouched for this long is stale whatever its pid says
+ * (a pid from another boot or PID namespace, e.g. 1 in a container, may be alive here).
+ */
+export const STALE_TEMP_AGE_MS = 10 * 60 * 1000
+
+function olderThan(path: string, ageMs: number): boolean {
+  try {
+    return Date.now() - statSync(path).mtimeMs > ageMs
+  } catch {
+    return false
+  }
+}
+
+/**
  * Removes the temp files a killed writer (kill -9, power loss) left in `dir`: only names of
- * tempPath()'s form whose process is gone. Returns the names removed.
+ * tempPath()'s form whose process is gone, or that are older than STALE_TEMP_AGE_MS whatever
+ * their pid. Returns the names removed.
  */
 export function removeStaleTempFiles(dir: string): string[] {
   let names: string[]
@@ -45,7 +60,8 @@ export function removeStaleTempFiles(dir: string): string[] {
   const removed: string[] = []
   for (const name of names) {
     const pid = Number(TEMP_NAME.exec(name)?.[1] ?? Number.NaN)
-    if (!Number.isSafeInteger(pid) || pid === process.pid || processAlive(pid)) continue
+    if (!Number.isSafeInteger(pid)) continue
+    if ((pid === process.pid || processAlive(pid)) && !olderThan(join(dir, name), STALE_TEMP_AGE_MS)) continue
     rmSync(join(dir, name), {force: true})
     removed.push(name)
   }

@@ -3,7 +3,7 @@
 // refusal is checked for its exact message, its exit code and that nothing was written.
 import {expect} from 'chai'
 import {execFileSync} from 'node:child_process'
-import {chmodSync, existsSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync} from 'node:fs'
+import {chmodSync, existsSync, mkdirSync, readFileSync, statSync, symlinkSync, utimesSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
 import {spawnSync} from 'node:child_process'
@@ -394,6 +394,18 @@ describe('hardening (issue 8)', () => {
       const result = runMuster(['role:create', 'web'], {cwd: dir})
       expect(result.code, result.stderr).to.equal(0)
       expect(listFiles(join(dir, 'roles'))).to.deep.equal([...kept, 'web.json'].sort())
+    })
+
+    it('item 9: a temp file older than 10 minutes is stale whatever its pid (1 in a container, or a live pid from another boot); a fresh one of a live pid is kept', () => {
+      mkdirSync(join(dir, 'roles'))
+      const old = ['.web.json.1.0a1b2c3d.tmp', `.web.json.${process.pid}.0a1b2c3d.tmp`, '.db.json.1.1700000000000.tmp']
+      const fresh = '.api.json.1.0a1b2c3d.tmp'
+      for (const name of [...old, fresh]) writeFileSync(join(dir, 'roles', name), 'partial')
+      const hourAgo = new Date(Date.now() - 60 * 60 * 1000)
+      for (const name of old) utimesSync(join(dir, 'roles', name), hourAgo, hourAgo)
+      const result = runMuster(['role:create', 'web'], {cwd: dir})
+      expect(result.code, result.stderr).to.equal(0)
+      expect(listFiles(join(dir, 'roles'))).to.deep.equal([fresh, 'web.json'].sort())
     })
   })
   describe('item 11: generate GROUP makes what the group has', () => {
