@@ -193,6 +193,16 @@ describe('hardening (issue 8)', () => {
       expect((JSON.parse(json.stdout) as {error: {kind: string; message: string}}).error).to.deep.include({kind: 'user', message: '--nodes was given an empty path'})
       expect(listFiles(dir)).to.deep.equal(['nodes.yaml'])
     })
+
+    it('an empty MUSTER_NODES means unset (documented): nodes.yaml here is used; a non-empty one is a path', () => {
+      writeFileSync(join(dir, 'nodes.yaml'), `__base__:\n  ${base}\nweb: {}\n`)
+      const empty = runMuster(['validate'], {cwd: dir, env: {MUSTER_NODES: ''}})
+      expect(empty.code, empty.stderr).to.equal(0)
+      expect(empty.stdout).to.match(/^nodes\.yaml: ok/)
+      const missing = runMuster(['validate'], {cwd: dir, env: {MUSTER_NODES: 'x.yaml'}})
+      expect(missing.code).to.equal(1)
+      expect(missing.stderr).to.equal('Error: nodes file x.yaml does not exist\n→ Check the path given with --nodes or MUSTER_NODES.\n')
+    })
   })
 
   describe('item 19: __base__ is not a node group', () => {
