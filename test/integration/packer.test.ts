@@ -84,7 +84,11 @@ describe('packer (validate, build against moto)', function () {
 
   it('fails validation of a template with an unknown amazon-ebs option', async function () {
     const path = join(sandbox.dir, 'broken.pkr.json')
-    writeFileSync(path, template(moto, 'broken', {no_such_option: true}).text)
+    // muster refuses options outside its allowlist itself; Packer is the second line: add one by hand.
+    const broken = JSON.parse(template(moto, 'broken').text) as {source: {'amazon-ebs': {image: Record<string, unknown>}}}
+    broken.source['amazon-ebs'].image.no_such_option = true
+    writeFileSync(path, JSON.stringify(broken))
+    expect(() => template(moto, 'broken', {no_such_option: true})).to.throw(/packer option "no_such_option" is not one muster lets a group set/)
     const result = await runPacker(['validate', path], {cwd: sandbox.dir, env: sandbox.env})
     expect(result.code).to.not.equal(0)
     expect(result.stdout + result.stderr).to.match(/no_such_option/)
@@ -113,6 +117,37 @@ describe('packer (validate, build against moto)', function () {
     const {Images} = await ec2.send(new DescribeImagesCommand({Filters: [{Name: 'tag:muster:group', Values: ['literal']}]}))
     expect(Images).to.have.length(1)
     expect(Images?.[0]?.Tags).to.deep.include.members(Object.entries(hostile.tags).map(([Key, Value]) => ({Key, Value})))
+    await ec2.send(new DeregisterImageCommand({ImageId: Images?.[0]?.ImageId ?? ''}))
+  })
+
+  // Packer renders tags (keys too) and other strings as Go templates: {{ pwd }}, {{ env `HOME` }},
+  // {{ .SourceAMIName }}, {{ vault … }} run at bake time. muster refuses "{{" in every string that
+  // reaches a template; braces that are no template action stay literal.
+  it('refuses {{ … }} (a Packer Go template) in tag values, tag keys, the description and packer options', function () {
+    for (const own of [
+      {tags: {where: '{{ pwd }}'}},
+      {tags: {'{{uuid}}': 'x'}},
+      {description: '{{ .SourceAMIName }}'},
+      {packer: {user_data: '{{ env `HOME` }}'}},
+    ]) {
+      expect(() => testGroup('gotmpl', {}, own), JSON.stringify(own)).to.throw(/contains "\{\{", which Packer would evaluate as a Go template at bake time/)
+    }
+  })
+
+  it('bakes braces that are no Go template into the AMI\'s tags verbatim; the same tag with {{ pwd }} would be evaluated (why muster refuses it)', async function () {
+    const braces = {a: '{ {pwd}}', b: '}} {x} {', '{k}': 'v'}
+    const path = join(sandbox.dir, 'braces.pkr.json')
+    // The evaluated tag is written into the template text directly: muster itself never writes it.
+    const text = template(moto, 'braces', {}, {tags: {...braces, evaluated: 'PLACEHOLDER'}}).text.replace('"PLACEHOLDER"', '"{{ pwd }}"')
+    writeFileSync(path, text)
+    mkdirSync(join(sandbox.dir, '.muster', 'manifests'), {recursive: true})
+    const result = await runPacker(['build', '-color=false', path], {cwd: sandbox.dir, env: sandbox.env})
+    expect(result.code, result.stdout + result.stderr).to.equal(0)
+    const {Images} = await ec2.send(new DescribeImagesCommand({Filters: [{Name: 'tag:muster:group', Values: ['braces']}]}))
+    expect(Images).to.have.length(1)
+    const tags = Images?.[0]?.Tags ?? []
+    expect(tags).to.deep.include.members(Object.entries(braces).map(([Key, Value]) => ({Key, Value})))
+    expect(tags.find((t) => t.Key === 'evaluated')?.Value).to.not.equal('{{ pwd }}')
     await ec2.send(new DeregisterImageCommand({ImageId: Images?.[0]?.ImageId ?? ''}))
   })
 
