@@ -122,7 +122,7 @@ describe('packer template', () => {
           description: 'd ${file("/etc/hostname")} %{ if true }',
           ssh_username: 'u${x}',
           tags: {'k${a}': 'v%{b}', plain: 'a $ b % c {d}'},
-          packer: {subnet_id: 's${env}', run_volume_tags: {'x${y}': ['%{z}']}},
+          packer: {subnet_id: 's${env}', subnet_filter: {filters: {'x${y}': '%{z}'}}, security_group_ids: ['%{w}']},
         },
       }),
       'web',
@@ -132,7 +132,8 @@ describe('packer template', () => {
     expect(source.ssh_username).to.equal('u$${x}')
     expect(source.tags).to.deep.include({'k$${a}': 'v%%{b}', plain: 'a $ b % c {d}'})
     expect(source.subnet_id).to.equal('s$${env}')
-    expect(source.run_volume_tags).to.deep.equal({'x$${y}': ['%%{z}']})
+    expect(source.subnet_filter).to.deep.equal({filters: {'x$${y}': '%%{z}'}})
+    expect(source.security_group_ids).to.deep.equal(['%%{w}'])
     // muster's own expression stays live.
     expect(source.ami_name).to.equal('web ${local.timestamp}')
   })
