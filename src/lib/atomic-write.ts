@@ -2,7 +2,7 @@
 // content goes to a temp file beside the target (same file system, so rename is atomic), is
 // fsynced, then renamed over it. An existing file keeps its mode, and a requested mode never
 // widens it: a 0600 secret stays 0600 whatever the caller asks.
-import {closeSync, fchmodSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statSync, writeSync} from 'node:fs'
+import {closeSync, fchmodSync, lstatSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statSync, writeSync} from 'node:fs'
 import {mkdir, open, rename, rm, stat} from 'node:fs/promises'
 import {randomBytes} from 'node:crypto'
 import {basename, dirname, join} from 'node:path'
@@ -62,7 +62,13 @@ export function removeStaleTempFiles(dir: string): string[] {
     const pid = Number(TEMP_NAME.exec(name)?.[1] ?? Number.NaN)
     if (!Number.isSafeInteger(pid)) continue
     if ((pid === process.pid || processAlive(pid)) && !olderThan(join(dir, name), STALE_TEMP_AGE_MS)) continue
-    rmSync(join(dir, name), {force: true})
+    // Only what a writer leaves: a file or a link. A directory of that name is someone's, not ours.
+    try {
+      if (!lstatSync(join(dir, name)).isFile() && !lstatSync(join(dir, name)).isSymbolicLink()) continue
+      rmSync(join(dir, name), {force: true})
+    } catch {
+      continue
+    }
     removed.push(name)
   }
   return removed

@@ -66,6 +66,8 @@ export function readNodesText(path: string, shown: string): string {
     if (code === 'EACCES' || code === 'EPERM') return refuse('is not readable: permission denied', 'Give your user read access to it.')
     if (code === 'ENAMETOOLONG') return refuse('has a name too long for the file system', 'Check the path given with --nodes or MUSTER_NODES.')
     if (code === 'ELOOP') return refuse('is a symlink loop', 'Check the path given with --nodes or MUSTER_NODES.')
+    // Any other OS error (EINVAL from a /proc file, EIO from a failing disk) is the machine's.
+    if (typeof code === 'string') return refuse(`could not be read (${code})`, 'Point --nodes or MUSTER_NODES at a regular file you can read.')
     return error
   }
   let before: import('node:fs').Stats
@@ -91,8 +93,14 @@ export function readNodesText(path: string, shown: string): string {
     // Read one byte past the limit: a file that grew since stat is still caught.
     const buffer = Buffer.alloc(Math.min(stats.size, MAX_NODES_FILE_BYTES) + 1)
     let length = 0
-    for (let n = -1; n !== 0 && length < buffer.length; length += n) n = readSync(fd, buffer, length, buffer.length - length, null)
+    try {
+      for (let n = -1; n !== 0 && length < buffer.length; length += n) n = readSync(fd, buffer, length, buffer.length - length, null)
+    } catch (error) {
+      throw unreadable(error)
+    }
     if (length > MAX_NODES_FILE_BYTES) throw tooBig()
+    // A file that says it is empty yet has bytes is a kernel pseudo-file (/proc, /sys), not a nodes file.
+    if (stats.size === 0 && length > 0) throw refuse('reports a size of 0 but has content (a /proc or /sys file?)', 'Point --nodes or MUSTER_NODES at a regular file.')
     bytes = buffer.subarray(0, length)
   } finally {
     closeSync(fd)

@@ -55,7 +55,9 @@ export function formatWriteReport(report: WriteReport, options: {color: boolean;
   const lines: string[] = []
   for (const result of report.results) {
     lines.push(`${paint(options.color, statusColor[result.status], result.status.padEnd(width))}  ${result.path}`)
-    if (options.diffs && result.diff) lines.push(colorDiff(stripPatchHeader(result.diff), options.color))
+    // Diff lines carry nodes-file text: neutralised like show's, or a C1 or bidi control in a
+    // description would reach the terminal and CI logs raw.
+    if (options.diffs && result.diff) lines.push(colorDiff(neutralise(stripPatchHeader(result.diff), '\n'), options.color))
   }
   return lines.length > 0 ? `${lines.join('\n')}\n` : ''
 }

@@ -33,6 +33,27 @@ describe('hardening (issue 8)', () => {
         'Error: nodes file big.yaml is larger than 16 MiB, the most muster reads\n→ Split the fleet into several nodes files, or remove what the groups do not need.\n',
       ],
     ]
+    it('refuses a kernel pseudo-file that reports size 0, and one whose read fails, as user errors', () => {
+      for (const [path, message] of [
+        ['/proc/self/status', 'Error: nodes file /proc/self/status reports a size of 0 but has content (a /proc or /sys file?)\n'],
+        ['/proc/self/pagemap', 'Error: nodes file /proc/self/pagemap could not be read (EINVAL)\n'],
+      ] as const) {
+        const result = runMuster(['validate', '--nodes', path], {cwd: dir})
+        expect(result.code).to.equal(1)
+        expect(result.stderr).to.match(new RegExp(`^${message.replace(/[()?/.]/g, '\\$&')}`))
+        expect(result.stderr).not.to.match(/bug/)
+      }
+    })
+
+    it('leaves a directory named like a temp file alone, and still writes', () => {
+      writeFileSync(join(dir, 'nodes.json'), JSON.stringify({__base__: {region: 'us-east-1', instance_type: 'm5.large', source_ami: 'ami-1ebb2077'}, web: {}}))
+      mkdirSync(join(dir, 'roles', '.web.json.999999.deadbeef.tmp'), {recursive: true})
+      const result = runMuster(['generate'], {cwd: dir})
+      expect(result.code, result.stderr).to.equal(0)
+      expect(existsSync(join(dir, 'roles', 'web.json'))).to.equal(true)
+      expect(existsSync(join(dir, 'roles', '.web.json.999999.deadbeef.tmp'))).to.equal(true)
+    })
+
     for (const [what, make, message] of refusals) {
       it(`refuses ${what}, for every verb that reads it, and writes nothing`, () => {
         const path = make()
@@ -104,6 +125,20 @@ describe('hardening (issue 8)', () => {
       expect(result.stdout).not.to.match(CONTROL)
       expect(result.stdout).to.contain('description: ok\\x1b]0;pwned\\x07\\x1b[31mred\\x9b2J\\u202egnp.exe\\x0d\n')
       expect(result.stdout).to.contain('  k\\x1b[2J: v\\x08\n')
+    })
+
+    it('the diffs of role:update and generate --check show them as visible escapes too', () => {
+      writeFileSync(join(dir, 'nodes.json'), JSON.stringify({__base__: {region: 'us-east-1', instance_type: 'm5.large', source_ami: 'ami-1ebb2077'}, web: {description: 'a'}}))
+      expect(runMuster(['generate'], {cwd: dir}).code).to.equal(0)
+      writeFileSync(join(dir, 'nodes.json'), JSON.stringify({__base__: {region: 'us-east-1', instance_type: 'm5.large', source_ami: 'ami-1ebb2077'}, web: {description: '\u009b2J\u009d0;owned\u009c\u202eb\u007f'}}))
+      const check = runMuster(['generate', '--check'], {cwd: dir})
+      expect(check.code).to.equal(1)
+      expect(check.stdout + check.stderr).not.to.match(CONTROL)
+      expect(check.stdout + check.stderr).to.contain('\\x9b2J\\x9d0;owned\\x9c\\u202eb\\x7f')
+      const update = runMuster(['role:update', 'web'], {cwd: dir})
+      expect(update.code, update.stderr).to.equal(0)
+      expect(update.stdout).not.to.match(CONTROL)
+      expect(update.stdout).to.contain('\\x9b2J')
     })
 
     it('--json keeps the text exactly', () => {
