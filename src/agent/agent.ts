@@ -318,7 +318,7 @@ export class Agent {
       node: this.identity.node,
       group: this.identity.group,
       services: this.identity.services.map((s) => s.name),
-      registered: [...this.registration.services].sort(),
+      registered: [...this.registration.published].sort(),
       dependsOn: this.identity.dependsOn,
       registry: {connected: this.options.feed.connected && this.registration.leaseId !== null, endpoints: this.options.store.endpoints, revision: this.options.feed.view.revision, leaseId: this.registration.leaseId},
       provision: this.provisionStatus,

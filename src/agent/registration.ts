@@ -32,6 +32,8 @@ export class Registration {
   /** Has this agent ever owned its node key? Until it has, it must not delete anything. */
   private claimed = false
   private readonly registered = new Set<string>()
+  /** The services whose keys the last completed write put in the registry (what /health reports). */
+  private written: ReadonlySet<string> = new Set()
   /** Registry writes and deletes in order: a re-publish never lands after a deregistration. */
   private readonly writes = new Lock()
   /** Revision of the last write: the view must reach it before it can be judged. */
@@ -44,6 +46,11 @@ export class Registration {
   /** The services registered (or about to be, on the next publish). */
   get services(): ReadonlySet<string> {
     return this.registered
+  }
+
+  /** The services actually in the registry as of this agent's last completed write. */
+  get published(): ReadonlySet<string> {
+    return this.written
   }
 
   get leaseId(): string | null {
@@ -101,11 +108,13 @@ export class Registration {
     return this.writes.run(async () => {
       // `registered` is read inside the lock, so it is what the last deregistration left.
       let revision = await lease.put(this.key, JSON.stringify(this.options.node()))
-      for (const name of [...this.registered].sort()) {
+      const names = [...this.registered].sort()
+      for (const name of names) {
         const record = this.options.service(name)
         revision = await lease.put(serviceKey(this.options.project, name, record.node), JSON.stringify(record))
       }
       this.lastWrite = Math.max(this.lastWrite, revision)
+      this.written = new Set(names)
     })
   }
 
@@ -158,6 +167,7 @@ export class Registration {
     return this.writes.run(async () => {
       const revision = await this.options.store.deleteKeys(keys)
       this.lastWrite = Math.max(this.lastWrite, revision)
+      this.written = new Set([...this.written].filter((name) => !keys.some((key) => key.endsWith(`/services/${name}/${this.options.node().node}`))))
       return revision
     })
   }
