@@ -457,6 +457,14 @@ function checkYamlNodes(doc: import('yaml').Document, targets: AliasTargets): {o
         if (!/^[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$/.test(node.value.trim())) return fail(node, path, `expected a number after ${shorthand}, got ${JSON.stringify(node.value)}`)
         node.value = Number(node.value.trim())
       }
+      if ((tag === `${YAML_TAG}bool` || tag === `${YAML_TAG}null`) && typeof node.value === 'string') {
+        // The same for `!!bool` and `!!null`: only what JSON can hold survives, as that value.
+        const shorthand = tag.replace(YAML_TAG, '!!')
+        const text = node.value.trim()
+        const known: Record<string, boolean | null> = tag === `${YAML_TAG}bool` ? {true: true, false: false, True: true, False: false, TRUE: true, FALSE: false} : {null: null, Null: null, NULL: null, '~': null, '': null}
+        if (!(text in known)) return fail(node, path, `expected ${tag === `${YAML_TAG}bool` ? 'true or false' : 'null'} after ${shorthand}, got ${JSON.stringify(node.value)}`)
+        node.value = known[text] as boolean | null
+      }
       const value = node.value
       if (typeof value === 'number') {
         const problemText = numberProblem(value, node.source ?? String(value))

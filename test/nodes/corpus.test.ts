@@ -122,6 +122,7 @@ const cases: Case[] = [
   {file: 'yaml-merge-key-group.yaml', problems: [['6:3', 'web.<<', 'YAML merge keys (<<) are not supported']]},
   {file: 'yaml-binary-value.yaml', problems: [['7:19', 'web.default_attributes.key', 'the YAML tag !!binary is not supported']]},
   {file: 'yaml-set-value.yaml', problems: [['7:18', 'web.default_attributes.names', 'the YAML tag !!set is not supported']]},
+  {file: 'yaml-bool-tag-yes.yaml', problems: [['7:21', 'web.default_attributes.enabled', 'expected true or false after !!bool, got "yes"']]},
   {file: 'yaml-infinity.yaml', problems: [['7:12', 'web.override_attributes.limit', 'expected a finite number']]},
   {file: 'yaml-integer-beyond-2-53.yaml', problems: [['7:9', 'web.default_attributes.id', 'expected a whole number within ±2^53 (9007199254740991)', 'silently rounded']]},
   {file: 'json-number-too-large.json', problems: [['7:43', 'web.default_attributes.ratio', 'expected a finite number'], ['7:56', 'web.default_attributes.id', 'expected a whole number within ±2^53']]},
