@@ -7,7 +7,8 @@
 import {join} from 'node:path'
 
 import {initialProvision, type NodeRecord, type ProvisionReason, type ProvisionStatus, type ServiceRecord} from '../registry/records.js'
-import {jitteredDelay, type RegistryFeed} from '../registry/feed.js'
+import {jitteredDelay} from '../lib/backoff.js'
+import type {RegistryFeed} from '../registry/feed.js'
 import type {RegistryStore} from '../registry/store.js'
 import type {ViewChange} from '../registry/view.js'
 import {buildAttributes, dependentsHoldingOn} from './attributes.js'
@@ -86,6 +87,7 @@ export class Agent {
       store: options.store,
       log: options.log,
       clock: this.clock,
+      nodeId: options.identity.node,
       node: () => this.nodeRecord(),
       service: (name) => this.serviceRecord(name),
     })

@@ -3,7 +3,7 @@
 // delete in order through one lock, and the check that what the registry holds is still what
 // this node wrote. The agent says what the records are; this module only keeps them there.
 import {UserError} from '../errors.js'
-import {jitteredDelay} from '../registry/feed.js'
+import {jitteredDelay, sleep} from '../lib/backoff.js'
 import {nodeKey, serviceKey} from '../registry/keys.js'
 import type {NodeRecord, ServiceRecord} from '../registry/records.js'
 import type {RegistryStore, StoreLease} from '../registry/store.js'
@@ -17,13 +17,13 @@ export interface RegistrationOptions {
   store: RegistryStore
   log: Logger
   clock: Clock
+  /** The node's id: fixed for the agent's life (a reload never changes it). */
+  nodeId: string
   /** The node's record as it should be now. */
   node(): NodeRecord
   /** A service's record as it should be now. */
   service(name: string): ServiceRecord
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 
 export class Registration {
   private lease: StoreLease | undefined
@@ -62,7 +62,11 @@ export class Registration {
   }
 
   private get key(): string {
-    return nodeKey(this.options.project, this.options.node().node)
+    return nodeKey(this.options.project, this.options.nodeId)
+  }
+
+  private serviceKey(name: string): string {
+    return serviceKey(this.options.project, name, this.options.nodeId)
   }
 
   /** Grants a lease (once, or again after losing it) and writes every key on it. Throws on failure. */
@@ -95,7 +99,7 @@ export class Registration {
         return
       }
       if (this.options.clock.now() >= deadline || this.closed) {
-        throw new UserError(`node ${this.options.node().node} is already registered by another agent (lease ${result.holder})`, {
+        throw new UserError(`node ${this.options.nodeId} is already registered by another agent (lease ${result.holder})`, {
           hint: 'Stop the other agent, or give this one another --node. A crashed agent\'s registration expires after its TTL.',
         })
       }
@@ -110,8 +114,7 @@ export class Registration {
       let revision = await lease.put(this.key, JSON.stringify(this.options.node()))
       const names = [...this.registered].sort()
       for (const name of names) {
-        const record = this.options.service(name)
-        revision = await lease.put(serviceKey(this.options.project, name, record.node), JSON.stringify(record))
+        revision = await lease.put(this.serviceKey(name), JSON.stringify(this.options.service(name)))
       }
       this.lastWrite = Math.max(this.lastWrite, revision)
       this.written = new Set(names)
@@ -157,17 +160,17 @@ export class Registration {
   /** Deregisters services (all at one revision) and rewrites the node's record; resolves with that revision. */
   async remove(names: readonly string[]): Promise<number> {
     for (const name of names) this.registered.delete(name)
-    const node = this.options.node().node
-    const revision = await this.deleteKeys(names.map((n) => serviceKey(this.options.project, n, node)))
+    const revision = await this.deleteKeys(names, false)
     await this.publish()
     return revision
   }
 
-  private deleteKeys(keys: string[]): Promise<number> {
+  /** Deletes services' keys (and the node's, with `node`) at one revision, through the write lock. */
+  private deleteKeys(services: readonly string[], node: boolean): Promise<number> {
     return this.writes.run(async () => {
-      const revision = await this.options.store.deleteKeys(keys)
+      const revision = await this.options.store.deleteKeys([...services.map((name) => this.serviceKey(name)), ...(node ? [this.key] : [])])
       this.lastWrite = Math.max(this.lastWrite, revision)
-      this.written = new Set([...this.written].filter((name) => !keys.some((key) => key.endsWith(`/services/${name}/${this.options.node().node}`))))
+      this.written = new Set([...this.written].filter((name) => !services.includes(name)))
       return revision
     })
   }
@@ -204,8 +207,7 @@ export class Registration {
     }
     const offered = [...this.registered]
     try {
-      const node = this.options.node().node
-      const revision = await this.deleteKeys([...offered.map((n) => serviceKey(this.options.project, n, node)), this.key])
+      const revision = await this.deleteKeys(offered, true)
       await lease?.revoke()
       this.options.log.info('deregistered', {revision, services: offered})
       return revision

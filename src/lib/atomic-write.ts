@@ -64,7 +64,8 @@ export function removeStaleTempFiles(dir: string): string[] {
     if ((pid === process.pid || processAlive(pid)) && !olderThan(join(dir, name), STALE_TEMP_AGE_MS)) continue
     // Only what a writer leaves: a file or a link. A directory of that name is someone's, not ours.
     try {
-      if (!lstatSync(join(dir, name)).isFile() && !lstatSync(join(dir, name)).isSymbolicLink()) continue
+      const stats = lstatSync(join(dir, name))
+      if (!stats.isFile() && !stats.isSymbolicLink()) continue
       rmSync(join(dir, name), {force: true})
     } catch {
       continue

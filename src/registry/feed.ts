@@ -3,6 +3,7 @@
 // feed takes a fresh snapshot and reports the difference against its last view, so a change made
 // while the watch was down is still seen. While etcd is unreachable the last view stays as it was:
 // nobody downstream ever sees a partial or empty registry because of an outage.
+import {jitteredDelay, sleep} from '../lib/backoff.js'
 import {projectPrefix} from './keys.js'
 import type {RegistryStore, Watch} from './store.js'
 import {RegistryView, type ViewChange} from './view.js'
@@ -21,12 +22,6 @@ export interface FeedStats {
   rejected: number
 }
 
-/** Backoff with full jitter, capped: retries from many nodes do not arrive at etcd together. */
-export function jitteredDelay(attempt: number, baseMs: number, capMs: number, random: () => number = Math.random): number {
-  const ceiling = Math.min(capMs, baseMs * 2 ** Math.min(attempt, 16))
-  return Math.round(ceiling / 2 + (random() * ceiling) / 2)
-}
-
 export class RegistryFeed {
   readonly view: RegistryView
   readonly stats: FeedStats = {events: 0, reconnects: 0, resyncs: 0, rejected: 0}
@@ -42,7 +37,13 @@ export class RegistryFeed {
 
   /** First snapshot and watch; rejects when etcd cannot be reached (the caller decides what that means). */
   async start(): Promise<void> {
+    await this.sync()
+  }
+
+  /** Snapshot, diff against the view, watch from the snapshot's revision: start and resync alike. */
+  private async sync(): Promise<void> {
     const snapshot = await this.store.snapshot(projectPrefix(this.project))
+    if (this.stopped) return
     this.emit(this.view.replace(snapshot.events, snapshot.revision))
     await this.openWatch(snapshot.revision + 1)
     this.connected = true
@@ -96,18 +97,14 @@ export class RegistryFeed {
     await old?.close()
     for (let attempt = 0; !this.stopped; attempt++) {
       try {
-        const snapshot = await this.store.snapshot(projectPrefix(this.project))
-        if (this.stopped) return
+        await this.sync()
         this.stats.resyncs++
-        this.emit(this.view.replace(snapshot.events, snapshot.revision))
-        await this.openWatch(snapshot.revision + 1)
-        this.connected = true
         return
       } catch (error) {
         this.connected = false
         const delay = jitteredDelay(attempt, 200, 5000)
         this.log.warn('registry snapshot failed; retrying', {error: (error as Error).message, retryInMs: delay})
-        await new Promise((resolve) => setTimeout(resolve, delay))
+        await sleep(delay)
       }
     }
   }

@@ -3,13 +3,14 @@
 import type {NodeRow, ServiceRow} from '../registry/read.js'
 import {formatTable, neutralise} from './format.js'
 
+// formatTable neutralises every cell; only the messages outside a table need it here.
 const safe = (text: string): string => neutralise(text)
 
 export function formatServiceRows(rows: readonly ServiceRow[], only: string | undefined): string {
   if (rows.length === 0) return only === undefined ? 'No services registered.\n' : `No node runs ${safe(only)}.\n`
   return formatTable(
     ['SERVICE', 'NODE', 'GROUP', 'ADDRESS', 'PORT', 'SINCE'],
-    rows.map((r) => [r.service, r.node, r.group, r.address, r.port === null ? '-' : String(r.port), r.since].map(safe)),
+    rows.map((r) => [r.service, r.node, r.group, r.address, r.port === null ? '-' : String(r.port), r.since]),
   )
 }
 
@@ -23,6 +24,6 @@ export function formatNodeRows(rows: readonly NodeRow[], only: string | undefine
   }
   return formatTable(
     ['NODE', 'GROUP', 'ADDRESS', 'SERVICES', 'DEPENDS ON', 'LAST PROVISION'],
-    rows.map((r) => [r.node, r.group, r.address, r.services.join(',') || '-', r.dependsOn.join(',') || '-', last(r)].map(safe)),
+    rows.map((r) => [r.node, r.group, r.address, r.services.join(',') || '-', r.dependsOn.join(',') || '-', last(r)]),
   )
 }
