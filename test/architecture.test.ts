@@ -9,7 +9,7 @@ import {fileURLToPath} from 'node:url'
 
 const SRC = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'src')
 const FORBIDDEN_ON_NODE_SIDE = [/^@pulumi\//, /^@aws-sdk\/client-ec2$/, /^@aws-sdk\/client-auto-scaling$/]
-const NODE_SIDE = ['nodes', 'artifacts', 'lib', 'registry', 'agent']
+const NODE_SIDE = ['nodes', 'artifacts', 'lib', 'registry', 'agent', 'release']
 /** The agent's command entry points, and the flags they share: node-side too, with all they reach (base-command.ts included). */
 const NODE_SIDE_ENTRY_POINTS = ['commands/agent.ts', 'commands/service/ls.ts', 'commands/node/ls.ts', 'registry-flags.ts', 'base-command.ts']
 
