@@ -3,15 +3,21 @@
 // the CLI (following it) and the agents (deciding whether to take a slot) both use.
 //
 //   deploys/ID                  the request, written by the CLI once every release is uploaded
-//   deploys/ID/slots/K          one of the request's N slots (K = 0..N-1), created if absent on the
+//   groups/GROUP/release        the group's current release: what a node that boots later converges
+//   rollout/ID/slots/K          one of the request's N slots (K = 0..N-1), created if absent on the
 //                               holding node's lease: a lease-backed semaphore, so a dead node's slot
 //                               comes back when its lease expires
-//   deploys/ID/nodes/NODE       a node's progress (waiting|running|ok|failed); `running` names the
+//   rollout/ID/nodes/NODE       a node's progress (waiting|running|ok|failed); `running` names the
 //                               lease of the node's slot, so a node that died mid-run reads as failed
-//   deploys/ID/stop             written once: no further slot is handed out (cancelled, too many
+//   rollout/ID/stop             written once: no further slot is handed out (cancelled, too many
 //                               failures, timed out); a slot is claimed only in a transaction that
 //                               also checks this key is absent
-//   groups/GROUP/release        the group's current release: what a node that boots later converges
+//
+// Why the rollout's keys are not under deploys/ID/: etcd's RBAC grants key ranges and has no deny.
+// Agents must write their progress but must never write a deploy request (a compromised node could
+// otherwise roll the fleet back to any release in the bucket), so the two live under prefixes that
+// registry:init can grant apart: operators write deploys/ and groups/, agents only rollout/.
+// Something that follows a rollout watches both deploysPrefix and rolloutPrefix (or the project's).
 //
 // A release is content-addressed. Its manifest (JSON, see ReleaseManifest) is stored at
 // s3://BUCKET/muster/PROJECT/releases/GROUP/DIGEST.json, where DIGEST is the manifest's sha256;
@@ -21,11 +27,13 @@ import {isSegment, projectPrefix} from './keys.js'
 
 export const deploysPrefix = (project: string): string => `${projectPrefix(project)}deploys/`
 export const deployKey = (project: string, id: string): string => `${deploysPrefix(project)}${id}`
-export const deploySlotsPrefix = (project: string, id: string): string => `${deployKey(project, id)}/slots/`
-export const deploySlotKey = (project: string, id: string, slot: number): string => `${deploySlotsPrefix(project, id)}${slot}`
-export const deployNodesPrefix = (project: string, id: string): string => `${deployKey(project, id)}/nodes/`
-export const deployNodeKey = (project: string, id: string, node: string): string => `${deployNodesPrefix(project, id)}${node}`
-export const deployStopKey = (project: string, id: string): string => `${deployKey(project, id)}/stop`
+export const rolloutsPrefix = (project: string): string => `${projectPrefix(project)}rollout/`
+export const rolloutPrefix = (project: string, id: string): string => `${rolloutsPrefix(project)}${id}/`
+export const rolloutSlotsPrefix = (project: string, id: string): string => `${rolloutPrefix(project, id)}slots/`
+export const rolloutSlotKey = (project: string, id: string, slot: number): string => `${rolloutSlotsPrefix(project, id)}${slot}`
+export const rolloutNodesPrefix = (project: string, id: string): string => `${rolloutPrefix(project, id)}nodes/`
+export const rolloutNodeKey = (project: string, id: string, node: string): string => `${rolloutNodesPrefix(project, id)}${node}`
+export const rolloutStopKey = (project: string, id: string): string => `${rolloutPrefix(project, id)}stop`
 export const groupReleaseKey = (project: string, group: string): string => `${projectPrefix(project)}groups/${group}/release`
 
 /** A deploy id sorts by time: YYYYMMDDTHHMMSSZ-xxxxxx (6 random hex digits). */
@@ -176,7 +184,7 @@ export function parseDeployStop(text: string): DeployStop | undefined {
   return {reason: v.reason as DeployStopReason, at: v.at, by: v.by}
 }
 
-/** What a key under deploys/ names, or undefined for anything else. */
+/** What a key under deploys/ or rollout/ names, or undefined for anything else. */
 export type ParsedDeployKey =
   | {kind: 'request'; id: string}
   | {kind: 'slot'; id: string; slot: number}
@@ -184,12 +192,16 @@ export type ParsedDeployKey =
   | {kind: 'stop'; id: string}
 
 export function parseDeployKey(project: string, key: string): ParsedDeployKey | undefined {
-  const prefix = deploysPrefix(project)
-  if (!key.startsWith(prefix)) return undefined
-  const parts = key.slice(prefix.length).split('/')
+  const requests = deploysPrefix(project)
+  if (key.startsWith(requests)) {
+    const id = key.slice(requests.length)
+    return DEPLOY_ID.test(id) ? {kind: 'request', id} : undefined
+  }
+  const rollouts = rolloutsPrefix(project)
+  if (!key.startsWith(rollouts)) return undefined
+  const parts = key.slice(rollouts.length).split('/')
   const id = parts[0] ?? ''
   if (!DEPLOY_ID.test(id)) return undefined
-  if (parts.length === 1) return {kind: 'request', id}
   if (parts.length === 2 && parts[1] === 'stop') return {kind: 'stop', id}
   if (parts.length === 3 && parts[1] === 'slots' && /^(0|[1-9]\d{0,5})$/.test(parts[2] ?? '')) return {kind: 'slot', id, slot: Number(parts[2])}
   if (parts.length === 3 && parts[1] === 'nodes' && isSegment(parts[2] ?? '')) return {kind: 'node', id, node: parts[2] as string}
