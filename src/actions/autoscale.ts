@@ -19,6 +19,21 @@ const selectFleets = (project: Project, names: string[] | undefined): Group[] =>
 
 const withFleet = (intent: Intent): Intent => ({...intent, fleet: true})
 
+/** autoscale:update changes a running fleet; starting one is autoscale:run's (which checks for strangers first). */
+export function noFleetYet(group: string): UserError {
+  return new UserError(`group ${group} has no Auto Scaling group to update: it never ran a fleet`, {
+    hint: `Start it with: muster autoscale:run ${group}`,
+  })
+}
+
+/** The fleet intent an update keeps, refusing a group whose stack records no fleet. */
+const updatedFleet = (intent: Intent, group: Group): Intent => {
+  if (!intent.fleet) throw noFleetYet(group.name)
+  return withFleet(intent)
+}
+
+const fleetUpdate = {change: updatedFleet, parts: ['fleet'] as const, refuseMissing: (group: Group) => noFleetYet(group.name)}
+
 /** ASGs tagged for the group that the group's stack does not manage. */
 export function foreignAsgs(found: readonly GroupAsg[], managed: readonly string[]): GroupAsg[] {
   return found.filter((asg) => !managed.includes(asg.name))
@@ -83,7 +98,7 @@ export interface AutoscaleUpdateDeps {
 export async function autoscaleUpdate(options: FleetVerbOptions & {strategy: UpdateStrategy}, io: IoHost, deps: AutoscaleUpdateDeps = {}): Promise<ApplyResult> {
   const project = new Project(options, io)
   const groups = selectFleets(project, options.groups)
-  if (options.strategy === 'rolling') return updateStacks(project, {groups, change: withFleet, parts: ['fleet'], previewOnly: options.previewOnly}, io)
+  if (options.strategy === 'rolling') return updateStacks(project, {groups, ...fleetUpdate, previewOnly: options.previewOnly}, io)
   let last: ApplyResult | undefined
   // One group at a time: a blue-green update doubles a fleet for a while.
   for (const group of groups) last = await blueGreen(project, group, options.previewOnly, io, deps)
@@ -93,7 +108,7 @@ export async function autoscaleUpdate(options: FleetVerbOptions & {strategy: Upd
 
 async function blueGreen(project: Project, group: Group, previewOnly: boolean, io: IoHost, deps: AutoscaleUpdateDeps): Promise<ApplyResult> {
   const name = group.name
-  const grown = await updateStacks(project, {groups: [group], change: (intent) => ({...withFleet(intent), generations: blueGreenSteps(intent).grow}), parts: ['fleet'], previewOnly}, io)
+  const grown = await updateStacks(project, {groups: [group], ...fleetUpdate, change: (intent) => ({...updatedFleet(intent, group), generations: blueGreenSteps(intent).grow}), previewOnly}, io)
   if (previewOnly) return grown
   const outcome = grown.groups[0]
   // The intent the grow step recorded names the new generation: its highest.

@@ -12,8 +12,21 @@ import {groupProgram, type Part} from '../stacks/program.js'
 import {targetsFor} from '../stacks/session.js'
 import type {GroupStack} from '../stacks/workspace.js'
 import {runHooks, tailPartLogs} from './engine-output.js'
+import {UserError} from '../errors.js'
 import type {IoHost} from './io.js'
 import type {Project} from './project.js'
+
+/** What a failed update's error adds: the verb's intent was not kept. */
+export const intentWithdrawnNote = (group: string, file: string): string =>
+  `What this run asked for was not kept: ${file} is back as it was, so ${group}'s other verbs work as before. Anything the failed update created stays in the stack until the verb runs again (and picks it up) or \`muster up ${group}\` removes it.`
+
+/** The update's error with that note; a bug stays a bug (the note goes to progress instead). */
+function intentWithdrawn(error: unknown, group: string, file: string, io: IoHost): unknown {
+  const note = intentWithdrawnNote(group, file)
+  if (error instanceof UserError) return new UserError(error.message, {hint: [error.hint, note].filter(Boolean).join('\n'), exitCode: error.exitCode, cause: error.cause ?? error})
+  io.progress(`[${group}] ${note}`)
+  return error
+}
 
 export interface StackUpdate {
   groups: readonly Group[]
@@ -25,6 +38,8 @@ export interface StackUpdate {
   clearPending?: boolean
   /** Leave out groups that have no stack yet instead of creating one (packer:delete). */
   onlyExisting?: boolean
+  /** Refuse a group that has no stack yet with this error instead of creating one (autoscale:update). */
+  refuseMissing?: (group: Group) => UserError
   /** false: the verb has asked already; update without a separate preview. */
   ask?: boolean
 }
@@ -54,7 +69,8 @@ export async function updateStacks(project: Project, update: StackUpdate, io: Io
   const session = project.session()
   const ask = update.ask !== false && !io.assumeYes
   const opened = await mapBounded(update.groups, project.parallel, async (group) => {
-    const stack = update.onlyExisting ? await session.openExisting(group.name) : await session.openOrCreate(group.name)
+    const stack = update.onlyExisting || update.refuseMissing ? await session.openExisting(group.name) : await session.openOrCreate(group.name)
+    if (!stack && update.refuseMissing) throw update.refuseMissing(group)
     return stack ? {group, stack} : undefined
   })
   const prepared = await mapBounded(
@@ -95,14 +111,23 @@ export async function updateStacks(project: Project, update: StackUpdate, io: Io
 }
 
 async function applyOne(root: string, p: Prepared, outcome: GroupOutcome, parts: readonly Part[] | undefined, io: IoHost): Promise<void> {
-  await p.stack.recordIntent(p.intent)
+  const recorded = await p.stack.recordIntent(p.intent)
   if (p.preview && !hasChanges(p.preview)) {
     outcome.outputs = await p.stack.outputs()
     return
   }
   io.progress(`[${p.group.name}] updating…`)
   const stopTail = tailPartLogs(root, p.group.name, io)
-  const result = await p.stack.up(targetsFor(p.stack, parts), runHooks(p.group.name, io, {events: true})).finally(stopTail)
+  let result: Awaited<ReturnType<GroupStack['up']>>
+  try {
+    result = await p.stack.up(targetsFor(p.stack, parts), runHooks(p.group.name, io, {events: true})).finally(stopTail)
+  } catch (error) {
+    // A verb that fails leaves the group as it was: its intent goes, so it cannot block the next
+    // verb (a fleet the engine cannot create would otherwise fail every later packer:run too).
+    if (!recorded.changed) throw error
+    await recorded.restore()
+    throw intentWithdrawn(error, p.group.name, recorded.file, io)
+  }
   outcome.outputs = result.outputs
   outcome.applied = hasChanges(result.changes)
   if (!p.preview) {

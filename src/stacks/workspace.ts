@@ -2,7 +2,7 @@
 // group name, config in stacks/), read and record intent, preview/up/destroy a part of it, and
 // turn Pulumi's errors into user errors with the next step.
 import {existsSync, readFileSync} from 'node:fs'
-import {join} from 'node:path'
+import {join, relative} from 'node:path'
 import {parse} from 'yaml'
 
 import {
@@ -46,13 +46,38 @@ export interface UpResult {
   changes: ChangeSet
 }
 
+export interface ProjectSettings {
+  name: string
+  /** Where stack config files live, relative to the root ('' when Pulumi.yaml sets none). */
+  stackConfigDir: string
+}
+
 /** The project name from Pulumi.yaml, writing muster's default project file when there is none. */
 export function ensureProject(root: string): string {
+  return projectSettings(root).name
+}
+
+/** Pulumi.yaml's settings muster uses, writing muster's default project file when there is none. */
+export function projectSettings(root: string): ProjectSettings {
   const file = join(root, 'Pulumi.yaml')
   if (!existsSync(file)) atomicWriteSync(file, DEFAULT_PROJECT_YAML)
-  const project = parse(readFileSync(file, 'utf8')) as {name?: unknown} | null
+  const project = parse(readFileSync(file, 'utf8')) as {name?: unknown; stackConfigDir?: unknown} | null
   if (typeof project?.name !== 'string') throw new UserError(`${file} has no project name`, {hint: 'Add a line like "name: muster" to Pulumi.yaml.'})
-  return project.name
+  return {name: project.name, stackConfigDir: typeof project.stackConfigDir === 'string' ? project.stackConfigDir : ''}
+}
+
+/**
+ * What recording an intent changed, and how to take it back: the stack's config file as it was
+ * before, put back in one atomic rename when the update that follows fails, so a failed verb
+ * leaves the group as it was (its intent never blocks the next verb).
+ */
+export interface RecordedIntent {
+  /** The stack's config file, relative to the project root (stacks/Pulumi.GROUP.yaml). */
+  file: string
+  /** Whether recording changed anything. */
+  changed: boolean
+  /** Puts the config file back as it was before recording; does nothing when nothing changed. */
+  restore(): Promise<void>
 }
 
 export class GroupStack {
@@ -60,6 +85,8 @@ export class GroupStack {
     readonly group: string,
     readonly project: string,
     private readonly stack: Stack,
+    /** Absolute path of the stack's config file (stacks/Pulumi.GROUP.yaml). */
+    readonly configFile: string = join(stack.workspace.workDir, `Pulumi.${group}.yaml`),
   ) {}
 
   /** `urn:pulumi:STACK::PROJECT::TYPE::NAME`, and a pattern for everything beneath a component. */
@@ -84,15 +111,36 @@ export class GroupStack {
     return intentFromConfig(this.recorded)
   }
 
-  async recordIntent(intent: Intent): Promise<void> {
+  async recordIntent(intent: Intent): Promise<RecordedIntent> {
     const config = intentToConfig(intent)
     const current = this.recorded ?? (await this.stack.getAllConfig())
     const changed = Object.entries(config).some(([key, value]) => current[key]?.value !== value.value)
-    if (changed) await this.stack.setAllConfig(config)
     // Optional keys the intent no longer has (cleanedAt after packer:delete) must go, not linger.
     const stale = Object.keys(current).filter((key) => key.startsWith(`${CONFIG_NAMESPACE}:`) && !(key in config))
+    const file = relative(this.stack.workspace.workDir, this.configFile) || this.configFile
+    if (!changed && stale.length === 0) return {file, changed: false, restore: async () => undefined}
+    // The file's bytes, not the config values: putting them back is one rename, keeps secrets,
+    // comments and the encryption salt as they were, and needs no engine run that could fail too.
+    const before = existsSync(this.configFile) ? readFileSync(this.configFile) : undefined
+    if (changed) await this.stack.setAllConfig(config)
     if (stale.length > 0) await this.stack.removeAllConfig(stale)
     this.recorded = undefined
+    const added = Object.keys(config).filter((key) => !(key in current))
+    return {
+      file,
+      changed: true,
+      restore: async () => {
+        this.recorded = undefined
+        if (before !== undefined) {
+          atomicWriteSync(this.configFile, before)
+          return
+        }
+        // No file before (a backend that keeps config elsewhere): take the values back instead.
+        const previous = Object.fromEntries(Object.entries(current).filter(([key]) => key.startsWith(`${CONFIG_NAMESPACE}:`)))
+        if (Object.keys(previous).length > 0) await this.stack.setAllConfig(previous)
+        if (added.length > 0) await this.stack.removeAllConfig(added)
+      },
+    }
   }
 
   /** Engine options that also keep every event, so the caller gets the changes back. */
@@ -172,7 +220,7 @@ function findPulumi(): Promise<PulumiCommand> {
  * has no stack gives undefined (the engine's StackNotFoundError, not a message match).
  */
 export async function openGroupStack(context: StackContext, group: string, options: {create: boolean}): Promise<GroupStack | undefined> {
-  const project = ensureProject(context.root)
+  const settings = projectSettings(context.root)
   try {
     const workspace = await LocalWorkspace.create({
       pulumiCommand: await findPulumi(),
@@ -181,7 +229,7 @@ export async function openGroupStack(context: StackContext, group: string, optio
       secretsProvider: 'passphrase',
     })
     const stack = options.create ? await Stack.createOrSelect(group, workspace) : await Stack.select(group, workspace)
-    return new GroupStack(group, project, stack)
+    return new GroupStack(group, settings.name, stack, join(context.root, settings.stackConfigDir, `Pulumi.${group}.yaml`))
   } catch (error) {
     if (!options.create && error instanceof StackNotFoundError) return undefined
     throw translatePulumiError(error, group)

@@ -1,0 +1,80 @@
+// What a group's stack records when a verb fails or does not apply, on the real engine with Packer
+// and moto: a failed fleet or instance verb leaves stacks/Pulumi.GROUP.yaml as it was (here the
+// engine fails for real: the AWS provider plugin is not installed, so any fleet or instance
+// update fails after muster has recorded its intent), and autoscale:update refuses a group that
+// never ran a fleet.
+import {expect} from 'chai'
+import {existsSync, readFileSync} from 'node:fs'
+import {join} from 'node:path'
+
+import type {MotoServer} from '../support/moto.js'
+import {startStackProject, type MusterProject} from '../support/project.js'
+
+const FLEET = {autoscale: {timeout: 30, node_min: 1, node_max: 2}}
+
+describe('stack intent under failure (integration)', function () {
+  this.timeout(300_000)
+  let moto: MotoServer
+  let project: MusterProject
+
+  before(async function () {
+    ({moto, project} = await startStackProject(this, {web: FLEET}))
+  })
+
+  after(async () => {
+    project?.cleanup()
+    await moto?.stop()
+  })
+
+  const configFile = (group: string): string => join(project.dir, 'stacks', `Pulumi.${group}.yaml`)
+
+  it('autoscale:update on a group without a stack refuses, points to autoscale:run and creates no stack', () => {
+    const result = project.muster('autoscale:update', 'web', '--yes')
+    expect(result.code).to.equal(1)
+    expect(result.stderr).to.include('group web has no Auto Scaling group to update: it never ran a fleet')
+    expect(result.stderr).to.include('muster autoscale:run web')
+    expect(existsSync(configFile('web')), 'no stack config written').to.equal(false)
+    expect(existsSync(join(project.dir, '.muster', 'state', '.pulumi', 'stacks', 'muster', 'web.json')), 'no stack created').to.equal(false)
+  })
+
+  it('autoscale:update on a group whose stack records no fleet refuses (blue-green too), changing nothing', () => {
+    const baked = project.muster('packer:run', 'web', '--yes')
+    expect(baked.code, baked.stderr).to.equal(0)
+    const before = readFileSync(configFile('web'), 'utf8')
+    expect(before).to.include("muster:fleet: \"false\"")
+    for (const strategy of ['rolling', 'blue-green']) {
+      const result = project.muster('autoscale:update', 'web', '--strategy', strategy, '--yes')
+      expect(result.code, strategy).to.equal(1)
+      expect(result.stderr).to.include('it never ran a fleet')
+      expect(result.stderr).to.include('muster autoscale:run web')
+      expect(readFileSync(configFile('web'), 'utf8')).to.equal(before)
+    }
+  })
+
+  it('a failed autoscale:run leaves the recorded intent as it was, says so, and packer:run still works', () => {
+    const before = readFileSync(configFile('web'))
+    const failed = project.muster('autoscale:run', 'web', '--yes')
+    expect(failed.code).to.equal(1)
+    // The engine's own failure, then what muster did about the intent.
+    expect(failed.stderr).to.match(/aws provider plugin|pulumi-resource-aws|Pulumi failed/i)
+    expect(failed.stderr).to.include('What this run asked for was not kept: stacks/Pulumi.web.yaml is back as it was')
+    expect(readFileSync(configFile('web')).equals(before), 'config file restored byte for byte').to.equal(true)
+    // Before the fix the fleet stayed recorded and every later verb on the group failed.
+    const baked = project.muster('packer:run', 'web', '--yes', '--json')
+    expect(baked.code, baked.stderr).to.equal(0)
+    const up = project.muster('up', 'web', '--preview')
+    expect(up.code, up.stderr).to.equal(0)
+  })
+
+  it('a failed instance:create leaves the recorded intent as it was too', () => {
+    const before = readFileSync(configFile('web'))
+    const failed = project.muster('instance:create', 'web', '--name', 'debug', '--zone', 'us-east-1a', '--yes')
+    expect(failed.code).to.equal(1)
+    expect(failed.stderr).to.include('stacks/Pulumi.web.yaml is back as it was')
+    expect(readFileSync(configFile('web')).equals(before)).to.equal(true)
+    const text = readFileSync(configFile('web'), 'utf8')
+    expect(text, text).to.match(/muster:instances: ("|')\[\]/)
+    const baked = project.muster('packer:run', 'web', '--yes')
+    expect(baked.code, baked.stderr).to.equal(0)
+  })
+})
