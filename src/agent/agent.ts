@@ -17,6 +17,7 @@ import type {Identity} from './identity.js'
 import type {Logger} from './log.js'
 import type {ProvisionResult, Provisioner} from './provisioner.js'
 import {Registration} from './registration.js'
+import {type InstalledRelease, releaseRunList} from '../release/fetch.js'
 
 export interface AgentMetrics {
   provision(reason: ProvisionReason, ok: boolean, seconds: number): void
@@ -51,6 +52,8 @@ export interface AgentHealth {
   dependsOn: string[]
   registry: {connected: boolean; endpoints: readonly string[]; revision: number; leaseId: string | null}
   provision: ProvisionStatus
+  /** The digest of the release the node runs (instance:deploy), or null when it runs its nodes file. */
+  release: string | null
   queue: {provisionPending: boolean; running: boolean; retryAt: string | null; decommissioning: string[]}
 }
 
@@ -75,6 +78,8 @@ export class Agent {
   private decommissioning: string[] = []
   private stopped = false
   private readonly since = new Date().toISOString()
+  /** The release the node runs (instance:deploy), if it has switched to one: its run list and cookbooks. */
+  private release: {dir: string; digest: string; runList: string | undefined} | undefined
 
   constructor(private readonly options: AgentOptions) {
     this.identity = options.identity
@@ -95,6 +100,20 @@ export class Agent {
 
   get attributesFile(): string {
     return join(this.options.stateDir, 'attributes.json')
+  }
+
+  /**
+   * From now on the node is what the release says (services, dependencies, dna, run list), not
+   * its nodes file. Before start(): the release the node already runs or converges at boot.
+   */
+  useRelease(release: InstalledRelease): void {
+    this.identity = identityFromRelease(this.identity, release)
+    const runList = releaseRunList(release.manifest)
+    this.release = {dir: release.dir, digest: release.digest, runList: runList === '' ? undefined : runList}
+  }
+
+  get releaseDigest(): string | null {
+    return this.release?.digest ?? null
   }
 
   /** Registers the node (not yet its services) and runs the boot provision. Rejects if etcd can't be reached. */
@@ -175,7 +194,7 @@ export class Agent {
       this.provisionStatus = {...this.provisionStatus, state: 'running', reason, startedAt, finishedAt: null}
       await this.registration.publish()
       this.options.log.info('provision started', {reason, revision, runList})
-      const result = await this.runProvisioner(reason, revision, attributes, runList)
+      const result = await this.runProvisioner(reason, revision, attributes, runList ?? this.release?.runList)
       if (this.stopped && !result.ok) {
         this.options.log.info('provision cancelled: the agent is stopping', {reason})
         return result
@@ -190,6 +209,13 @@ export class Agent {
         // config change or decommission whose first converge failed and was retried). A delete
         // recipe's run (runList) converges nothing new.
         if (runList === undefined) this.registration.add(this.identity.services.map((s) => s.name))
+      } else if (reason === 'deploy') {
+        // Not retried on its own: a retry would run outside the rollout's slots, and the rollout
+        // reports the failure (the next dependency change or deploy converges again).
+        this.failures++
+        const status = result.signal ?? `exit ${result.exitCode}`
+        this.provisionStatus = {...this.provisionStatus, state: 'failed', ok: false, reason, startedAt, finishedAt, message: `${status}\n${result.tail}`.slice(0, 4000)}
+        this.options.log.error('provision failed', {reason, revision, status, tail: result.tail})
       } else {
         const delay = this.scheduleRetry(reason, runList)
         const status = result.signal ?? `exit ${result.exitCode}`
@@ -206,7 +232,8 @@ export class Agent {
     const started = Date.now()
     try {
       await this.options.writeFile(this.attributesFile, attributes)
-      return await this.options.provisioner.run({reason, attributesFile: this.attributesFile, revision, ...(runList ? {runList} : {})})
+      const releaseDir = this.release?.dir
+      return await this.options.provisioner.run({reason, attributesFile: this.attributesFile, revision, ...(runList ? {runList} : {}), ...(releaseDir ? {releaseDir} : {})})
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code
       const tail = `cannot write ${this.attributesFile}: ${code ?? (error as Error).message}`
@@ -268,6 +295,22 @@ export class Agent {
    * deleted before the new run list converges; new services register once it has converged.
    */
   async reload(next: Identity): Promise<void> {
+    await this.converge(next, 'config')
+  }
+
+  /**
+   * instance:deploy, once the release is verified and current: services that left the run list are
+   * deregistered, drained and deleted (the delete recipe from the new release's cookbooks), then
+   * the release's run list converges with MUSTER_REASON=deploy. Resolves with that run's result.
+   */
+  async deploy(release: InstalledRelease): Promise<ProvisionResult> {
+    const next = identityFromRelease(this.identity, release)
+    const runList = releaseRunList(release.manifest)
+    this.release = {dir: release.dir, digest: release.digest, runList: runList === '' ? undefined : runList}
+    return (await this.converge(next, 'deploy')) as ProvisionResult
+  }
+
+  private async converge(next: Identity, reason: 'config' | 'deploy'): Promise<ProvisionResult | undefined> {
     const before = new Set(this.identity.services.map((s) => s.name))
     const after = new Set(next.services.map((s) => s.name))
     const removed = this.identity.services.filter((s) => !after.has(s.name))
@@ -275,12 +318,11 @@ export class Agent {
     const dependsChanged = next.dependsOn.join(',') !== this.identity.dependsOn.join(',')
     this.identity = next
     if (removed.length === 0) {
-      if (added.length === 0 && !dependsChanged) {
+      if (reason === 'config' && added.length === 0 && !dependsChanged) {
         await this.registration.publish()
-        return
+        return undefined
       }
-      await this.provision('config')
-      return
+      return this.provision(reason)
     }
     const names = removed.map((s) => s.name)
     this.decommissioning = names
@@ -292,7 +334,7 @@ export class Agent {
       for (const service of removed) {
         await this.provision('decommission', `recipe[${service.cookbook}::delete-${service.name}]`)
       }
-      await this.provision('decommission')
+      return await this.provision(reason === 'deploy' ? 'deploy' : 'decommission')
     } finally {
       this.decommissioning = []
     }
@@ -324,7 +366,20 @@ export class Agent {
       dependsOn: this.identity.dependsOn,
       registry: {connected: this.options.feed.connected && this.registration.leaseId !== null, endpoints: this.options.store.endpoints, revision: this.options.feed.view.revision, leaseId: this.registration.leaseId},
       provision: this.provisionStatus,
+      release: this.releaseDigest,
       queue: {provisionPending: this.debouncer.pending, running: this.lock.busy, retryAt: this.retryAt === undefined ? null : new Date(this.retryAt).toISOString(), decommissioning: this.decommissioning},
     }
+  }
+}
+
+/** The node as its release describes it: the nodes file on the node no longer says what it runs. */
+export function identityFromRelease(current: Identity, release: InstalledRelease): Identity {
+  const {manifest} = release
+  return {
+    ...current,
+    services: manifest.agent.services.map((s) => ({name: s.name, cookbook: s.cookbook, recipe: `recipe[${s.cookbook}::${s.name}]`, ...(s.port === undefined ? {} : {port: s.port})})),
+    dependsOn: [...manifest.agent.dependsOn].sort(),
+    dna: manifest.dna,
+    dnaFile: join(release.dir, 'dna.json'),
   }
 }

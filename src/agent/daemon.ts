@@ -11,7 +11,10 @@ import {openEtcd} from '../registry/etcd.js'
 import {RegistryFeed} from '../registry/feed.js'
 import {resolveProject} from '../registry/project.js'
 import {describeFailure} from '../registry/read.js'
-import {Agent} from './agent.js'
+import {DeployFeed} from '../registry/deploy-feed.js'
+import {readCurrentRelease} from '../release/fetch.js'
+import {Agent, identityFromRelease} from './agent.js'
+import {bootRelease, Deployer} from './deployer.js'
 import {checkProvisionCommand, fromInstanceMetadata, type Identity, loadIdentity} from './identity.js'
 import {createLogger, type Logger} from './log.js'
 import {CommandProvisioner} from './provisioner.js'
@@ -55,9 +58,12 @@ export async function runAgent(settings: AgentSettings, context: DaemonContext):
   const log = createLogger(settings.logFormat, {node, group: identity.group})
   const store = openEtcd({endpoints: settings.endpoints, callTimeoutMs: 3000})
   const feed = new RegistryFeed(store, project, log)
+  const deploys = new DeployFeed(store, project, log)
   try {
     await feed.start()
+    await deploys.start()
   } catch (error) {
+    await feed.stop()
     store.close()
     throw new UserError(`cannot reach the registry at ${settings.endpoints.join(', ')}: ${describeFailure(error as Error)}`, {
       hint: 'Check --etcd (or MUSTER_ETCD_ENDPOINTS) and that etcd is running; nothing was registered.',
@@ -79,14 +85,24 @@ export async function runAgent(settings: AgentSettings, context: DaemonContext):
     metrics,
     writeFile: (path, text) => atomicWrite(path, text, {mode: 0o600}),
   })
+  // Release downloads use the node's own credentials; MUSTER_RELEASE_BUCKET, when set, is the only bucket accepted.
+  const allowedBucket = context.env.MUSTER_RELEASE_BUCKET
+  const fetch = allowedBucket ? {allowedBucket} : {}
+  const deployer = new Deployer({project, node, group: identity.group, stateDir, ttlSeconds: settings.ttlSeconds, store, feed: deploys, target: agent, log, fetch})
   let status: StatusServer | undefined
   try {
     // The status port first: a port already taken must fail before anything is registered.
     if (settings.statusAddr) status = await serveStatus(settings.statusAddr, () => agent.health(), metrics.registry)
+    // A late node (a new ASG instance) converges its group's current release at its boot provision.
+    const release = await bootRelease({project, group: identity.group, stateDir, store, log, fetch})
+    if (release) agent.useRelease(release)
     await agent.start()
+    deployer.start()
   } catch (error) {
     await status?.close()
+    await deployer.stop()
     await agent.stop()
+    await deploys.stop()
     await feed.stop()
     store.close()
     if (error instanceof UserError) throw error
@@ -94,15 +110,22 @@ export async function runAgent(settings: AgentSettings, context: DaemonContext):
     const what = code === 'EADDRINUSE' ? `--status-addr ${settings.statusAddr?.host}:${settings.statusAddr?.port} is already in use` : code === 'EADDRNOTAVAIL' ? `--status-addr ${settings.statusAddr?.host} is not an address of this machine` : (error as Error).message
     throw new UserError(`the agent could not start: ${what}`, {hint: 'Choose another --status-addr (port 0 picks a free one); nothing stays registered.'})
   }
-  log.info('agent started', {project, services: identity.services.map((s) => s.name), dependsOn: identity.dependsOn, status: status ? `${status.address.host}:${status.address.port}` : undefined, stateDir})
-  return waitForSignals(agent, readIdentity, log, async () => {
+  log.info('agent started', {project, services: agent.identity.services.map((s) => s.name), dependsOn: agent.identity.dependsOn, release: agent.releaseDigest ?? undefined, status: status ? `${status.address.host}:${status.address.port}` : undefined, stateDir})
+  // Once the node runs a release, the release says what it is; SIGHUP re-reads it, not the nodes file.
+  const reread = (): Identity => {
+    const fromFile = readIdentity()
+    const current = readCurrentRelease(stateDir, {project, group: fromFile.group})
+    return current ? identityFromRelease(fromFile, current) : fromFile
+  }
+  return waitForSignals(agent, deployer, reread, log, async () => {
     await status?.close()
+    await deploys.stop()
     await feed.stop()
     store.close()
   })
 }
 
-function waitForSignals(agent: Agent, readIdentity: () => Identity, log: Logger, cleanup: () => Promise<void>): Promise<number> {
+function waitForSignals(agent: Agent, deployer: Deployer, readIdentity: () => Identity, log: Logger, cleanup: () => Promise<void>): Promise<number> {
   return new Promise((resolveExit) => {
     let reloading: Promise<void> = Promise.resolve()
     const onHup = (): void => {
@@ -125,7 +148,10 @@ function waitForSignals(agent: Agent, readIdentity: () => Identity, log: Logger,
       stopping = true
       log.info('stopping', {signal})
       void (async () => {
+        // No new slot; a deploy run in progress is cancelled by the agent's stop and reports failed.
+        const deploying = deployer.stop()
         await agent.stop()
+        await deploying
         await cleanup()
         process.off('SIGHUP', onHup)
         resolveExit(0)

@@ -7,9 +7,13 @@ import {join} from 'node:path'
 
 import type {ProvisionReason} from '../registry/records.js'
 
-/** What chef-solo is given on a node: the attributes file, and the run list override for a delete recipe. */
+/**
+ * What chef-solo is given on a node: the attributes file; the run list to converge when it is not
+ * the one solo.rb names (a delete recipe, or the current release's role); and, once the node runs
+ * a release (instance:deploy), that release's cookbooks.
+ */
 export const DEFAULT_PROVISION =
-  'chef-solo --config /etc/muster/solo.rb --json-attributes "$MUSTER_ATTRIBUTES" --no-color ${MUSTER_RUN_LIST:+--override-runlist "$MUSTER_RUN_LIST"}'
+  'chef-solo --config /etc/muster/solo.rb --json-attributes "$MUSTER_ATTRIBUTES" --no-color ${MUSTER_RUN_LIST:+--override-runlist "$MUSTER_RUN_LIST"} ${MUSTER_RELEASE_DIR:+--config-option "cookbook_path=$MUSTER_RELEASE_DIR/cookbooks"}'
 
 export const LOG_CAP_BYTES = 4 * 1024 * 1024
 const TAIL_LINES = 20
@@ -18,8 +22,10 @@ export interface ProvisionRequest {
   reason: ProvisionReason
   attributesFile: string
   revision: number
-  /** Only for a delete recipe: the run list chef-solo runs instead of the role's. */
+  /** The run list chef-solo runs instead of solo.rb's: a delete recipe, or the current release's role. */
   runList?: string
+  /** The current release's directory (STATE/releases/DIGEST), when the node runs one. */
+  releaseDir?: string
 }
 
 export interface ProvisionResult {
@@ -69,6 +75,8 @@ export class CommandProvisioner implements Provisioner {
     }
     if (request.runList) env.MUSTER_RUN_LIST = request.runList
     else delete env.MUSTER_RUN_LIST
+    if (request.releaseDir) env.MUSTER_RELEASE_DIR = request.releaseDir
+    else delete env.MUSTER_RELEASE_DIR
     let tail = ''
     return new Promise((resolve) => {
       // Its own process group, so a cancel reaches what the command started (chef's children too).

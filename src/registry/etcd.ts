@@ -134,6 +134,16 @@ class EtcdStore implements RegistryStore {
     return Number(response.header.revision)
   }
 
+  async createIfAbsent(key: string, value: string): Promise<boolean> {
+    const response = await this.client.if(key, 'Create', '==', 0).then(this.client.put(key).value(value)).commit()
+    return response.succeeded
+  }
+
+  async get(key: string): Promise<string | undefined> {
+    const value = await this.client.get(key).string()
+    return value ?? undefined
+  }
+
   close(): void {
     this.client.close()
   }
@@ -168,6 +178,13 @@ class EtcdLease implements StoreLease {
       return {ok: true}
     }
     return {ok: false, holder}
+  }
+
+  async createIfAbsent(key: string, value: string, options: {unlessExists?: string} = {}): Promise<boolean> {
+    let txn = this.client.if(key, 'Create', '==', 0)
+    if (options.unlessExists !== undefined) txn = txn.and(options.unlessExists, 'Create', '==', 0)
+    const response = await txn.then(this.client.put(key).value(value).lease(this.id)).commit()
+    return response.succeeded
   }
 
   onLost(handler: (error: Error) => void): void {

@@ -31,6 +31,12 @@ export interface StoreLease {
    * later delete, each other's registration. Resolves with the lease holding the key otherwise.
    */
   claim(key: string, value: string, ours: ReadonlySet<string>): Promise<{ok: true} | {ok: false; holder: string}>
+  /**
+   * Writes key=value on this lease only if the key is absent and, when given, `unlessExists` is
+   * absent too, in one transaction: a deploy slot is taken this way, never after the rollout's
+   * stop key was written. Resolves with whether it was written.
+   */
+  createIfAbsent(key: string, value: string, options?: {unlessExists?: string}): Promise<boolean>
   /** Called once if etcd says the lease is gone (expired during an outage, or revoked elsewhere). */
   onLost(handler: (error: Error) => void): void
   /** Deletes every key on the lease at once. */
@@ -47,5 +53,9 @@ export interface RegistryStore {
   /** Deletes keys in one transaction (all go at one revision); resolves with that revision. */
   deleteKeys(keys: readonly string[]): Promise<number>
   put(key: string, value: string): Promise<number>
+  /** Writes key=value (no lease) only if the key is absent; resolves with whether it was written. */
+  createIfAbsent(key: string, value: string): Promise<boolean>
+  /** One key's value, or undefined when absent. */
+  get(key: string): Promise<string | undefined>
   close(): void
 }

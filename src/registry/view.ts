@@ -1,7 +1,7 @@
 // A node's picture of the registry: every service record and node record under the project, as of
 // one revision. Pure: the feed (feed.ts) fills it from a snapshot and applies watch events; the
 // agent asks it what changed and what its dependencies look like.
-import {parseKey} from './keys.js'
+import {parseKey, projectPrefix} from './keys.js'
 import {type NodeRecord, parseNodeRecord, parseServiceRecord, type ServiceRecord} from './records.js'
 
 /** One key's new value (put) or removal (delete), as etcd reports it. */
@@ -44,7 +44,8 @@ export class RegistryView {
   private applyOne(event: KeyEvent, change: ViewChange): void {
     const parsed = parseKey(this.project, event.key)
     if (!parsed) {
-      if (event.type === 'put') change.rejected++
+      // The deploy protocol's keys (deploys/, groups/) share the prefix; they are read elsewhere.
+      if (event.type === 'put' && !isDeployProtocolKey(this.project, event.key)) change.rejected++
       return
     }
     const leased = event.type === 'delete' || event.lease === undefined || event.lease !== '0'
@@ -103,4 +104,9 @@ export class RegistryView {
 function sameService(a: ServiceRecord | undefined, b: ServiceRecord | undefined): boolean {
   if (a === undefined || b === undefined) return a === b
   return a.group === b.group && a.address === b.address && a.port === b.port
+}
+
+function isDeployProtocolKey(project: string, key: string): boolean {
+  const rest = key.slice(projectPrefix(project).length)
+  return rest.startsWith('deploys/') || rest.startsWith('groups/')
 }

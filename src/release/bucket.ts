@@ -14,8 +14,12 @@ export interface S3Location {
 
 export interface ReleaseBucket {
   readonly bucket: string
-  /** The object's bytes; a UserError naming the url when it is missing or unreadable. */
-  get(key: string): Promise<Buffer>
+  /**
+   * The object's bytes; a UserError naming the url when it is missing or unreadable, or larger
+   * than maxBytes (checked on the announced length and again while reading, so an object bigger
+   * than a node should ever hold is never read into memory whole).
+   */
+  get(key: string, maxBytes?: number): Promise<Buffer>
   /** Whether the key exists (content-addressed keys are never uploaded twice). */
   exists(key: string): Promise<boolean>
   put(key: string, body: Buffer, contentType: string): Promise<void>
@@ -69,11 +73,27 @@ export function openReleaseBucket(options: BucketOptions): ReleaseBucket {
   }
   return {
     bucket,
-    async get(key) {
+    async get(key, maxBytes) {
       try {
         const out = await client.send(new GetObjectCommand({Bucket: bucket, Key: key}))
         if (!out.Body) throw new UserError(`${s3Url({bucket, key})} has no body`)
-        return Buffer.from(await out.Body.transformToByteArray())
+        if (maxBytes === undefined) return Buffer.from(await out.Body.transformToByteArray())
+        const tooLarge = (): UserError => new UserError(`${s3Url({bucket, key})} is larger than ${maxBytes} bytes`, {hint: 'A release this large is refused; check what was uploaded.'})
+        if ((out.ContentLength ?? 0) > maxBytes) {
+          ;(out.Body as {destroy?: () => void}).destroy?.()
+          throw tooLarge()
+        }
+        const chunks: Buffer[] = []
+        let total = 0
+        for await (const chunk of out.Body as AsyncIterable<Uint8Array>) {
+          total += chunk.length
+          if (total > maxBytes) {
+            ;(out.Body as {destroy?: () => void}).destroy?.()
+            throw tooLarge()
+          }
+          chunks.push(Buffer.from(chunk))
+        }
+        return Buffer.concat(chunks)
       } catch (error) {
         throw error instanceof UserError ? error : describe(key, error)
       }

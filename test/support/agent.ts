@@ -27,7 +27,8 @@ export interface RecordedRun {
 
 // A shell script, so that a run costs a few ms: it appends one JSON line per run to NODE.jsonl.
 // mkdir is atomic: if the lock dir exists, another run of this node is still going. A file
-// NODE.hang makes every run from then on hang (a dependent that never provisions again).
+// NODE.hang makes every run from then on hang (a dependent that never provisions again) for the
+// seconds the file holds (an hour when empty). NODE.fail makes runs fail after printing two lines.
 const RECORDER = `#!/bin/sh
 dir="$RECORD_DIR"
 node="$MUSTER_NODE"
@@ -35,13 +36,13 @@ start=$(date +%s%N)
 overlap=false
 if mkdir "$dir/$node.lock" 2>/dev/null; then :; else overlap=true; fi
 attributes=$(tr -d '\\n' < "$MUSTER_ATTRIBUTES")
-if [ -f "$dir/$node.hang" ] && [ "$MUSTER_REASON" != boot ]; then sleep 3600; fi
+if [ -f "$dir/$node.hang" ] && [ "$MUSTER_REASON" != boot ]; then hang=$(cat "$dir/$node.hang"); sleep "\${hang:-3600}"; fi
 if [ -n "$RECORD_SLEEP" ]; then sleep "$RECORD_SLEEP"; fi
 end=$(date +%s%N)
 if [ "$overlap" = false ]; then rmdir "$dir/$node.lock"; fi
 printf '{"node":"%s","start":%s,"end":%s,"reason":"%s","revision":%s,"runList":"%s","overlap":%s,"attributes":%s}\\n' \\
   "$node" "$start" "$end" "$MUSTER_REASON" "$MUSTER_REVISION" "$MUSTER_RUN_LIST" "$overlap" "$attributes" >> "$dir/$node.jsonl"
-if [ -f "$dir/$node.fail" ]; then exit 3; fi
+if [ -f "$dir/$node.fail" ]; then echo "converging $node ($MUSTER_REASON)"; echo "FATAL: recipe failed on $node" >&2; exit 3; fi
 exit 0
 `
 
@@ -139,6 +140,8 @@ export interface AgentHealthBody {
   dependsOn: string[]
   registry: {connected: boolean; revision: number; leaseId: string | null}
   provision: {state: string; ok: boolean | null; reason: string | null; revision: number}
+  /** The digest of the release the node runs (instance:deploy), or null. */
+  release: string | null
   queue: {provisionPending: boolean; running: boolean; retryAt: string | null; decommissioning: string[]}
 }
 

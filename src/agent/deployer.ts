@@ -1,0 +1,317 @@
+// The agent's part in instance:deploy. For each rollout that targets this node (its group among the
+// request's groups, its id among the group's targets) and that it has not been part of yet, one at
+// a time and oldest first: report `waiting`; take one of the rollout's N slots (a key created on a
+// lease of its own, in a transaction that also requires the stop key absent) when the rollout still
+// hands slots out; report `running` naming that lease; download and verify the release; switch to
+// it; decommission what left and provision with MUSTER_REASON=deploy; report ok or failed; let the
+// slot go (revoking the lease deletes the slot key). A node that sees more failures than the
+// rollout allows writes the stop key, so nobody starts after it.
+//
+// A node never runs a rollout twice: one whose status for this node is running, ok or failed (from
+// before a restart) is skipped. Waiting nodes do not all race for a freed slot: a node tries when
+// its place among the waiting (by name) is within the free slots plus some slack, and any waiting
+// node tries after a quiet spell whatever its place, so a waiting node that died holds nobody up.
+//
+// Late nodes: at boot, before the boot provision, the node converges its group's current release
+// (groups/GROUP/release) if it is not the one it runs. No slot is taken for that.
+import {type DeployNodeStatus, type DeployRequest, deployNodeKey, deploySlotKey, deployStopKey, groupReleaseKey, mayTakeSlot, parseReleaseRef} from '../registry/deploys.js'
+import type {DeployFeed} from '../registry/deploy-feed.js'
+import type {RegistryStore, StoreLease} from '../registry/store.js'
+import {currentDigest, fetchRelease, type FetchOptions, type InstalledRelease, readCurrentRelease, ReleaseRefused, switchCurrent} from '../release/fetch.js'
+import {jitteredDelay} from '../lib/backoff.js'
+import type {ProvisionResult} from './provisioner.js'
+import {type Clock, systemClock} from './debounce.js'
+import type {Logger} from './log.js'
+
+/** What the deployer needs of the agent. */
+export interface DeployTarget {
+  deploy(release: InstalledRelease): Promise<ProvisionResult>
+}
+
+export interface DeployerOptions {
+  project: string
+  node: string
+  group: string
+  stateDir: string
+  ttlSeconds: number
+  store: RegistryStore
+  feed: DeployFeed
+  target: DeployTarget
+  log: Logger
+  fetch?: Partial<Pick<FetchOptions, 'allowedBucket' | 'openBucket'>>
+  clock?: Clock
+}
+
+const MESSAGE_CAP = 4000
+/** A waiting node out of line tries anyway after this long without a slot (ms, jittered). */
+const QUIET_MS = 2000
+
+export class Deployer {
+  private readonly clock: Clock
+  private readonly finished = new Set<string>()
+  private active: {id: string; phase: 'reporting' | 'waiting' | 'claiming' | 'running'; lease?: StoreLease; since: number} | undefined
+  private timer: unknown
+  private unsubscribe: (() => void) | undefined
+  private stopped = false
+  private running: Promise<void> | undefined
+
+  constructor(private readonly options: DeployerOptions) {
+    this.clock = options.clock ?? systemClock
+  }
+
+  start(): void {
+    this.unsubscribe = this.options.feed.subscribe(() => this.evaluate())
+    this.evaluate()
+  }
+
+  /** Stops taking part: no new slot; a run in progress is left to finish (the agent's stop cancels it). */
+  async stop(): Promise<void> {
+    this.stopped = true
+    this.unsubscribe?.()
+    this.clearTimer()
+    const active = this.active
+    if (active?.phase !== 'running') {
+      // Revoked, not left to expire: a slot taken just now goes back at once.
+      await active?.lease?.revoke().catch(() => undefined)
+      active?.lease?.release()
+    }
+    await this.running
+  }
+
+  get status(): {deploy: string | null; phase: string | null} {
+    return {deploy: this.active?.id ?? null, phase: this.active?.phase ?? null}
+  }
+
+  private get fetchOptions(): FetchOptions {
+    return {project: this.options.project, group: this.options.group, stateDir: this.options.stateDir, ...this.options.fetch}
+  }
+
+  private evaluate(): void {
+    if (this.stopped) return
+    if (this.active) {
+      if (this.active.phase === 'waiting') void this.tryClaim(false)
+      return
+    }
+    const {feed, node, group} = this.options
+    for (const id of feed.ids()) {
+      if (this.finished.has(id)) continue
+      const state = feed.state(id)
+      if (!state || !targets(state.request, group, node)) {
+        this.finished.add(id)
+        continue
+      }
+      const mine = state.statuses.get(node)
+      // Its own status from before a restart: never run a rollout twice.
+      if (mine && mine.state !== 'waiting') {
+        this.finished.add(id)
+        continue
+      }
+      const now = new Date(this.clock.now())
+      if (state.stop !== undefined || now.getTime() > Date.parse(state.request.deadline)) {
+        this.finished.add(id)
+        continue
+      }
+      this.active = {id, phase: 'reporting', since: this.clock.now()}
+      void this.join(id, mine !== undefined)
+      return
+    }
+  }
+
+  private async join(id: string, reported: boolean): Promise<void> {
+    try {
+      if (!reported) await this.report(id, {state: 'waiting', startedAt: null, finishedAt: null, message: null, lease: null})
+      this.options.log.info('deploy: waiting for a slot', {deploy: id})
+    } catch (error) {
+      this.options.log.warn('deploy: cannot report waiting; trying again', {deploy: id, error: (error as Error).message})
+      this.active = undefined
+      this.schedule(jitteredDelay(0, 1000, 5000))
+      return
+    }
+    if (this.active?.id !== id) return
+    this.active.phase = 'waiting'
+    await this.tryClaim(false)
+  }
+
+  private giveUp(id: string, why: string): void {
+    this.options.log.info('deploy: not taking part', {deploy: id, why})
+    const lease = this.active?.lease
+    this.finished.add(id)
+    this.active = undefined
+    this.clearTimer()
+    if (lease) void lease.revoke().catch(() => undefined).finally(() => lease.release())
+    this.evaluate()
+  }
+
+  private async tryClaim(force: boolean): Promise<void> {
+    const active = this.active
+    if (this.stopped || !active || active.phase !== 'waiting') return
+    const {id} = active
+    const {feed, node, store} = this.options
+    const state = feed.state(id)
+    if (!state) return this.giveUp(id, 'the request is gone')
+    const now = new Date(this.clock.now())
+    const progress = feed.progress(id, now)
+    if (!progress) return this.giveUp(id, 'the request is gone')
+    if (!mayTakeSlot(progress, state, now)) {
+      if (state.stop === undefined && progress.failures > state.request.maxErrors) await this.writeStop(id, state.request)
+      return this.giveUp(id, state.stop ? `stopped (${state.stop.reason})` : now.getTime() > Date.parse(state.request.deadline) ? 'past the deadline' : 'too many failures')
+    }
+    // Wake at the deadline (to give up) and after a quiet spell (to try out of line).
+    this.schedule(Math.min(Math.max(0, Date.parse(state.request.deadline) - now.getTime() + 10), jitteredDelay(0, QUIET_MS, QUIET_MS * 2)), true)
+    const free = feed.freeSlots(id)
+    if (free.length === 0) return
+    const place = feed.placeInLine(id, node, now)
+    if (!force && place !== undefined && place >= free.length + Math.max(2, state.request.n)) return
+    active.phase = 'claiming'
+    try {
+      active.lease ??= await store.grantLease(this.options.ttlSeconds)
+      const value = JSON.stringify({node, at: now.toISOString()})
+      // Free slots in a random order: nodes that try at once mostly try different keys.
+      for (const slot of shuffle(free)) {
+        if (await active.lease.createIfAbsent(deploySlotKey(this.options.project, id, slot), value, {unlessExists: deployStopKey(this.options.project, id)})) {
+          if (this.stopped) {
+            await active.lease.revoke().catch(() => undefined)
+            return
+          }
+          active.phase = 'running'
+          this.clearTimer()
+          this.running = this.run(id, state.request, slot, active.lease)
+          return
+        }
+      }
+    } catch (error) {
+      this.options.log.warn('deploy: claiming a slot failed; trying again', {deploy: id, error: (error as Error).message})
+    }
+    if (this.active === active) active.phase = 'waiting'
+  }
+
+  private async run(id: string, request: DeployRequest, slot: number, lease: StoreLease): Promise<void> {
+    const {log, group} = this.options
+    const startedAt = new Date(this.clock.now()).toISOString()
+    let ok = false
+    let message: string | null = null
+    try {
+      await this.report(id, {state: 'running', startedAt, finishedAt: null, message: null, lease: lease.id})
+      log.info('deploy: slot taken; fetching the release', {deploy: id, slot, release: request.releases[group]?.digest})
+      const ref = request.releases[group]
+      if (!ref) throw new ReleaseRefused(`the request has no release for group ${group}`)
+      const release = await fetchRelease(ref, this.fetchOptions)
+      await switchCurrent(this.options.stateDir, release.digest)
+      log.info('deploy: switched to the release; provisioning', {deploy: id, release: release.digest})
+      const result = await this.options.target.deploy(release)
+      ok = result.ok
+      if (!ok) message = `provision failed (${result.signal ?? `exit ${result.exitCode}`}):\n${result.tail}`
+    } catch (error) {
+      message = (error as Error).message
+      log.error('deploy: refused or failed before provisioning', {deploy: id, error: message})
+    }
+    const finishedAt = new Date(this.clock.now()).toISOString()
+    try {
+      await this.report(id, {state: ok ? 'ok' : 'failed', startedAt, finishedAt, message: message === null ? null : capTail(message), lease: null})
+      if (!ok) {
+        const state = this.options.feed.state(id)
+        const progress = state ? this.options.feed.progress(id, new Date(this.clock.now())) : undefined
+        // The feed may not have seen this node's own failure yet.
+        const seenMine = state?.statuses.get(this.options.node)?.state === 'failed'
+        const failures = (progress?.failures ?? 0) + (seenMine ? 0 : 1)
+        if (failures > request.maxErrors) await this.writeStop(id, request)
+      }
+    } catch (error) {
+      log.error('deploy: cannot report the result', {deploy: id, error: (error as Error).message})
+    }
+    // After the result: a slot comes back only once its holder's outcome is readable.
+    await lease.revoke().catch(() => undefined)
+    lease.release()
+    log.info(ok ? 'deploy: ok' : 'deploy: failed', {deploy: id})
+    this.finished.add(id)
+    this.active = undefined
+    this.running = undefined
+    this.evaluate()
+  }
+
+  private async writeStop(id: string, request: DeployRequest): Promise<void> {
+    const stop = {reason: 'max-errors', at: new Date(this.clock.now()).toISOString(), by: this.options.node}
+    try {
+      if (await this.options.store.createIfAbsent(deployStopKey(this.options.project, id), JSON.stringify(stop))) {
+        this.options.log.warn('deploy: more failures than allowed; no further slot is handed out', {deploy: id, maxErrors: request.maxErrors})
+      }
+    } catch (error) {
+      this.options.log.warn('deploy: cannot write the stop key', {deploy: id, error: (error as Error).message})
+    }
+  }
+
+  private async report(id: string, fields: Omit<DeployNodeStatus, 'node' | 'group'>): Promise<void> {
+    const status: DeployNodeStatus = {node: this.options.node, group: this.options.group, ...fields}
+    await this.options.store.put(deployNodeKey(this.options.project, id, this.options.node), JSON.stringify(status))
+  }
+
+  private schedule(ms: number, force = false): void {
+    this.clearTimer()
+    this.timer = this.clock.setTimeout(() => {
+      this.timer = undefined
+      if (this.active?.phase === 'waiting') void this.tryClaim(force)
+      else this.evaluate()
+    }, ms)
+  }
+
+  private clearTimer(): void {
+    if (this.timer !== undefined) this.clock.clearTimeout(this.timer)
+    this.timer = undefined
+  }
+}
+
+function targets(request: DeployRequest, group: string, node: string): boolean {
+  return request.groups.includes(group) && (request.targets[group] ?? []).includes(node)
+}
+
+function shuffle<T>(items: readonly T[]): T[] {
+  const out = [...items]
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1))
+    ;[out[i], out[j]] = [out[j] as T, out[i] as T]
+  }
+  return out
+}
+
+/** The message's first line and its last lines, within the cap a status value allows. */
+export function capTail(message: string): string {
+  if (message.length <= MESSAGE_CAP) return message
+  const [first = ''] = message.split('\n', 1)
+  const head = `${first.slice(0, 200)}\n…\n`
+  return head + message.slice(message.length - (MESSAGE_CAP - head.length))
+}
+
+/**
+ * The release the node should run at boot: its group's current release (groups/GROUP/release)
+ * fetched, verified and switched to when it differs from what stateDir/current holds; else what
+ * stateDir/current holds; undefined when neither exists (the nodes file says what the node is).
+ * A group release that cannot be fetched or fails a check is logged and the node keeps its own.
+ */
+export async function bootRelease(options: {project: string; group: string; stateDir: string; store: RegistryStore; log: Logger; fetch?: DeployerOptions['fetch']}): Promise<InstalledRelease | undefined> {
+  const {project, group, stateDir, store, log} = options
+  const expect = {project, group}
+  let text: string | undefined
+  try {
+    text = await store.get(groupReleaseKey(project, group))
+  } catch (error) {
+    log.warn('cannot read the group\'s current release; keeping this node\'s', {error: (error as Error).message})
+  }
+  const ref = text === undefined ? undefined : parseReleaseRef(text)
+  if (text !== undefined && !ref) log.warn('the group\'s current release key is malformed; ignored', {key: groupReleaseKey(project, group)})
+  if (ref && ref.digest !== currentDigest(stateDir)) {
+    try {
+      const release = await fetchRelease(ref, {project, group, stateDir, ...options.fetch})
+      await switchCurrent(stateDir, release.digest)
+      log.info('switched to the group\'s current release', {release: release.digest})
+      return release
+    } catch (error) {
+      log.error('cannot use the group\'s current release; keeping this node\'s', {release: ref.digest, error: (error as Error).message})
+    }
+  }
+  try {
+    return readCurrentRelease(stateDir, expect)
+  } catch (error) {
+    log.error('the current release cannot be read; the nodes file says what this node is', {error: (error as Error).message})
+    return undefined
+  }
+}

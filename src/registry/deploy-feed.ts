@@ -1,0 +1,179 @@
+// The rollouts under /muster/PROJECT/deploys/, as a node sees them: one snapshot, then a watch,
+// folded into one DeployState per deploy id (every value parsed defensively; a malformed one is
+// ignored as if absent). Listeners hear which deploy ids changed. The progress of a rollout and
+// the order of its waiting nodes are computed once per change and shared, so many agents in one
+// process (bench/) can read them on every event.
+import {jitteredDelay, sleep} from '../lib/backoff.js'
+import {type DeployNodeStatus, type DeployProgress, type DeployRequest, type DeployState, type DeployStop, deployProgress, deploysPrefix, parseDeployKey, parseDeployNodeStatus, parseDeployRequest, parseDeployStop} from './deploys.js'
+import type {FeedLog} from './feed.js'
+import type {RegistryStore, Watch} from './store.js'
+import type {KeyEvent} from './view.js'
+
+interface Rollout {
+  request: DeployRequest | undefined
+  statuses: Map<string, DeployNodeStatus>
+  /** slot → the lease holding it */
+  slots: Map<number, string>
+  stop: DeployStop | undefined
+  version: number
+  cache: {version: number; halted: boolean; progress: DeployProgress; waiting: Map<string, number>} | undefined
+}
+
+export type DeployListener = (ids: ReadonlySet<string>) => void
+
+export class DeployFeed {
+  private readonly rollouts = new Map<string, Rollout>()
+  private readonly listeners = new Set<DeployListener>()
+  private watch: Watch | undefined
+  private stopped = false
+  private resyncing: Promise<void> | undefined
+  connected = false
+
+  constructor(private readonly store: RegistryStore, readonly project: string, private readonly log: FeedLog) {}
+
+  async start(): Promise<void> {
+    await this.sync()
+  }
+
+  subscribe(listener: DeployListener): () => void {
+    this.listeners.add(listener)
+    return () => this.listeners.delete(listener)
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true
+    await this.watch?.close()
+    this.watch = undefined
+  }
+
+  /** Ids of the rollouts whose request is present and valid, oldest first (ids sort by time). */
+  ids(): string[] {
+    return [...this.rollouts].filter(([, r]) => r.request !== undefined).map(([id]) => id).sort()
+  }
+
+  state(id: string): DeployState | undefined {
+    const r = this.rollouts.get(id)
+    if (!r?.request) return undefined
+    return {request: r.request, statuses: r.statuses, slotLeases: new Set(r.slots.values()), stop: r.stop}
+  }
+
+  /** Slots 0..n-1 not held now. */
+  freeSlots(id: string): number[] {
+    const r = this.rollouts.get(id)
+    if (!r?.request) return []
+    const free: number[] = []
+    for (let k = 0; k < r.request.n; k++) if (!r.slots.has(k)) free.push(k)
+    return free
+  }
+
+  /** The rollout's progress, computed once per change (and again when it passes its deadline). */
+  progress(id: string, now: Date): DeployProgress | undefined {
+    return this.cached(id, now)?.progress
+  }
+
+  /** A waiting node's place in line (its rank among nodes reporting `waiting`, by name), or undefined. */
+  placeInLine(id: string, node: string, now: Date): number | undefined {
+    return this.cached(id, now)?.waiting.get(node)
+  }
+
+  private cached(id: string, now: Date): Rollout['cache'] {
+    const r = this.rollouts.get(id)
+    const state = this.state(id)
+    if (!r || !state) return undefined
+    const halted = now.getTime() > Date.parse(state.request.deadline)
+    if (r.cache?.version !== r.version || r.cache.halted !== halted) {
+      const progress = deployProgress(state, now)
+      const waiting = progress.nodes.filter((n) => n.status?.state === 'waiting').map((n) => n.node).sort()
+      r.cache = {version: r.version, halted, progress, waiting: new Map(waiting.map((node, i) => [node, i]))}
+    }
+    return r.cache
+  }
+
+  private async sync(): Promise<void> {
+    const snapshot = await this.store.snapshot(deploysPrefix(this.project))
+    if (this.stopped) return
+    const before = new Set(this.rollouts.keys())
+    this.rollouts.clear()
+    const changed = this.apply(snapshot.events)
+    for (const id of before) changed.add(id)
+    this.watch = await this.store.watch(deploysPrefix(this.project), snapshot.revision + 1, {
+      events: (events) => this.emit(this.apply(events)),
+      broken: (error) => {
+        this.log.warn('deploy watch cancelled; taking a fresh snapshot', {error: error.message})
+        void this.resync()
+      },
+      connection: (connected) => {
+        this.connected = connected
+      },
+    })
+    this.connected = true
+    this.emit(changed)
+  }
+
+  private resync(): Promise<void> {
+    this.resyncing ??= (async () => {
+      const old = this.watch
+      this.watch = undefined
+      await old?.close()
+      for (let attempt = 0; !this.stopped; attempt++) {
+        try {
+          await this.sync()
+          return
+        } catch (error) {
+          this.connected = false
+          await sleep(jitteredDelay(attempt, 200, 5000))
+          this.log.warn('deploy snapshot failed; retrying', {error: (error as Error).message})
+        }
+      }
+    })().finally(() => {
+      this.resyncing = undefined
+    })
+    return this.resyncing
+  }
+
+  private apply(events: readonly KeyEvent[]): Set<string> {
+    const changed = new Set<string>()
+    for (const event of events) {
+      const parsed = parseDeployKey(this.project, event.key)
+      if (!parsed) continue
+      let r = this.rollouts.get(parsed.id)
+      if (!r) {
+        if (event.type === 'delete') continue
+        r = {request: undefined, statuses: new Map(), slots: new Map(), stop: undefined, version: 0, cache: undefined}
+        this.rollouts.set(parsed.id, r)
+      }
+      const put = event.type === 'put'
+      switch (parsed.kind) {
+        case 'request':
+          // A request once read never changes under a node: a rewrite (by anyone) is ignored.
+          if (put && r.request === undefined) r.request = parseDeployRequest(parsed.id, event.value)
+          if (!put) r.request = undefined
+          break
+        case 'node': {
+          const status = put ? parseDeployNodeStatus(parsed.node, event.value) : undefined
+          if (status) r.statuses.set(parsed.node, status)
+          else r.statuses.delete(parsed.node)
+          break
+        }
+        case 'slot':
+          // A slot counts only on a lease: a slot key without one would never come back.
+          if (put && event.lease !== undefined && event.lease !== '0') r.slots.set(parsed.slot, event.lease)
+          else if (put) r.slots.set(parsed.slot, '0')
+          else r.slots.delete(parsed.slot)
+          break
+        case 'stop':
+          if (put) r.stop ??= parseDeployStop(event.value) ?? {reason: 'cancelled', at: new Date(0).toISOString(), by: 'unreadable stop key'}
+          else r.stop = undefined
+          break
+      }
+      r.version++
+      changed.add(parsed.id)
+    }
+    return changed
+  }
+
+  private emit(ids: Set<string>): void {
+    if (ids.size === 0) return
+    for (const listener of this.listeners) listener(ids)
+  }
+}
