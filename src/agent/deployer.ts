@@ -14,7 +14,7 @@
 //
 // Late nodes: at boot, before the boot provision, the node converges its group's current release
 // (groups/GROUP/release) if it is not the one it runs. No slot is taken for that.
-import {type DeployNodeStatus, type DeployRequest, deployNodeKey, deploySlotKey, deployStopKey, groupReleaseKey, mayTakeSlot, parseReleaseRef} from '../registry/deploys.js'
+import {type DeployNodeStatus, type DeployRequest, rolloutNodeKey, rolloutSlotKey, rolloutStopKey, groupReleaseKey, mayTakeSlot, parseReleaseRef} from '../registry/deploys.js'
 import type {DeployFeed} from '../registry/deploy-feed.js'
 import type {RegistryStore, StoreLease} from '../registry/store.js'
 import {currentDigest, fetchRelease, type FetchOptions, type InstalledRelease, readCurrentRelease, ReleaseRefused, switchCurrent} from '../release/fetch.js'
@@ -168,7 +168,7 @@ export class Deployer {
       const value = JSON.stringify({node, at: now.toISOString()})
       // Free slots in a random order: nodes that try at once mostly try different keys.
       for (const slot of shuffle(free)) {
-        if (await active.lease.createIfAbsent(deploySlotKey(this.options.project, id, slot), value, {unlessExists: deployStopKey(this.options.project, id)})) {
+        if (await active.lease.createIfAbsent(rolloutSlotKey(this.options.project, id, slot), value, {unlessExists: rolloutStopKey(this.options.project, id)})) {
           if (this.stopped) {
             await active.lease.revoke().catch(() => undefined)
             return
@@ -232,7 +232,7 @@ export class Deployer {
   private async writeStop(id: string, request: DeployRequest): Promise<void> {
     const stop = {reason: 'max-errors', at: new Date(this.clock.now()).toISOString(), by: this.options.node}
     try {
-      if (await this.options.store.createIfAbsent(deployStopKey(this.options.project, id), JSON.stringify(stop))) {
+      if (await this.options.store.createIfAbsent(rolloutStopKey(this.options.project, id), JSON.stringify(stop))) {
         this.options.log.warn('deploy: more failures than allowed; no further slot is handed out', {deploy: id, maxErrors: request.maxErrors})
       }
     } catch (error) {
@@ -242,7 +242,7 @@ export class Deployer {
 
   private async report(id: string, fields: Omit<DeployNodeStatus, 'node' | 'group'>): Promise<void> {
     const status: DeployNodeStatus = {node: this.options.node, group: this.options.group, ...fields}
-    await this.options.store.put(deployNodeKey(this.options.project, id, this.options.node), JSON.stringify(status))
+    await this.options.store.put(rolloutNodeKey(this.options.project, id, this.options.node), JSON.stringify(status))
   }
 
   private schedule(ms: number, force = false): void {

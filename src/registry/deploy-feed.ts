@@ -1,10 +1,11 @@
-// The rollouts under /muster/PROJECT/deploys/, as a node sees them: one snapshot, then a watch,
-// folded into one DeployState per deploy id (every value parsed defensively; a malformed one is
+// The rollouts as a node sees them: the requests under /muster/PROJECT/deploys/ and their progress
+// under /muster/PROJECT/rollout/ (apart so that etcd's RBAC can let agents write only the latter),
+// each one snapshot then a watch, folded into one DeployState per deploy id (every value parsed defensively; a malformed one is
 // ignored as if absent). Listeners hear which deploy ids changed. The progress of a rollout and
 // the order of its waiting nodes are computed once per change and shared, so many agents in one
 // process (bench/) can read them on every event.
 import {jitteredDelay, sleep} from '../lib/backoff.js'
-import {type DeployNodeStatus, type DeployProgress, type DeployRequest, type DeployState, type DeployStop, deployProgress, deploysPrefix, parseDeployKey, parseDeployNodeStatus, parseDeployRequest, parseDeployStop} from './deploys.js'
+import {type DeployNodeStatus, type DeployProgress, type DeployRequest, type DeployState, type DeployStop, deployProgress, deploysPrefix, parseDeployKey, rolloutsPrefix, parseDeployNodeStatus, parseDeployRequest, parseDeployStop} from './deploys.js'
 import type {FeedLog} from './feed.js'
 import type {RegistryStore, Watch} from './store.js'
 import type {KeyEvent} from './view.js'
@@ -24,7 +25,7 @@ export type DeployListener = (ids: ReadonlySet<string>) => void
 export class DeployFeed {
   private readonly rollouts = new Map<string, Rollout>()
   private readonly listeners = new Set<DeployListener>()
-  private watch: Watch | undefined
+  private watches: Watch[] = []
   private stopped = false
   private resyncing: Promise<void> | undefined
   connected = false
@@ -42,8 +43,7 @@ export class DeployFeed {
 
   async stop(): Promise<void> {
     this.stopped = true
-    await this.watch?.close()
-    this.watch = undefined
+    await this.closeWatches()
   }
 
   /** Ids of the rollouts whose request is present and valid, oldest first (ids sort by time). */
@@ -89,32 +89,41 @@ export class DeployFeed {
     return r.cache
   }
 
+  private async closeWatches(): Promise<void> {
+    const watches = this.watches
+    this.watches = []
+    await Promise.all(watches.map((w) => w.close()))
+  }
+
   private async sync(): Promise<void> {
-    const snapshot = await this.store.snapshot(deploysPrefix(this.project))
+    // Requests first: progress keys read after them never name a request this view lacks.
+    const prefixes = [deploysPrefix(this.project), rolloutsPrefix(this.project)]
+    const snapshots = []
+    for (const prefix of prefixes) snapshots.push(await this.store.snapshot(prefix))
     if (this.stopped) return
     const before = new Set(this.rollouts.keys())
     this.rollouts.clear()
-    const changed = this.apply(snapshot.events)
+    const changed = this.apply(snapshots.flatMap((s) => s.events))
     for (const id of before) changed.add(id)
-    this.watch = await this.store.watch(deploysPrefix(this.project), snapshot.revision + 1, {
-      events: (events) => this.emit(this.apply(events)),
-      broken: (error) => {
-        this.log.warn('deploy watch cancelled; taking a fresh snapshot', {error: error.message})
-        void this.resync()
-      },
-      connection: (connected) => {
-        this.connected = connected
-      },
-    })
+    for (const [i, prefix] of prefixes.entries()) {
+      this.watches.push(await this.store.watch(prefix, (snapshots[i]?.revision ?? 0) + 1, {
+        events: (events) => this.emit(this.apply(events)),
+        broken: (error) => {
+          this.log.warn('deploy watch cancelled; taking a fresh snapshot', {error: error.message})
+          void this.resync()
+        },
+        connection: (connected) => {
+          this.connected = connected
+        },
+      }))
+    }
     this.connected = true
     this.emit(changed)
   }
 
   private resync(): Promise<void> {
     this.resyncing ??= (async () => {
-      const old = this.watch
-      this.watch = undefined
-      await old?.close()
+      await this.closeWatches()
       for (let attempt = 0; !this.stopped; attempt++) {
         try {
           await this.sync()

@@ -10,7 +10,7 @@ import {CreateBucketCommand, PutObjectCommand, S3Client} from '@aws-sdk/client-s
 import type {Etcd3} from 'etcd3'
 import {create} from 'tar'
 
-import {type DeployNodeStatus, type DeployProgress, type DeployRequest, type DeployState, deployKey, deployNodesPrefix, deployProgress, deploySlotsPrefix, deployStopKey, groupReleaseKey, newDeployId, parseDeployNodeStatus, parseDeployRequest, parseDeployStop, type ReleaseManifest, type ReleaseRef} from '../../src/registry/deploys.js'
+import {type DeployNodeStatus, type DeployProgress, type DeployRequest, type DeployState, deployKey, rolloutNodesPrefix, deployProgress, rolloutSlotsPrefix, rolloutStopKey, groupReleaseKey, newDeployId, parseDeployNodeStatus, parseDeployRequest, parseDeployStop, type ReleaseManifest, type ReleaseRef} from '../../src/registry/deploys.js'
 import type {MotoServer} from './moto.js'
 import {makeTempDir, removeDir} from './process.js'
 
@@ -149,15 +149,15 @@ export async function readDeploy(client: Etcd3, project: string, id: string): Pr
   const request = text === null ? undefined : parseDeployRequest(id, text)
   if (!request) throw new Error(`no readable deploy request ${id}`)
   const statuses = new Map<string, DeployNodeStatus>()
-  const nodes = await client.getAll().prefix(deployNodesPrefix(project, id)).strings()
+  const nodes = await client.getAll().prefix(rolloutNodesPrefix(project, id)).strings()
   for (const [key, value] of Object.entries(nodes)) {
-    const node = key.slice(deployNodesPrefix(project, id).length)
+    const node = key.slice(rolloutNodesPrefix(project, id).length)
     const status = parseDeployNodeStatus(node, value)
     if (status) statuses.set(node, status)
   }
-  const slotKvs = await client.getAll().prefix(deploySlotsPrefix(project, id)).exec()
+  const slotKvs = await client.getAll().prefix(rolloutSlotsPrefix(project, id)).exec()
   const slots = new Map(slotKvs.kvs.map((kv) => [kv.key.toString(), String(kv.lease)]))
-  const stopText = await client.get(deployStopKey(project, id)).string()
+  const stopText = await client.get(rolloutStopKey(project, id)).string()
   const state: DeployState = {request, statuses, slotLeases: new Set(slots.values()), stop: stopText === null ? undefined : parseDeployStop(stopText)}
   return {state, progress: deployProgress(state, new Date()), slots}
 }
