@@ -37,8 +37,20 @@ export interface PreviewOptions extends ProjectOptions {
 export interface PreviewResult {
   sets: ChangeSet[]
   errors: Array<{stack: string; message: string}>
-  /** 0 no changes, 2 changes, 1 an error (like `terraform plan -detailed-exitcode`). */
+  /** Stacks of this project whose group the nodes file no longer has (only when no group is named). */
+  orphans: string[]
+  /** The nodes file, as the orphans' message names it. */
+  nodesFile: string
+  /** 0 no changes, 2 changes (an orphan stack counts: destroying it is a change), 1 an error (like `terraform plan -detailed-exitcode`). */
   exitCode: 0 | 1 | 2
+}
+
+/**
+ * The project's stacks whose group is gone from the nodes file: nothing reaches them by a group's
+ * verb any more, so preview and status list them and destroy takes them down.
+ */
+export async function orphanStacks(project: Project): Promise<string[]> {
+  return (await project.session().stackNames()).filter((name) => !project.nodes.groups.has(name))
 }
 
 /** Previews every recorded part of many stacks in parallel, for review; changes nothing. */
@@ -57,8 +69,9 @@ export async function preview(options: PreviewOptions, io: Pick<IoHost, 'progres
   })
   const sets = results.flatMap((r) => ('set' in r && r.set ? [r.set] : []))
   const errors = results.flatMap((r) => ('error' in r && r.error ? [r.error] : []))
-  const exitCode = errors.length > 0 ? 1 : sets.some(hasChanges) ? 2 : 0
-  return {sets, errors, exitCode}
+  const orphans = options.groups && options.groups.length > 0 ? [] : await orphanStacks(project)
+  const exitCode = errors.length > 0 ? 1 : sets.some(hasChanges) || orphans.length > 0 ? 2 : 0
+  return {sets, errors, orphans, nodesFile: project.nodes.file, exitCode}
 }
 
 export interface DestroyOptions extends ProjectOptions {
@@ -71,8 +84,8 @@ export interface DestroyOptions extends ProjectOptions {
 /** Tears a group's stack down after a preview and a confirmation. */
 export async function destroy(options: DestroyOptions, io: IoHost): Promise<ChangeSet> {
   const project = new Project(options, io)
-  const group = project.group(options.group, {what: 'nodes', done: 'nothing was destroyed (muster packer:delete __base__ retires the base image)'})
-  const stack = await programmed(project, await project.session().require(group.name))
+  const stack = await destroyable(project, options.group, io)
+  const group = {name: stack.group}
   const planned = await stack.destroy({previewOnly: true, remove: false}, runHooks(group.name, io, {events: false}))
   io.showPreview([planned])
   if (options.previewOnly) return planned
@@ -83,6 +96,28 @@ export async function destroy(options: DestroyOptions, io: IoHost): Promise<Chan
   })
   return stack.destroy({previewOnly: false, remove: options.remove}, runHooks(group.name, io, {events: true}))
 }
+
+/**
+ * The stack destroy works on: the group's, programmed from the nodes file; or, for a name the nodes
+ * file no longer has, the orphan stack of that name. A destroy never runs its program (the engine
+ * deletes what the stack's state holds, and muster's command resources delete nothing outside
+ * it), so an orphan gets an empty one: what it recorded is all there is to take down.
+ */
+async function destroyable(project: Project, name: string, io: Pick<IoHost, 'progress'>): Promise<GroupStack> {
+  if (!project.nodes.groups.has(name) && isUsableStackName(name)) {
+    const orphan = await project.session().openExisting(name)
+    if (orphan) {
+      io.progress(`${name} has no group in ${project.nodes.file}: destroying what its stack recorded`)
+      orphan.setProgram(async () => ({}))
+      return orphan
+    }
+  }
+  const group = project.group(name, {what: 'nodes', done: 'nothing was destroyed (muster packer:delete __base__ retires the base image)'})
+  return programmed(project, await project.session().require(group.name))
+}
+
+/** A name Pulumi could hold as a stack (what a group name may be), so nothing else reaches the engine. */
+const isUsableStackName = (name: string): boolean => /^[A-Za-z0-9_-]{1,64}$/.test(name)
 
 /** A group's stack outputs, or undefined when it has no stack yet. Changes nothing. */
 export async function readStackOutputs(project: Project, group: string): Promise<Record<string, unknown> | undefined> {

@@ -6,12 +6,14 @@ import type {ChangeSet} from '../stacks/changes.js'
 
 export default class Destroy extends StackCommand {
   static override summary = "Tear down every resource of a group's stack, after a preview and a confirmation."
-  static override description = `Deletes the group's Auto Scaling group, launch template, instances and bake record. Baked AMIs stay (packer:delete removes them). Without a terminal it needs --yes.`
+  static override description = `Deletes the group's Auto Scaling group, launch template, instances and bake record. Baked AMIs stay (packer:delete removes them). Without a terminal it needs --yes.
+GROUP may also name an orphan stack, one whose group is gone from the nodes file (muster preview and muster status list them): destroy then takes down what that stack recorded.`
   static override examples = [
     {description: 'See what would go', command: '<%= config.bin %> <%= command.id %> 12_04-bee --preview'},
     {description: 'Destroy and forget the stack', command: '<%= config.bin %> <%= command.id %> 12_04-bee --yes --remove'},
+    {description: 'Take down the stack of a group removed from the nodes file', command: '<%= config.bin %> <%= command.id %> old-group --remove'},
   ]
-  static override args = {group: Args.string({description: 'Node group.', required: true})}
+  static override args = {group: Args.string({description: 'Node group, or an orphan stack.', required: true})}
   static override flags = {
     nodes: stackFlags.nodes,
     yes: stackFlags.yes,

@@ -3,10 +3,12 @@ import {Args, Flags} from '@oclif/core'
 import {MusterCommand, nodesFlag} from '../base-command.js'
 import {preview, type PreviewResult} from '../actions/stack.js'
 import {formatChangeSet, formatMarkdown} from '../ui/changes.js'
+import {formatOrphans, formatOrphansMarkdown} from '../ui/orphans.js'
 
 export default class Preview extends MusterCommand {
   static override summary = 'Preview many stacks in parallel; exit 0 (no changes), 2 (changes) or 1 (error).'
-  static override description = `Previews everything each group's stack has recorded, against the current nodes file and templates. --markdown prints a summary a pull request can carry: per group, creates, updates, replaces and deletes, and the changed properties.`
+  static override description = `Previews everything each group's stack has recorded, against the current nodes file and templates. --markdown prints a summary a pull request can carry: per group, creates, updates, replaces and deletes, and the changed properties.
+Without GROUP it also lists orphan stacks: stacks of this project whose group is no longer in the nodes file (muster destroy GROUP takes one down); any orphan makes the exit code 2.`
   static override examples = [
     {description: 'Every group', command: '<%= config.bin %> <%= command.id %>'},
     {description: 'Two groups, as a pull request comment', command: '<%= config.bin %> <%= command.id %> 12_04-bee 12_04-www --markdown > preview.md'},
@@ -27,9 +29,10 @@ export default class Preview extends MusterCommand {
     const result = await preview({cwd: process.cwd(), nodesPath: flags.nodes, groups: groups.length > 0 ? groups : undefined, parallel: flags.parallel}, this.host())
     if (!this.jsonEnabled()) {
       const color = this.stdoutColor
-      if (flags.markdown) process.stdout.write(formatMarkdown(result.sets, result.errors))
+      if (flags.markdown) process.stdout.write(formatMarkdown(result.sets, result.errors) + formatOrphansMarkdown(result.orphans, result.nodesFile))
       else {
         for (const set of result.sets) process.stdout.write(formatChangeSet(set, color))
+        process.stdout.write(formatOrphans(result.orphans, result.nodesFile))
         for (const error of result.errors) process.stderr.write(`${error.stack}: error: ${error.message}\n`)
       }
     }

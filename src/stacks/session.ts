@@ -9,7 +9,7 @@ import {fileURLToPath} from 'node:url'
 
 import {type Backend, chooseBackend} from './backend.js'
 import {type Part, PART_COMPONENTS} from './program.js'
-import {type GroupStack, noStackError, openGroupStack} from './workspace.js'
+import {type GroupStack, listProjectStacks, noStackError, openGroupStack} from './workspace.js'
 
 const BIN_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin')
 const MUSTER_BIN = join(BIN_DIR, 'run.js')
@@ -68,6 +68,11 @@ export class StackSession {
     const stack = await this.openExisting(group)
     if (!stack) throw noStackError(group)
     return stack
+  }
+
+  /** The names of the project's stacks in the backend, sorted. */
+  async stackNames(): Promise<string[]> {
+    return listProjectStacks(this.context())
   }
 
   private context(): {root: string; backend: Backend; env: Record<string, string>} {

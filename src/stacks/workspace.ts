@@ -222,17 +222,33 @@ function findPulumi(): Promise<PulumiCommand> {
 export async function openGroupStack(context: StackContext, group: string, options: {create: boolean}): Promise<GroupStack | undefined> {
   const settings = projectSettings(context.root)
   try {
-    const workspace = await LocalWorkspace.create({
-      pulumiCommand: await findPulumi(),
-      workDir: context.root,
-      envVars: {...context.backend.env, ...context.env, PULUMI_SKIP_UPDATE_CHECK: 'true'},
-      secretsProvider: 'passphrase',
-    })
+    const workspace = await createWorkspace(context)
     const stack = options.create ? await Stack.createOrSelect(group, workspace) : await Stack.select(group, workspace)
     return new GroupStack(group, settings.name, stack, join(context.root, settings.stackConfigDir, `Pulumi.${group}.yaml`))
   } catch (error) {
     if (!options.create && error instanceof StackNotFoundError) return undefined
     throw translatePulumiError(error, group)
+  }
+}
+
+async function createWorkspace(context: StackContext): Promise<LocalWorkspace> {
+  return LocalWorkspace.create({
+    pulumiCommand: await findPulumi(),
+    workDir: context.root,
+    envVars: {...context.backend.env, ...context.env, PULUMI_SKIP_UPDATE_CHECK: 'true'},
+    secretsProvider: 'passphrase',
+  })
+}
+
+/** The names of this project's stacks in the backend (one per group that ever recorded something). */
+export async function listProjectStacks(context: StackContext): Promise<string[]> {
+  projectSettings(context.root)
+  try {
+    const workspace = await createWorkspace(context)
+    // On a file or S3 backend the names come back project-qualified (organization/PROJECT/NAME).
+    return (await workspace.listStacks()).map((summary) => summary.name.split('/').pop() ?? summary.name).sort()
+  } catch (error) {
+    throw translatePulumiError(error, '(listing stacks)')
   }
 }
 

@@ -2,9 +2,10 @@
 // and moto: a failed fleet or instance verb leaves stacks/Pulumi.GROUP.yaml as it was (here the
 // engine fails for real: the AWS provider plugin is not installed, so any fleet or instance
 // update fails after muster has recorded its intent), and autoscale:update refuses a group that
-// never ran a fleet.
+// never ran a fleet; a group removed from the nodes file leaves an orphan stack that preview lists
+// and destroy takes down.
 import {expect} from 'chai'
-import {existsSync, readFileSync} from 'node:fs'
+import {existsSync, readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
 import type {MotoServer} from '../support/moto.js'
@@ -18,7 +19,7 @@ describe('stack intent under failure (integration)', function () {
   let project: MusterProject
 
   before(async function () {
-    ({moto, project} = await startStackProject(this, {web: FLEET}))
+    ({moto, project} = await startStackProject(this, {web: FLEET, old: {}}))
   })
 
   after(async () => {
@@ -76,5 +77,44 @@ describe('stack intent under failure (integration)', function () {
     expect(text, text).to.match(/muster:instances: ("|')\[\]/)
     const baked = project.muster('packer:run', 'web', '--yes')
     expect(baked.code, baked.stderr).to.equal(0)
+  })
+
+  it('a group removed from the nodes file: preview lists its orphan stack, destroy takes it down', () => {
+    const baked = project.muster('packer:run', 'old', '--yes')
+    expect(baked.code, baked.stderr).to.equal(0)
+    const nodesFile = join(project.dir, 'nodes.json')
+    const nodes = JSON.parse(readFileSync(nodesFile, 'utf8')) as Record<string, unknown>
+    delete nodes.old
+    writeFileSync(nodesFile, JSON.stringify(nodes))
+
+    const text = project.muster('preview')
+    expect(text.code, text.stderr).to.equal(2)
+    expect(text.stdout).to.include('Stacks with no group in nodes.json (orphans): old')
+    expect(text.stdout).to.include('muster destroy old --remove')
+    const markdown = project.muster('preview', '--markdown')
+    expect(markdown.stdout).to.include('### Orphan stacks (no group in `nodes.json`)')
+    expect(markdown.stdout).to.include('| old | `muster destroy old --remove` |')
+    const json = project.muster('preview', '--json')
+    expect((JSON.parse(json.stdout) as {orphans: string[]}).orphans).to.deep.equal(['old'])
+    // Naming groups previews those only.
+    const named = project.muster('preview', 'web', '--json')
+    expect((JSON.parse(named.stdout) as {orphans: string[]}).orphans).to.deep.equal([])
+
+    const planned = project.muster('destroy', 'old', '--preview')
+    expect(planned.code, planned.stderr).to.equal(0)
+    expect(planned.stderr).to.include('old has no group in nodes.json: destroying what its stack recorded')
+    expect(planned.stderr).to.match(/delete/)
+    const unattended = project.muster('destroy', 'old')
+    expect(unattended.code).to.equal(1)
+    expect(unattended.stderr).to.include('muster destroy old --yes')
+    const destroyed = project.muster('destroy', 'old', '--yes', '--remove')
+    expect(destroyed.code, destroyed.stderr).to.equal(0)
+    expect(existsSync(configFile('old')), 'stack config removed').to.equal(false)
+
+    const after = project.muster('preview', '--json')
+    expect((JSON.parse(after.stdout) as {orphans: string[]}).orphans).to.deep.equal([])
+    const gone = project.muster('destroy', 'old', '--yes')
+    expect(gone.code).to.equal(1)
+    expect(gone.stderr).to.include('no group "old"')
   })
 })
