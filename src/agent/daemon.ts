@@ -10,7 +10,7 @@ import {atomicWrite} from '../lib/atomic-write.js'
 import {openEtcd} from '../registry/etcd.js'
 import {RegistryFeed} from '../registry/feed.js'
 import {resolveProject} from '../registry/project.js'
-import {describeFailure} from '../registry/read.js'
+import {explainRegistryFailure} from '../registry/read.js'
 import {DeployFeed} from '../registry/deploy-feed.js'
 import {readCurrentRelease} from '../release/fetch.js'
 import {Agent, identityFromRelease} from './agent.js'
@@ -56,7 +56,7 @@ async function prepare(settings: AgentSettings, context: DaemonContext): Promise
 export async function runAgent(settings: AgentSettings, context: DaemonContext): Promise<number> {
   const {node, stateDir, project, identity, readIdentity} = await prepare(settings, context)
   const log = createLogger(settings.logFormat, {node, group: identity.group})
-  const store = openEtcd({endpoints: settings.endpoints, callTimeoutMs: 3000})
+  const store = openEtcd({endpoints: settings.endpoints, callTimeoutMs: 3000, security: settings.security})
   const feed = new RegistryFeed(store, project, log)
   const deploys = new DeployFeed(store, project, log)
   try {
@@ -65,9 +65,7 @@ export async function runAgent(settings: AgentSettings, context: DaemonContext):
   } catch (error) {
     await feed.stop()
     store.close()
-    throw new UserError(`cannot reach the registry at ${settings.endpoints.join(', ')}: ${describeFailure(error as Error)}`, {
-      hint: 'Check --etcd (or MUSTER_ETCD_ENDPOINTS) and that etcd is running; nothing was registered.',
-    })
+    throw await explainRegistryFailure(error as Error, settings.endpoints, settings.security)
   }
   const metrics = createMetrics(feed)
   const provisioner = new CommandProvisioner({command: settings.provision, stateDir, node, group: identity.group, env: context.env})

@@ -5,6 +5,7 @@ import {readFileSync} from 'node:fs'
 
 import {UserError} from '../errors.js'
 import {parseEndpoints} from '../registry/etcd.js'
+import {pick, type RegistrySecurity, resolveSecurity, SECURITY_ENV, type SecurityInput} from '../registry/security.js'
 import type {Wait} from './debounce.js'
 import {DEFAULT_PROVISION} from './provisioner.js'
 
@@ -23,9 +24,14 @@ export interface AgentInput {
   drain?: number
   dna?: string
   logFormat?: string
+  etcdCa?: string
+  etcdCert?: string
+  etcdKey?: string
+  etcdUser?: string
+  etcdPasswordFile?: string
 }
 
-export const CONFIG_KEYS: ReadonlyArray<keyof AgentInput> = ['group', 'nodes', 'node', 'address', 'etcd', 'project', 'provision', 'stateDir', 'statusAddr', 'ttl', 'wait', 'drain', 'dna', 'logFormat']
+export const CONFIG_KEYS: ReadonlyArray<keyof AgentInput> = ['group', 'nodes', 'node', 'address', 'etcd', 'project', 'provision', 'stateDir', 'statusAddr', 'ttl', 'wait', 'drain', 'dna', 'logFormat', 'etcdCa', 'etcdCert', 'etcdKey', 'etcdUser', 'etcdPasswordFile']
 
 export const DEFAULTS = {ttlSeconds: 15, wait: '2s:10s', drainSeconds: 60}
 
@@ -41,6 +47,7 @@ export interface AgentSettings {
   node: string | undefined
   address: string | undefined
   endpoints: string[]
+  security: RegistrySecurity
   project: string | undefined
   provision: string
   stateDir: string | undefined
@@ -129,12 +136,25 @@ export function resolveSettings(flags: AgentInput, config: AgentInput, env: Node
   if (!Number.isFinite(drain) || drain < 0 || drain > 86_400) throw new UserError(`${from('drain', '--drain')} ${drain}: expected seconds from 0 to 86400`, {hint: 'The default is 60.'})
   const logFormat = merged.logFormat ?? 'text'
   if (logFormat !== 'json' && logFormat !== 'text') throw new UserError(`${from('logFormat', '--log-format')} ${logFormat}: expected json or text`, {hint: 'json for journald pipelines, text for people.'})
+  const endpoints = parseEndpoints(etcd, merged.etcd ? '--etcd' : 'MUSTER_ETCD_ENDPOINTS')
+  const sourced = (key: 'etcdCa' | 'etcdCert' | 'etcdKey' | 'etcdUser' | 'etcdPasswordFile', flag: string, envName: string) =>
+    pick(merged[key], from(key, flag), env, envName)
+  const securityInput: SecurityInput = {}
+  const entries = [
+    ['ca', sourced('etcdCa', '--etcd-ca', SECURITY_ENV.ca)],
+    ['cert', sourced('etcdCert', '--etcd-cert', SECURITY_ENV.cert)],
+    ['key', sourced('etcdKey', '--etcd-key', SECURITY_ENV.key)],
+    ['user', sourced('etcdUser', '--etcd-user', SECURITY_ENV.user)],
+    ['passwordFile', sourced('etcdPasswordFile', '--etcd-password-file', SECURITY_ENV.passwordFile)],
+  ] as const
+  for (const [name, value] of entries) if (value !== undefined) securityInput[name] = value
   return {
     group: merged.group,
     nodes: merged.nodes,
     node: merged.node,
     address: merged.address,
-    endpoints: parseEndpoints(etcd, merged.etcd ? '--etcd' : 'MUSTER_ETCD_ENDPOINTS'),
+    endpoints,
+    security: resolveSecurity(securityInput, endpoints, env),
     project: merged.project,
     provision: merged.provision ?? DEFAULT_PROVISION,
     stateDir: merged.stateDir,

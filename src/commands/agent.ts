@@ -13,10 +13,13 @@ SIGHUP re-reads the nodes file: a service that left the group's run list is dere
 
 The provision command runs with MUSTER_ATTRIBUTES, MUSTER_REASON (boot, dependency, decommission, config), MUSTER_NODE, MUSTER_GROUP, MUSTER_REVISION, and MUSTER_RUN_LIST for a delete recipe. Its output goes to STATE_DIR/provision.log.
 
---config FILE takes the same settings as JSON (camelCase keys: group, nodes, node, address, etcd, project, provision, stateDir, statusAddr, ttl, wait, drain, dna, logFormat); flags override it.`
+--config FILE takes the same settings as JSON (camelCase keys: group, nodes, node, address, etcd, project, provision, stateDir, statusAddr, ttl, wait, drain, dna, logFormat, etcdCa, etcdCert, etcdKey, etcdUser, etcdPasswordFile); flags override it.
+
+A locked registry: https:// endpoints with --etcd-ca (and --etcd-cert/--etcd-key when etcd asks for a client certificate), and an etcd user with --etcd-user, its password in MUSTER_ETCD_PASSWORD or --etcd-password-file (a file of mode 600). \`muster registry:init\` creates the agent's user.`
   static override examples = [
     {description: 'On a developer machine, against a local etcd', command: '<%= config.bin %> <%= command.id %> --group 12_04-bee --node dev-1 --address 127.0.0.1 --etcd http://127.0.0.1:2379 --provision ./record.sh --status-addr 127.0.0.1:9090'},
     {description: 'On a node, from the config that user data wrote', command: '<%= config.bin %> <%= command.id %> --config /etc/muster/agent.json'},
+    {description: 'Against a locked registry (TLS and the agent user registry:init created)', command: 'MUSTER_ETCD_PASSWORD_FILE=/etc/muster/etcd.password <%= config.bin %> <%= command.id %> --config /etc/muster/agent.json --etcd https://etcd.internal:2379 --etcd-ca /etc/muster/etcd-ca.pem --etcd-user muster-myproject-agent'},
     {description: 'React fast (no quiet period), drain for 10 s', command: '<%= config.bin %> <%= command.id %> --config /etc/muster/agent.json --wait 0s:0s --drain 10'},
   ]
   static override flags = {
@@ -53,6 +56,11 @@ The provision command runs with MUSTER_ATTRIBUTES, MUSTER_REASON (boot, dependen
       drain: flags.drain,
       dna: flags.dna,
       logFormat: flags['log-format'],
+      etcdCa: flags['etcd-ca'],
+      etcdCert: flags['etcd-cert'],
+      etcdKey: flags['etcd-key'],
+      etcdUser: flags['etcd-user'],
+      etcdPasswordFile: flags['etcd-password-file'],
     }
     const config = flags.config === undefined ? {} : readConfigFile(flags.config)
     const settings = resolveSettings(input, config, process.env)

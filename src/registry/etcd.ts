@@ -3,9 +3,10 @@
 // for a node agent: short dials and call deadlines (a CLI must never hang on a dead registry), and
 // a watch backoff capped at 2 s instead of 30 s so a restarted etcd is noticed within a TTL.
 import {ConsecutiveBreaker, ExponentialBackoff, circuitBreaker, handleWhen, retry} from 'cockatiel'
-import {Etcd3, type IKeyValue, type Lease, Range, isRecoverableError} from 'etcd3'
+import {Etcd3, type IKeyValue, type IOptions, type Lease, Range, isRecoverableError} from 'etcd3'
 
 import {UserError} from '../errors.js'
+import type {RegistrySecurity} from './security.js'
 import type {RegistryStore, Snapshot, StoreLease, Watch, WatchHandlers} from './store.js'
 import type {KeyEvent} from './view.js'
 
@@ -13,6 +14,8 @@ export interface EtcdOptions {
   endpoints: readonly string[]
   /** Deadline of one unary call, in ms (default 5000). */
   callTimeoutMs?: number
+  /** TLS and etcd user, for a locked registry. */
+  security?: RegistrySecurity
 }
 
 /** "http://a:2379,http://b:2379" → checked URLs. */
@@ -37,9 +40,19 @@ export function parseEndpoints(text: string, source: string): string[] {
 }
 
 export function openEtcd(options: EtcdOptions): RegistryStore {
+  return new EtcdStore(new Etcd3(etcdClientOptions(options)), options.endpoints)
+}
+
+/** The client's options: endpoints, TLS, user, deadlines and fault handling tuned for muster. */
+export function etcdClientOptions(options: EtcdOptions): IOptions {
   const callTimeout = options.callTimeoutMs ?? 5000
-  const client = new Etcd3({
+  const {tls, auth} = options.security ?? {}
+  return {
     hosts: [...options.endpoints],
+    // etcd3 types rootCertificate as required, but hands it to grpc's createSsl, where none means the
+    // system's trusted CAs: what https:// with no --etcd-ca should mean.
+    ...(tls ? {credentials: {rootCertificate: tls.ca as Buffer, ...(tls.cert ? {certChain: tls.cert} : {}), ...(tls.key ? {privateKey: tls.key} : {})}} : {}),
+    ...(auth ? {auth: {username: auth.username, password: auth.password, callOptions: () => ({deadline: Date.now() + callTimeout})}} : {}),
     // Snapshots are paged (below), but one page of large values may still pass gRPC's 4 MiB default.
     grpcOptions: {'grpc.max_receive_message_length': 64 * 1024 * 1024},
     dialTimeout: Math.min(callTimeout, 3000),
@@ -50,8 +63,7 @@ export function openEtcd(options: EtcdOptions): RegistryStore {
       // Typed as a backoff state; the watch manager calls next() on it for each fresh sequence.
       watchBackoff: new ExponentialBackoff({initialDelay: 100, maxDelay: 2000}).next(),
     },
-  })
-  return new EtcdStore(client, options.endpoints)
+  }
 }
 
 const text = (b: Buffer | undefined): string => (b ? b.toString('utf8') : '')

@@ -1,6 +1,7 @@
 // Human tables for service:ls and node:ls. Registry values were written by nodes, so control
 // characters are neutralised before they reach a terminal (JSON output keeps them as data).
 import type {NodeRow, ServiceRow} from '../registry/read.js'
+import type {RegistryInitResult} from '../actions/registry-init.js'
 import {formatTable, neutralise} from './format.js'
 
 // formatTable neutralises every cell; only the messages outside a table need it here.
@@ -26,4 +27,12 @@ export function formatNodeRows(rows: readonly NodeRow[], only: string | undefine
     ['NODE', 'GROUP', 'ADDRESS', 'SERVICES', 'DEPENDS ON', 'LAST PROVISION'],
     rows.map((r) => [r.node, r.group, r.address, r.services.join(',') || '-', r.dependsOn.join(',') || '-', last(r)]),
   )
+}
+
+/** registry:init's steps, one line each, then where the passwords are and what to do with them. */
+export function formatAccessSteps(result: RegistryInitResult): string {
+  const lines = result.steps.map((s) => `${s.action.padEnd(9)} ${s.subject}${s.detail ? `: ${s.detail}` : ''}`)
+  lines.push('', `Agents: --etcd-user ${result.agentUser} with its password file as --etcd-password-file (or etcdUser/etcdPasswordFile in agent.json).`)
+  lines.push(`Operators and CI: --etcd-user ${result.operatorUser} with MUSTER_ETCD_PASSWORD.`)
+  return `${lines.map((l) => neutralise(l)).join('\n')}\n`
 }

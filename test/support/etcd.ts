@@ -2,9 +2,12 @@
 // in a temp dir. The ports are chosen before etcd starts because etcd 3.4 insists that its
 // advertise URLs match what it listens on, and they are kept across restart() so clients and
 // agents under test can reconnect to the same address.
+import {readFileSync} from 'node:fs'
+import {request} from 'node:https'
 import {join} from 'node:path'
 
 import {findTool} from './integration.js'
+import type {TlsFiles} from './tls.js'
 import {freePorts, makeTempDir, type ManagedProcess, removeDir, startProcess, waitUntil} from './process.js'
 
 export interface EtcdServer {
@@ -26,13 +29,19 @@ export interface EtcdServer {
   stop(): Promise<void>
 }
 
-export async function startEtcd(): Promise<EtcdServer> {
+export interface StartEtcdOptions {
+  /** Serve https:// and require client certificates signed by the files' CA. */
+  tls?: TlsFiles
+}
+
+export async function startEtcd(options: StartEtcdOptions = {}): Promise<EtcdServer> {
   const etcd = findTool('etcd')
   if (!etcd) throw new Error('etcd not found (install it with: bash scripts/ci/install-etcd.sh)')
   const dir = makeTempDir('etcd')
   const dataDir = join(dir, 'data')
   const [clientPort, peerPort] = (await freePorts(2)) as [number, number]
-  const endpoint = `http://127.0.0.1:${clientPort}`
+  const tls = options.tls
+  const endpoint = `${tls ? 'https' : 'http'}://127.0.0.1:${clientPort}`
   const peer = `http://127.0.0.1:${peerPort}`
   const args = [
     '--name', 'muster-test',
@@ -46,6 +55,7 @@ export async function startEtcd(): Promise<EtcdServer> {
     '--initial-cluster-token', `muster-test-${clientPort}`,
     '--logger', 'zap',
     '--log-level', 'warn',
+    ...(tls ? ['--cert-file', tls.serverCert, '--key-file', tls.serverKey, '--trusted-ca-file', tls.ca, '--client-cert-auth'] : []),
   ]
 
   let proc: ManagedProcess | undefined
@@ -57,7 +67,7 @@ export async function startEtcd(): Promise<EtcdServer> {
     })
     proc = started
     try {
-      await waitUntil('etcd', () => healthy(endpoint), {proc: started, timeoutMs: 30_000})
+      await waitUntil('etcd', () => (tls ? healthyTls(endpoint, tls) : healthy(endpoint)), {proc: started, timeoutMs: 30_000})
     } catch (error) {
       await started.stop()
       throw error
@@ -105,4 +115,20 @@ async function healthy(endpoint: string): Promise<boolean> {
   const response = await fetch(`${endpoint}/health`, {signal: AbortSignal.timeout(2000)})
   const body = (await response.json()) as {health?: unknown}
   return response.ok && body.health === 'true'
+}
+
+/** The same over TLS, with the client certificate etcd requires. */
+function healthyTls(endpoint: string, tls: TlsFiles): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = request(`${endpoint}/health`, {ca: readFileSync(tls.ca), cert: readFileSync(tls.clientCert), key: readFileSync(tls.clientKey), timeout: 2000}, (res) => {
+      let body = ''
+      res.on('data', (chunk: Buffer) => {
+        body += chunk.toString('utf8')
+      })
+      res.on('end', () => resolve(res.statusCode === 200 && body.includes('"true"')))
+    })
+    req.on('error', () => resolve(false))
+    req.on('timeout', () => req.destroy())
+    req.end()
+  })
 }

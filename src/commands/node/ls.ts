@@ -20,7 +20,7 @@ export default class NodeLs extends MusterCommand {
   public async run(): Promise<NodeRow[]> {
     const {args, flags} = await this.parse(NodeLs)
     const target = await registryTarget(flags, process.env, process.cwd())
-    const read = await readRegistry(target.endpoints, target.project)
+    const read = await readRegistry(target)
     const rows = args.group === undefined ? read.nodes : read.nodes.filter((r) => r.group === args.group)
     if (!this.jsonEnabled()) process.stdout.write(formatNodeRows(rows, args.group))
     return rows

@@ -20,7 +20,7 @@ export default class ServiceLs extends MusterCommand {
   public async run(): Promise<ServiceRow[]> {
     const {args, flags} = await this.parse(ServiceLs)
     const target = await registryTarget(flags, process.env, process.cwd())
-    const read = await readRegistry(target.endpoints, target.project)
+    const read = await readRegistry(target)
     const rows = args.service === undefined ? read.services : read.services.filter((r) => r.service === args.service)
     if (!this.jsonEnabled()) process.stdout.write(formatServiceRows(rows, args.service))
     return rows
