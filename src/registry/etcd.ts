@@ -156,6 +156,16 @@ class EtcdStore implements RegistryStore {
     return value ?? undefined
   }
 
+  async putAll(entries: ReadonlyArray<readonly [string, string]>): Promise<number> {
+    // An unconditional transaction: a deploy's request and its groups' release records go at one
+    // revision, so no reader ever sees one without the other.
+    const response = await this.client
+      .if(entries[0]?.[0] ?? '\u0000', 'Version', '>', -1)
+      .then(...entries.map(([key, value]) => this.client.put(key).value(value)))
+      .commit()
+    return Number(response.header.revision)
+  }
+
   close(): void {
     this.client.close()
   }

@@ -57,5 +57,7 @@ export interface RegistryStore {
   createIfAbsent(key: string, value: string): Promise<boolean>
   /** One key's value, or undefined when absent. */
   get(key: string): Promise<string | undefined>
+  /** Writes every key=value (no lease) in one transaction: all or none, at one revision. */
+  putAll(entries: ReadonlyArray<readonly [string, string]>): Promise<number>
   close(): void
 }

@@ -1,0 +1,310 @@
+// Following a rollout: the deploy's keys (request, slots, node statuses, stop) read once and then
+// watched, read with the protocol's pure deployProgress(), and reported through callbacks the
+// command renders. The follower also keeps the rollout's promises the agents cannot keep alone:
+// past the deadline it writes stop {reason: 'timeout'}, and once more nodes have failed than
+// --max-errors allows it writes stop {reason: 'max-errors'} (no node takes a slot after either).
+// Both writes are create-if-absent: a cancel (or another follower) that came first stands.
+// deploy:status and deploy:cancel read the same state.
+import {
+  type DeployNodeStatus,
+  type DeployProgress,
+  deployKey,
+  deployProgress,
+  type DeployRequest,
+  deploysPrefix,
+  type DeployState,
+  type DeployStop,
+  deployStopKey,
+  type NodeOutcome,
+  parseDeployKey,
+  parseDeployNodeStatus,
+  parseDeployRequest,
+  parseDeployStop,
+} from '../registry/deploys.js'
+import type {RegistryStore, Watch} from '../registry/store.js'
+import type {KeyEvent} from '../registry/view.js'
+import {UserError} from '../errors.js'
+import {registryCall, whoAmI} from './deploy.js'
+
+/** A deploy's keys as read so far: DeployState plus what applying events needs. */
+export class DeployKeys {
+  request: DeployRequest | undefined
+  readonly statuses = new Map<string, DeployNodeStatus>()
+  /** slot key → the lease holding it. */
+  private readonly slots = new Map<string, string>()
+  stop: DeployStop | undefined
+  revision = 0
+
+  constructor(readonly project: string, readonly id: string) {}
+
+  apply(events: readonly KeyEvent[], revision: number): void {
+    for (const event of events) {
+      const parsed = parseDeployKey(this.project, event.key)
+      if (!parsed || parsed.id !== this.id) continue
+      const put = event.type === 'put'
+      if (parsed.kind === 'request') this.request = put ? parseDeployRequest(this.id, event.value) ?? this.request : this.request
+      else if (parsed.kind === 'stop') this.stop = put ? parseDeployStop(event.value) ?? this.stop : undefined
+      else if (parsed.kind === 'slot') {
+        if (put && event.lease !== undefined && event.lease !== '0') this.slots.set(event.key, event.lease)
+        else this.slots.delete(event.key)
+      } else if (parsed.kind === 'node') {
+        const status = put ? parseDeployNodeStatus(parsed.node, event.value) : undefined
+        if (status) this.statuses.set(parsed.node, status)
+        else if (!put) this.statuses.delete(parsed.node)
+      }
+    }
+    this.revision = Math.max(this.revision, revision)
+  }
+
+  state(): DeployState | undefined {
+    if (!this.request) return undefined
+    return {request: this.request, statuses: this.statuses, slotLeases: new Set(this.slots.values()), stop: this.stop}
+  }
+}
+
+/** The deploy's keys, read at one revision; a UserError when there is no such deploy. */
+export async function readDeploy(store: RegistryStore, project: string, id: string): Promise<DeployKeys> {
+  const keys = new DeployKeys(project, id)
+  const snapshot = await registryCall(store.endpoints, () => store.snapshot(deployKey(project, id)))
+  keys.apply(snapshot.events, snapshot.revision)
+  if (!keys.request) {
+    throw new UserError(`no deploy ${id} in project ${project}`, {hint: 'List deploys with: muster deploy:status (the newest), or check --project and --etcd.'})
+  }
+  return keys
+}
+
+/** The newest deploy's id (ids sort by time), or a UserError when the project has none. */
+export async function newestDeployId(store: RegistryStore, project: string): Promise<string> {
+  const snapshot = await registryCall(store.endpoints, () => store.snapshot(deploysPrefix(project)))
+  const ids = snapshot.events.map((e) => parseDeployKey(project, e.key)).flatMap((p) => (p?.kind === 'request' ? [p.id] : []))
+  const newest = ids.sort().at(-1)
+  if (!newest) throw new UserError(`no deploy in project ${project}`, {hint: 'Start one with: muster instance:deploy GROUP'})
+  return newest
+}
+
+/** Writes the stop key unless one is there; returns the stop that stands. */
+export async function stopDeploy(store: RegistryStore, project: string, id: string, reason: DeployStop['reason'], now: Date, env: NodeJS.ProcessEnv = process.env): Promise<{stop: DeployStop; written: boolean}> {
+  const stop: DeployStop = {reason, at: now.toISOString(), by: whoAmI(env)}
+  const result = await registryCall(store.endpoints, () => store.putIfAbsent(deployStopKey(project, id), JSON.stringify(stop)))
+  if (result.written) return {stop, written: true}
+  return {stop: parseDeployStop(result.value) ?? stop, written: false}
+}
+
+/**
+ * When the rollout should end, from what finished so far: the mean run of the nodes that finished,
+ * times the batches left (nodes not finished / n). Undefined before any node finished.
+ */
+export function estimateRemainingMs(progress: DeployProgress, n: number): number | undefined {
+  const runs = progress.nodes
+    .map((p) => p.status)
+    .filter((s): s is DeployNodeStatus => s !== undefined && (s.state === 'ok' || s.state === 'failed') && s.startedAt !== null && s.finishedAt !== null)
+    .map((s) => Date.parse(s.finishedAt as string) - Date.parse(s.startedAt as string))
+    .filter((ms) => Number.isFinite(ms) && ms >= 0)
+  if (runs.length === 0) return undefined
+  const mean = runs.reduce((a, b) => a + b, 0) / runs.length
+  const left = progress.counts.waiting + progress.counts.running
+  return mean * Math.ceil(left / Math.max(1, n))
+}
+
+export const FAILED_OUTCOMES: readonly NodeOutcome[] = ['failed', 'lost', 'timed-out', 'skipped']
+
+export interface FollowUpdate {
+  progress: DeployProgress
+  request: DeployRequest
+  stop: DeployStop | undefined
+  elapsedMs: number
+  etaMs: number | undefined
+}
+
+export interface FollowHandlers {
+  /** Called on every tick and after every change. */
+  update(update: FollowUpdate): void
+  /** Called once per node that failed (or was lost), with its status (message: the log's last lines). */
+  failure(node: DeployProgress['nodes'][number]): void
+  /** The follower wrote the stop key. */
+  stopped(stop: DeployStop): void
+}
+
+export interface FollowOptions {
+  store: RegistryStore
+  project: string
+  id: string
+  handlers: FollowHandlers
+  /** Aborted on Ctrl-C: the follower detaches without touching the deploy. */
+  signal?: AbortSignal
+  now?: () => Date
+  tickMs?: number
+  /** How long nodes still running past the deadline are waited for (default: 5 minutes). */
+  graceMs?: number
+  env?: NodeJS.ProcessEnv
+}
+
+export interface FollowResult {
+  request: DeployRequest
+  progress: DeployProgress
+  stop: DeployStop | undefined
+  /** Ctrl-C: the deploy goes on without us. */
+  detached: boolean
+  /** Nodes still running when the grace after the deadline ran out. */
+  gaveUp: boolean
+  elapsedMs: number
+}
+
+/** Follows a deploy until nothing more will happen (or Ctrl-C). */
+export async function followDeploy(options: FollowOptions): Promise<FollowResult> {
+  const {store, project, id, handlers} = options
+  const now = options.now ?? (() => new Date())
+  let keys = await readDeploy(store, project, id)
+  const request = keys.request as DeployRequest
+  const started = Date.parse(request.requestedAt)
+  const deadline = Date.parse(request.deadline)
+  const graceMs = options.graceMs ?? 5 * 60_000
+  const reported = new Set<string>()
+  let watch: Watch | undefined
+  let resnapshot = false
+  let writingStop = false
+
+  const openWatch = async (): Promise<void> => {
+    watch = await store.watch(deployKey(project, id), keys.revision + 1, {
+      events: (events, revision) => keys.apply(events, revision),
+      broken: () => {
+        resnapshot = true
+      },
+      connection: () => undefined,
+    })
+  }
+  await registryCall(store.endpoints, openWatch)
+
+  try {
+    return await new Promise<FollowResult>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined
+      const finish = (result: Omit<FollowResult, 'request' | 'elapsedMs'>): void => {
+        clearInterval(timer)
+        options.signal?.removeEventListener('abort', onAbort)
+        resolve({...result, request, elapsedMs: now().getTime() - started})
+      }
+      const onAbort = (): void => {
+        const state = keys.state()
+        finish({progress: deployProgress(state as DeployState, now()), stop: keys.stop, detached: true, gaveUp: false})
+      }
+      options.signal?.addEventListener('abort', onAbort)
+      const tick = async (): Promise<void> => {
+        if (resnapshot) {
+          // etcd cancelled the watch (its revision compacted away): read everything again.
+          resnapshot = false
+          const fresh = new DeployKeys(project, id)
+          const snapshot = await store.snapshot(deployKey(project, id))
+          fresh.apply(snapshot.events, snapshot.revision)
+          keys = fresh
+          await watch?.close()
+          await openWatch()
+        }
+        const at = now()
+        const state = keys.state() as DeployState
+        const progress = deployProgress(state, at)
+        for (const entry of progress.nodes) {
+          if ((entry.outcome === 'failed' || entry.outcome === 'lost') && !reported.has(entry.node)) {
+            reported.add(entry.node)
+            handlers.failure(entry)
+          }
+        }
+        handlers.update({progress, request, stop: keys.stop, elapsedMs: at.getTime() - started, etaMs: estimateRemainingMs(progress, request.n)})
+        if (progress.done) return finish({progress, stop: keys.stop, detached: false, gaveUp: false})
+        if (!keys.stop && !writingStop) {
+          const reason = at.getTime() > deadline ? 'timeout' : progress.failures > request.maxErrors ? 'max-errors' : undefined
+          if (reason) {
+            writingStop = true
+            const {stop, written} = await stopDeploy(store, project, id, reason, at, options.env)
+            keys.stop = stop
+            if (written) handlers.stopped(stop)
+          }
+        }
+        if (at.getTime() > deadline + graceMs) return finish({progress, stop: keys.stop, detached: false, gaveUp: true})
+      }
+      let busy = false
+      const run = (): void => {
+        if (busy) return
+        busy = true
+        tick()
+          .catch((error: unknown) => {
+            clearInterval(timer)
+            options.signal?.removeEventListener('abort', onAbort)
+            reject(error as Error)
+          })
+          .finally(() => {
+            busy = false
+          })
+      }
+      timer = setInterval(run, options.tickMs ?? 250)
+      run()
+    })
+  } finally {
+    await watch?.close()
+  }
+}
+
+/** A deploy's outcome as data (--json): every targeted node, its outcome and its last status. */
+export interface DeploySummaryData {
+  ok: boolean
+  counts: DeployProgress['counts']
+  stop: DeployStop | null
+  /** Nodes were still running when the follower stopped waiting (past the deadline and its grace). */
+  gaveUp: boolean
+  elapsedMs: number
+  nodes: Array<{node: string; group: string; outcome: NodeOutcome; startedAt: string | null; finishedAt: string | null; message: string | null}>
+}
+
+export function summaryData(result: Pick<FollowResult, 'progress' | 'stop' | 'gaveUp' | 'elapsedMs'>): DeploySummaryData {
+  const {progress} = result
+  return {
+    ok: progress.ok,
+    counts: progress.counts,
+    stop: result.stop ?? null,
+    gaveUp: result.gaveUp,
+    elapsedMs: result.elapsedMs,
+    nodes: progress.nodes.map((e) => ({node: e.node, group: e.group, outcome: e.outcome, startedAt: e.status?.startedAt ?? null, finishedAt: e.status?.finishedAt ?? null, message: e.status?.message ?? null})),
+  }
+}
+
+export interface DeployStatusData extends DeploySummaryData {
+  id: string
+  request: DeployRequest
+  done: boolean
+}
+
+/** One reading of a deploy (the newest when no id is given). */
+export async function deployStatus(store: RegistryStore, project: string, id: string | undefined, now: Date = new Date()): Promise<{data: DeployStatusData; progress: DeployProgress}> {
+  const chosen = id ?? (await newestDeployId(store, project))
+  const keys = await readDeploy(store, project, chosen)
+  const state = keys.state() as DeployState
+  const progress = deployProgress(state, now)
+  const request = state.request
+  const data = {id: chosen, request, done: progress.done, ...summaryData({progress, stop: keys.stop, gaveUp: false, elapsedMs: now.getTime() - Date.parse(request.requestedAt)})}
+  return {data, progress}
+}
+
+export interface DeployCancelData {
+  id: string
+  stop: DeployStop
+  /** False when the deploy had stopped already (the stop that stands is reported). */
+  written: boolean
+  /** Nodes still running: they finish their run. */
+  running: string[]
+  /** Nodes that had not started and now never will. */
+  notStarted: string[]
+}
+
+/** Writes the deploy's stop key (reason: cancelled) unless it has one; idempotent. */
+export async function cancelDeploy(store: RegistryStore, project: string, id: string, now: Date = new Date(), env: NodeJS.ProcessEnv = process.env): Promise<DeployCancelData> {
+  const keys = await readDeploy(store, project, id)
+  const {stop, written} = keys.stop ? {stop: keys.stop, written: false} : await stopDeploy(store, project, id, 'cancelled', now, env)
+  const after = await readDeploy(store, project, id)
+  const progress = deployProgress(after.state() as DeployState, now)
+  return {
+    id,
+    stop,
+    written,
+    running: progress.nodes.filter((e) => e.outcome === 'running').map((e) => e.node),
+    notStarted: progress.nodes.filter((e) => e.outcome === 'skipped' || e.outcome === 'timed-out' || e.outcome === 'waiting').map((e) => e.node),
+  }
+}

@@ -1,0 +1,33 @@
+import {Args} from '@oclif/core'
+
+import {MusterCommand} from '../../base-command.js'
+import {cancelDeploy, type DeployCancelData} from '../../actions/deploy-follow.js'
+import {registryTarget} from '../../registry/connect-options.js'
+import {openEtcd} from '../../registry/etcd.js'
+import {registryFlags} from '../../registry-flags.js'
+import {formatCancel} from '../../ui/deploy.js'
+
+export default class DeployCancel extends MusterCommand {
+  static override summary = 'Stop a deploy: no further node starts; runs already going finish.'
+  static override description = `Writes the deploy's stop key (reason "cancelled"): agents take no further slot, so nodes that have not started never do. A node already provisioning finishes its run. Cancelling a deploy that has stopped already (cancelled, timed out, too many failures) changes nothing and says so; the exit is 0 either way. It lists the nodes still running.`
+  static override examples = [
+    {description: 'Cancel a deploy', command: '<%= config.bin %> <%= command.id %> 20261125T193000Z-a1b2c3'},
+    {description: 'Cancel the newest deploy', command: "<%= config.bin %> <%= command.id %> \"$(<%= config.bin %> deploy:status --json | jq -r .id)\""},
+  ]
+  static override enableJsonFlag = true
+  static override args = {id: Args.string({description: 'Deploy id (deploy:status shows the newest).', required: true})}
+  static override flags = {...registryFlags}
+
+  public async run(): Promise<DeployCancelData> {
+    const {args, flags} = await this.parse(DeployCancel)
+    const target = await registryTarget(flags, process.env, process.cwd())
+    const store = openEtcd({endpoints: target.endpoints, callTimeoutMs: 3000})
+    try {
+      const result = await cancelDeploy(store, target.project, args.id)
+      if (!this.jsonEnabled()) process.stdout.write(formatCancel(result))
+      return result
+    } finally {
+      store.close()
+    }
+  }
+}
