@@ -200,8 +200,17 @@ export async function followDeploy(options: FollowOptions): Promise<FollowResult
           await openWatch()
         }
         const at = now()
-        const state = keys.state() as DeployState
-        const progress = deployProgress(state, at)
+        let progress = deployProgress(keys.state() as DeployState, at)
+        if (!keys.stop && !writingStop && !(progress.done && progress.ok)) {
+          const reason = at.getTime() > deadline ? 'timeout' : progress.failures > request.maxErrors ? 'max-errors' : undefined
+          if (reason) {
+            writingStop = true
+            const {stop, written} = await stopDeploy(store, project, id, reason, at, options.env)
+            keys.stop = stop
+            if (written) handlers.stopped(stop)
+            progress = deployProgress(keys.state() as DeployState, at)
+          }
+        }
         for (const entry of progress.nodes) {
           if ((entry.outcome === 'failed' || entry.outcome === 'lost') && !reported.has(entry.node)) {
             reported.add(entry.node)
@@ -210,15 +219,6 @@ export async function followDeploy(options: FollowOptions): Promise<FollowResult
         }
         handlers.update({progress, request, stop: keys.stop, elapsedMs: at.getTime() - started, etaMs: estimateRemainingMs(progress, request.n)})
         if (progress.done) return finish({progress, stop: keys.stop, detached: false, gaveUp: false})
-        if (!keys.stop && !writingStop) {
-          const reason = at.getTime() > deadline ? 'timeout' : progress.failures > request.maxErrors ? 'max-errors' : undefined
-          if (reason) {
-            writingStop = true
-            const {stop, written} = await stopDeploy(store, project, id, reason, at, options.env)
-            keys.stop = stop
-            if (written) handlers.stopped(stop)
-          }
-        }
         if (at.getTime() > deadline + graceMs) return finish({progress, stop: keys.stop, detached: false, gaveUp: true})
       }
       let busy = false

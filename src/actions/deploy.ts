@@ -18,7 +18,7 @@ import {describeFailure} from '../registry/read.js'
 import type {RegistryStore, Snapshot} from '../registry/store.js'
 import {RegistryView} from '../registry/view.js'
 import {checkBucketName, openReleaseBucket, parseS3Url, type ReleaseBucket} from '../release/bucket.js'
-import {buildRelease, type BuiltManifest, cookbooksKey, type CookbooksRef, manifestKey, parseManifest} from '../release/build.js'
+import {buildRelease, type BuiltManifest, canonicalJson, cookbooksKey, type CookbooksRef, manifestKey, parseManifest, releasesPrefix} from '../release/build.js'
 import {type PackedCookbooks, packCookbooks} from '../release/pack.js'
 import {type UploadResult, uploadReleases} from '../release/upload.js'
 import type {IoHost} from './io.js'
@@ -147,10 +147,25 @@ export async function registryCall<T>(endpoints: readonly string[], call: () => 
   }
 }
 
+/**
+ * Whether the bucket answers, before the plan is shown: a GET of a key that is never written. S3
+ * tells a missing key (fine: the bucket is there) from a missing bucket, denied access or no answer
+ * only on a GET (a HEAD's 404 has no body), and the bucket turns each into a UserError.
+ */
+async function probeBucket(bucket: ReleaseBucket, key: string): Promise<void> {
+  try {
+    await bucket.get(key)
+  } catch (error) {
+    if (error instanceof UserError && error.message === `s3://${bucket.bucket}/${key} does not exist`) return
+    throw error
+  }
+}
+
 const require = createRequire(import.meta.url)
+/** The diff of two roles, keys sorted on both sides (a manifest stores them sorted), so only content shows. */
 function roleDiff(group: string, before: Record<string, unknown>, after: Record<string, unknown>): string {
-  const a = toJsonText(before, 4)
-  const b = toJsonText(after, 4)
+  const a = toJsonText(JSON.parse(canonicalJson(before)), 4)
+  const b = toJsonText(JSON.parse(canonicalJson(after)), 4)
   if (a === b) return ''
   const {createTwoFilesPatch} = require('diff') as typeof import('diff')
   return createTwoFilesPatch(`a/roles/${group}.json`, `b/roles/${group}.json`, a, b, 'last release', 'this release', {context: 3})
@@ -225,7 +240,7 @@ export class Deploy {
     this.packed = await packCookbooks(options.cwd)
     const packed = this.packed
     const cookbooksRef: CookbooksRef | null = packed ? {url: `s3://${bucketName}/${cookbooksKey(project, packed.sha256)}`, sha256: packed.sha256, bytes: packed.bytes.length} : null
-    await bucket.exists(cookbooksKey(project, packed?.sha256 ?? 'probe'))
+    await probeBucket(bucket, `${releasesPrefix(project)}releases/.probe`)
 
     const now = deps.now()
     const plans: GroupPlan[] = []

@@ -1,0 +1,98 @@
+// Rendering of a rollout (src/ui/deploy.ts) and the pure numbers behind it (default timeout, ETA).
+import {expect} from 'chai'
+
+import {defaultTimeout} from '../../src/actions/deploy.js'
+import {estimateRemainingMs} from '../../src/actions/deploy-follow.js'
+import {type DeployNodeStatus, deployProgress, type DeployRequest} from '../../src/registry/deploys.js'
+import {formatDeploySummary, formatDuration, formatFailure, formatProgressLine, progressRenderer} from '../../src/ui/deploy.js'
+
+const request: DeployRequest = {
+  id: '20261125T190000Z-abcdef',
+  groups: ['web'],
+  n: 2,
+  maxErrors: 0,
+  releases: {web: {digest: 'a'.repeat(64), url: `s3://bkt/muster/p/releases/web/${'a'.repeat(64)}.json`, sha256: 'a'.repeat(64)}},
+  targets: {web: ['web-1', 'web-2', 'web-3', 'web-4', 'web-5']},
+  requestedAt: '2026-11-25T19:00:00.000Z',
+  requestedBy: 'ops@laptop',
+  deadline: '2026-11-25T19:10:00.000Z',
+}
+
+const status = (node: string, state: DeployNodeStatus['state'], extra: Partial<DeployNodeStatus> = {}): DeployNodeStatus => ({node, group: 'web', state, startedAt: null, finishedAt: null, message: null, lease: null, ...extra})
+
+function progress(now = '2026-11-25T19:01:00.000Z') {
+  const statuses = new Map<string, DeployNodeStatus>([
+    ['web-1', status('web-1', 'ok', {startedAt: '2026-11-25T19:00:00.000Z', finishedAt: '2026-11-25T19:00:20.000Z'})],
+    ['web-2', status('web-2', 'failed', {startedAt: '2026-11-25T19:00:00.000Z', finishedAt: '2026-11-25T19:00:40.000Z', message: 'provision exited with 3\nline a\nline b\n\u001b[31mred'})],
+    ['web-3', status('web-3', 'running', {startedAt: '2026-11-25T19:00:40.000Z', lease: '7'})],
+  ])
+  return deployProgress({request, statuses, slotLeases: new Set(['7']), stop: undefined}, new Date(now))
+}
+
+describe('deploy rendering (src/ui/deploy.ts)', () => {
+  it('formats durations as m:ss and h:mm:ss', () => {
+    expect(formatDuration(0)).to.equal('0:00')
+    expect(formatDuration(75_000)).to.equal('1:15')
+    expect(formatDuration(3_725_000)).to.equal('1:02:05')
+  })
+
+  it('draws the progress line: ok, failed, running, waiting of total, elapsed, ETA', () => {
+    const p = progress()
+    expect(formatProgressLine({progress: p, elapsedMs: 42_000, etaMs: 20_000, stop: undefined})).to.equal('ok 1 · failed 1 · running 1 · waiting 2 of 5 · 0:42 elapsed · ETA 0:20')
+    expect(formatProgressLine({progress: p, elapsedMs: 1000, etaMs: undefined, stop: undefined})).to.contain('ETA –')
+    const stopped = deployProgress({request, statuses: new Map(), slotLeases: new Set(), stop: {reason: 'cancelled', at: '2026-11-25T19:00:05.000Z', by: 'x'}}, new Date('2026-11-25T19:00:06Z'))
+    expect(formatProgressLine({progress: stopped, elapsedMs: 6000, etaMs: undefined, stop: {reason: 'cancelled', at: 'x', by: 'y'}})).to.equal('ok 0 · failed 0 · running 0 · waiting 0 of 5 · not started 5 · 0:06 elapsed · stopped: cancelled')
+  })
+
+  it('writes one failure line with the log\'s last lines, control characters neutralised', () => {
+    const entry = progress().nodes.find((e) => e.node === 'web-2')
+    if (!entry) throw new Error('no web-2')
+    expect(formatFailure(entry)).to.equal('✗ web-2 (web) failed: provision exited with 3\n    line a\n    line b\n    \\x1b[31mred\n')
+    expect(formatFailure(entry, false, 1)).to.equal('✗ web-2 (web) failed: provision exited with 3\n    \\x1b[31mred\n')
+    const lost = deployProgress({request, statuses: new Map([['web-1', status('web-1', 'running', {lease: '9'})]]), slotLeases: new Set(), stop: undefined}, new Date('2026-11-25T19:01:00Z')).nodes[0]
+    expect(lost && formatFailure(lost)).to.equal('✗ web-1 (web) lost: its agent stopped answering mid-run (its lease expired)\n')
+  })
+
+  it('names every targeted node in the summary table', () => {
+    const table = formatDeploySummary(progress())
+    const lines = table.trimEnd().split('\n')
+    expect(lines[0]).to.match(/^NODE\s+GROUP\s+RESULT\s+STARTED\s+TOOK\s+MESSAGE$/)
+    expect(lines.slice(1).map((l) => l.split(/\s+/).slice(0, 3).join(' '))).to.deep.equal(['web-1 web ok', 'web-2 web failed', 'web-3 web running', 'web-4 web waiting', 'web-5 web waiting'])
+    expect(lines[2]).to.contain('0:40').and.contain('provision exited with 3')
+  })
+
+  it('redraws in place on a terminal; elsewhere prints a line when the counts change or the interval passes', () => {
+    const p = progress()
+    const tty: string[] = []
+    const r = progressRenderer({write: (t) => tty.push(t), tty: true, color: false})
+    r.update({progress: p, request, stop: undefined, elapsedMs: 1000, etaMs: undefined})
+    r.note('✗ failure\n')
+    r.end()
+    expect(tty.join('')).to.equal('\r\u001B[2Kok 1 · failed 1 · running 1 · waiting 2 of 5 · 0:01 elapsed · ETA –\r\u001B[2K✗ failure\nok 1 · failed 1 · running 1 · waiting 2 of 5 · 0:01 elapsed · ETA –\n')
+    const plain: string[] = []
+    let clock = 0
+    const q = progressRenderer({write: (t) => plain.push(t), tty: false, color: false, plainEveryMs: 10_000, nowMs: () => clock})
+    q.update({progress: p, request, stop: undefined, elapsedMs: 1000, etaMs: undefined})
+    clock = 5000
+    q.update({progress: p, request, stop: undefined, elapsedMs: 5000, etaMs: undefined})
+    clock = 11_000
+    q.update({progress: p, request, stop: undefined, elapsedMs: 11_000, etaMs: undefined})
+    expect(plain).to.have.length(2)
+    expect(plain.every((l) => l.endsWith('\n') && !l.includes('\r'))).to.equal(true)
+  })
+})
+
+describe('deploy numbers', () => {
+  it('defaults the timeout to the slowest autoscale.timeout times the batches', () => {
+    expect(defaultTimeout([{batchSeconds: 120, targets: ['a', 'b', 'c', 'd', 'e', 'f']}], 2)).to.deep.equal({seconds: 360, formula: '120 s (autoscale.timeout) × 3 batches (ceil(6 nodes / 2))'})
+    expect(defaultTimeout([{batchSeconds: 120, targets: ['a']}, {batchSeconds: 300, targets: ['b', 'c']}], 10).seconds).to.equal(300)
+  })
+
+  it('estimates the time left from the mean run and the batches left', () => {
+    const p = progress()
+    // mean of 20 s and 40 s = 30 s; 3 nodes left (1 running, 2 waiting) at n=2: 2 batches
+    expect(estimateRemainingMs(p, 2)).to.equal(60_000)
+    const none = deployProgress({request, statuses: new Map(), slotLeases: new Set(), stop: undefined}, new Date('2026-11-25T19:00:01Z'))
+    expect(estimateRemainingMs(none, 2)).to.equal(undefined)
+  })
+})
