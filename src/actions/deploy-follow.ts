@@ -14,12 +14,13 @@ import {
   deploysPrefix,
   type DeployState,
   type DeployStop,
-  deployStopKey,
   type NodeOutcome,
   parseDeployKey,
   parseDeployNodeStatus,
   parseDeployRequest,
   parseDeployStop,
+  rolloutPrefix,
+  rolloutStopKey,
 } from '../registry/deploys.js'
 import type {RegistryStore, Watch} from '../registry/store.js'
 import type {KeyEvent} from '../registry/view.js'
@@ -62,11 +63,16 @@ export class DeployKeys {
   }
 }
 
-/** The deploy's keys, read at one revision; a UserError when there is no such deploy. */
+/**
+ * The deploy's keys: its request (deploys/ID, written once) and then its rollout (rollout/ID/, at
+ * one revision, from which a follower watches); a UserError when there is no such deploy.
+ */
 export async function readDeploy(store: RegistryStore, project: string, id: string): Promise<DeployKeys> {
   const keys = new DeployKeys(project, id)
-  const snapshot = await registryCall(store.endpoints, () => store.snapshot(deployKey(project, id)))
-  keys.apply(snapshot.events, snapshot.revision)
+  const request = await registryCall(store.endpoints, () => store.snapshot(deployKey(project, id)))
+  keys.apply(request.events.filter((e) => e.key === deployKey(project, id)), request.revision)
+  const rollout = await registryCall(store.endpoints, () => store.snapshot(rolloutPrefix(project, id)))
+  keys.apply(rollout.events, rollout.revision)
   if (!keys.request) {
     throw new UserError(`no deploy ${id} in project ${project}`, {hint: 'List deploys with: muster deploy:status (the newest), or check --project and --etcd.'})
   }
@@ -85,9 +91,10 @@ export async function newestDeployId(store: RegistryStore, project: string): Pro
 /** Writes the stop key unless one is there; returns the stop that stands. */
 export async function stopDeploy(store: RegistryStore, project: string, id: string, reason: DeployStop['reason'], now: Date, env: NodeJS.ProcessEnv = process.env): Promise<{stop: DeployStop; written: boolean}> {
   const stop: DeployStop = {reason, at: now.toISOString(), by: whoAmI(env)}
-  const result = await registryCall(store.endpoints, () => store.putIfAbsent(deployStopKey(project, id), JSON.stringify(stop)))
-  if (result.written) return {stop, written: true}
-  return {stop: parseDeployStop(result.value) ?? stop, written: false}
+  const key = rolloutStopKey(project, id)
+  if (await registryCall(store.endpoints, () => store.createIfAbsent(key, JSON.stringify(stop)))) return {stop, written: true}
+  const there = await registryCall(store.endpoints, () => store.get(key))
+  return {stop: (there === undefined ? undefined : parseDeployStop(there)) ?? stop, written: false}
 }
 
 /**
@@ -165,7 +172,7 @@ export async function followDeploy(options: FollowOptions): Promise<FollowResult
   let writingStop = false
 
   const openWatch = async (): Promise<void> => {
-    watch = await store.watch(deployKey(project, id), keys.revision + 1, {
+    watch = await store.watch(rolloutPrefix(project, id), keys.revision + 1, {
       events: (events, revision) => keys.apply(events, revision),
       broken: () => {
         resnapshot = true
@@ -192,10 +199,7 @@ export async function followDeploy(options: FollowOptions): Promise<FollowResult
         if (resnapshot) {
           // etcd cancelled the watch (its revision compacted away): read everything again.
           resnapshot = false
-          const fresh = new DeployKeys(project, id)
-          const snapshot = await store.snapshot(deployKey(project, id))
-          fresh.apply(snapshot.events, snapshot.revision)
-          keys = fresh
+          keys = await readDeploy(store, project, id)
           await watch?.close()
           await openWatch()
         }

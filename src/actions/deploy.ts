@@ -43,13 +43,13 @@ export interface DeployOptions {
 
 /** Injection points: tests give an in-memory bucket or a store that counts writes. */
 export interface DeployDeps {
-  openStore(endpoints: readonly string[]): RegistryStore
+  openStore(target: RegistryTarget): RegistryStore
   openBucket(name: string): ReleaseBucket
   now(): Date
 }
 
 export const defaultDeps: DeployDeps = {
-  openStore: (endpoints) => openEtcd({endpoints, callTimeoutMs: 3000}),
+  openStore: (target) => openEtcd({endpoints: target.endpoints, callTimeoutMs: 3000, security: target.security}),
   openBucket: (name) => openReleaseBucket({bucket: name}),
   now: () => new Date(),
 }
@@ -214,7 +214,7 @@ export class Deploy {
     const named = options.group === undefined ? undefined : requireNodeGroup(nodes, options.group, 'nodes to deploy to', 'nothing was written')
     const {project, endpoints} = options.registry
 
-    this.store = deps.openStore(endpoints)
+    this.store = deps.openStore(options.registry)
     const store = this.store
     const snapshot: Snapshot = await registryCall(endpoints, () => store.snapshot(nodesPrefix(project)))
     const view = new RegistryView(project)

@@ -211,7 +211,7 @@ describe('instance:deploy, deploy:status, deploy:cancel (real etcd, moto S3, CLI
     } finally {
       agents.stop()
     }
-    const stop = [...(await readPrefix(client, `/muster/${project.project}/deploys/`)).entries()].find(([k]) => k.endsWith('/stop'))
+    const stop = [...(await readPrefix(client, `/muster/${project.project}/rollout/`)).entries()].find(([k]) => k.endsWith('/stop'))
     expect(JSON.parse(stop?.[1].value ?? '{}')).to.include({reason: 'max-errors'})
   })
 
@@ -219,7 +219,7 @@ describe('instance:deploy, deploy:status, deploy:cancel (real etcd, moto S3, CLI
     const run = await startMuster(['instance:deploy', 'api', '--yes', '--timeout', '2'], {cwd: project.dir, env}).result
     expect(run.code, run.stderr).to.equal(1)
     expect(run.stdout).to.match(/api-1\s+api\s+not started \(timeout\)/)
-    const stop = [...(await readPrefix(client, `/muster/${project.project}/deploys/`)).entries()].find(([k]) => k.endsWith('/stop'))
+    const stop = [...(await readPrefix(client, `/muster/${project.project}/rollout/`)).entries()].find(([k]) => k.endsWith('/stop'))
     expect(JSON.parse(stop?.[1].value ?? '{}')).to.include({reason: 'timeout'})
   })
 
@@ -232,6 +232,7 @@ describe('instance:deploy, deploy:status, deploy:cancel (real etcd, moto S3, CLI
     const id = /deploys\/([^/]+)$/.exec((await deploysKeys())[0] ?? '')?.[1]
     expect(run.stderr).to.contain(`detached; follow again with: muster deploy:status ${id} --follow`)
     expect(await deploysKeys()).to.deep.equal([`/muster/${project.project}/deploys/${id}`])
+    expect([...(await readPrefix(client, `/muster/${project.project}/rollout/${id}/`)).keys()].filter((k) => k.endsWith('/stop')), 'no stop key after a detach').to.deep.equal([])
 
     const agents = playAgents(client, project.project)
     try {
@@ -262,7 +263,7 @@ describe('instance:deploy, deploy:status, deploy:cancel (real etcd, moto S3, CLI
     beforeEach(async () => {
       const p = `/muster/${project.project}/deploys/`
       for (const id of ids) await client.put(`${p}${id}`).value(requestFor(id)).exec()
-      const newest = `${p}${ids[1]}`
+      const newest = `/muster/${project.project}/rollout/${ids[1]}`
       slotLease = client.lease(30)
       const leaseId = await slotLease.grant()
       await slotLease.put(`${newest}/slots/0`).value('web-3').exec()
@@ -298,7 +299,7 @@ describe('instance:deploy, deploy:status, deploy:cancel (real etcd, moto S3, CLI
       const first = await startMuster(['deploy:cancel', ids[1] as string], {cwd: project.dir, env}).result
       expect(first.code, first.stderr).to.equal(0)
       expect(first.stdout).to.contain(`Deploy ${ids[1]} cancelled: no further node starts.`).and.contain('Still running (they finish their run): web-3').and.contain('Will not start: web-4')
-      const stopKey = `/muster/${project.project}/deploys/${ids[1]}/stop`
+      const stopKey = `/muster/${project.project}/rollout/${ids[1]}/stop`
       const written = (await readPrefix(client, stopKey)).get(stopKey)?.value ?? '{}'
       expect(JSON.parse(written)).to.include({reason: 'cancelled'})
       const again = await startMuster(['deploy:cancel', ids[1] as string, '--json'], {cwd: project.dir, env}).result

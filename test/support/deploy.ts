@@ -123,15 +123,17 @@ export function playAgents(client: Etcd3, project: string, options: {failures?: 
         const match = /deploys\/([^/]+)$/.exec(key)
         if (!match || done.has(key)) continue
         done.add(key)
-        requests.push(match[1] as string)
+        const id = match[1] as string
+        requests.push(id)
+        const rollout = `/muster/${project}/rollout/${id}`
         const request = JSON.parse(kv.value.toString()) as {targets: Record<string, string[]>}
         for (const [group, nodes] of Object.entries(request.targets)) {
           for (const node of nodes) {
             if (options.silent?.includes(node)) continue
-            const stopKey = `${key}/stop`
+            const stopKey = `${rollout}/stop`
             if ((await client.get(stopKey).string()) !== null) continue
             const failure = options.failures?.[node]
-            await client.put(`${key}/nodes/${node}`).value(nodeStatus(node, group, failure === undefined ? 'ok' : 'failed', {message: failure})).exec()
+            await client.put(`${rollout}/nodes/${node}`).value(nodeStatus(node, group, failure === undefined ? 'ok' : 'failed', {message: failure})).exec()
             // As agents do (mayTakeSlot), after a failure the next node waits for the verdict: the
             // follower stops the rollout once failures pass --max-errors.
             for (let i = 0; failure !== undefined && i < 50 && (await client.get(stopKey).string()) === null; i++) await new Promise((r) => setTimeout(r, 100))

@@ -21,7 +21,7 @@ export default class DeployCancel extends MusterCommand {
   public async run(): Promise<DeployCancelData> {
     const {args, flags} = await this.parse(DeployCancel)
     const target = await registryTarget(flags, process.env, process.cwd())
-    const store = openEtcd({endpoints: target.endpoints, callTimeoutMs: 3000})
+    const store = openEtcd({endpoints: target.endpoints, callTimeoutMs: 3000, security: target.security})
     try {
       const result = await cancelDeploy(store, target.project, args.id)
       if (!this.jsonEnabled()) process.stdout.write(formatCancel(result))

@@ -27,7 +27,7 @@ export default class DeployStatus extends MusterCommand {
     const {args, flags} = await this.parse(DeployStatus)
     const json = this.jsonEnabled()
     const target = await registryTarget(flags, process.env, process.cwd())
-    const store = openEtcd({endpoints: target.endpoints, callTimeoutMs: 3000})
+    const store = openEtcd({endpoints: target.endpoints, callTimeoutMs: 3000, security: target.security})
     try {
       const {data: status, progress} = await deployStatus(store, target.project, args.id)
       if (!flags.follow) {
