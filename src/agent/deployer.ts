@@ -45,12 +45,15 @@ export interface DeployerOptions {
 const MESSAGE_CAP = 4000
 /** A waiting node out of line tries anyway after this long without a slot (ms, jittered). */
 const QUIET_MS = 2000
+/** How far past the free slots a waiting node still tries: room for views a few events apart. */
+const LINE_SLACK = 2
 
 export class Deployer {
   private readonly clock: Clock
   private readonly finished = new Set<string>()
-  private active: {id: string; phase: 'reporting' | 'waiting' | 'claiming' | 'running'; lease?: StoreLease; since: number} | undefined
+  private active: {id: string; phase: 'reporting' | 'waiting' | 'claiming' | 'running'; leasing: Promise<StoreLease>; since: number; fetched?: Promise<InstalledRelease>} | undefined
   private timer: unknown
+  private quietTimer: unknown
   private unsubscribe: (() => void) | undefined
   private stopped = false
   private running: Promise<void> | undefined
@@ -70,11 +73,8 @@ export class Deployer {
     this.unsubscribe?.()
     this.clearTimer()
     const active = this.active
-    if (active?.phase !== 'running') {
-      // Revoked, not left to expire: a slot taken just now goes back at once.
-      await active?.lease?.revoke().catch(() => undefined)
-      active?.lease?.release()
-    }
+    // Revoked, not left to expire: a slot taken just now goes back at once.
+    if (active && active.phase !== 'running') await dropLease(active.leasing)
     await this.running
   }
 
@@ -111,7 +111,15 @@ export class Deployer {
         this.finished.add(id)
         continue
       }
-      this.active = {id, phase: 'reporting', since: this.clock.now()}
+      // The lease the slot will be taken on, granted while the node reports and waits.
+      this.active = {id, phase: 'reporting', since: this.clock.now(), leasing: this.grant()}
+      // Downloaded, verified and unpacked (not switched to) while the node waits: the slot is then
+      // held only for the switch and the converge. A refusal is reported once a slot is taken.
+      const ref = state.request.releases[group]
+      if (ref) {
+        this.active.fetched = fetchRelease(ref, this.fetchOptions)
+        this.active.fetched.catch(() => undefined)
+      }
       void this.join(id, mine !== undefined)
       return
     }
@@ -134,11 +142,11 @@ export class Deployer {
 
   private giveUp(id: string, why: string): void {
     this.options.log.info('deploy: not taking part', {deploy: id, why})
-    const lease = this.active?.lease
+    const leasing = this.active?.leasing
     this.finished.add(id)
     this.active = undefined
     this.clearTimer()
-    if (lease) void lease.revoke().catch(() => undefined).finally(() => lease.release())
+    if (leasing) void dropLease(leasing)
     this.evaluate()
   }
 
@@ -146,7 +154,7 @@ export class Deployer {
     const active = this.active
     if (this.stopped || !active || active.phase !== 'waiting') return
     const {id} = active
-    const {feed, node, store} = this.options
+    const {feed, node} = this.options
     const state = feed.state(id)
     if (!state) return this.giveUp(id, 'the request is gone')
     const now = new Date(this.clock.now())
@@ -156,26 +164,42 @@ export class Deployer {
       if (state.stop === undefined && progress.failures > state.request.maxErrors) await this.writeStop(id, state.request)
       return this.giveUp(id, state.stop ? `stopped (${state.stop.reason})` : now.getTime() > Date.parse(state.request.deadline) ? 'past the deadline' : 'too many failures')
     }
-    // Wake at the deadline (to give up) and after a quiet spell (to try out of line).
-    this.schedule(Math.min(Math.max(0, Date.parse(state.request.deadline) - now.getTime() + 10), jitteredDelay(0, QUIET_MS, QUIET_MS * 2)), true)
+    // Wake at the deadline (to give up), and after a spell without a slot try out of line: armed
+    // once, not pushed back by every event of a busy rollout.
+    if (this.timer === undefined) this.schedule(Math.max(0, Date.parse(state.request.deadline) - now.getTime() + 10))
+    if (this.quietTimer === undefined) {
+      this.quietTimer = this.clock.setTimeout(() => {
+        this.quietTimer = undefined
+        void this.tryClaim(true)
+      }, jitteredDelay(0, QUIET_MS, QUIET_MS * 2))
+    }
     const free = feed.freeSlots(id)
     if (free.length === 0) return
     const place = feed.placeInLine(id, node, now)
-    if (!force && place !== undefined && place >= free.length + Math.max(2, state.request.n)) return
+    if (!force && place !== undefined && place >= free.length + LINE_SLACK) return
     active.phase = 'claiming'
     try {
-      active.lease ??= await store.grantLease(this.options.ttlSeconds)
+      let lease: StoreLease
+      try {
+        lease = await active.leasing
+      } catch (error) {
+        active.leasing = this.grant()
+        throw error
+      }
       const value = JSON.stringify({node, at: now.toISOString()})
-      // Free slots in a random order: nodes that try at once mostly try different keys.
+      const startedAt = now.toISOString()
+      const running = this.statusEntry(id, {state: 'running', startedAt, finishedAt: null, message: null, lease: lease.id})
+      // Free slots in a random order: nodes that try at once mostly try different keys. The
+      // `running` status is written in the claim's transaction.
       for (const slot of shuffle(free)) {
-        if (await active.lease.createIfAbsent(rolloutSlotKey(this.options.project, id, slot), value, {unlessExists: rolloutStopKey(this.options.project, id)})) {
+        if (await lease.createIfAbsent(rolloutSlotKey(this.options.project, id, slot), value, {unlessExists: rolloutStopKey(this.options.project, id), alsoPut: running})) {
           if (this.stopped) {
-            await active.lease.revoke().catch(() => undefined)
+            await dropLease(active.leasing)
             return
           }
           active.phase = 'running'
           this.clearTimer()
-          this.running = this.run(id, state.request, slot, active.lease)
+          this.running = this.run(id, state.request, slot, lease, startedAt, active.fetched)
           return
         }
       }
@@ -185,17 +209,14 @@ export class Deployer {
     if (this.active === active) active.phase = 'waiting'
   }
 
-  private async run(id: string, request: DeployRequest, slot: number, lease: StoreLease): Promise<void> {
+  private async run(id: string, request: DeployRequest, slot: number, lease: StoreLease, startedAt: string, fetched: Promise<InstalledRelease> | undefined): Promise<void> {
     const {log, group} = this.options
-    const startedAt = new Date(this.clock.now()).toISOString()
     let ok = false
     let message: string | null = null
     try {
-      await this.report(id, {state: 'running', startedAt, finishedAt: null, message: null, lease: lease.id})
-      log.info('deploy: slot taken; fetching the release', {deploy: id, slot, release: request.releases[group]?.digest})
-      const ref = request.releases[group]
-      if (!ref) throw new ReleaseRefused(`the request has no release for group ${group}`)
-      const release = await fetchRelease(ref, this.fetchOptions)
+      log.info('deploy: slot taken', {deploy: id, slot, release: request.releases[group]?.digest})
+      if (!fetched) throw new ReleaseRefused(`the request has no release for group ${group}`)
+      const release = await fetched
       await switchCurrent(this.options.stateDir, release.digest)
       log.info('deploy: switched to the release; provisioning', {deploy: id, release: release.digest})
       const result = await this.options.target.deploy(release)
@@ -206,8 +227,11 @@ export class Deployer {
       log.error('deploy: refused or failed before provisioning', {deploy: id, error: message})
     }
     const finishedAt = new Date(this.clock.now()).toISOString()
+    const result = this.statusEntry(id, {state: ok ? 'ok' : 'failed', startedAt, finishedAt, message: message === null ? null : capTail(message), lease: null})
     try {
-      await this.report(id, {state: ok ? 'ok' : 'failed', startedAt, finishedAt, message: message === null ? null : capTail(message), lease: null})
+      // Success: the status and the slot's release in one transaction (the lease is revoked after).
+      if (ok) await this.options.store.commit([result], [rolloutSlotKey(this.options.project, id, slot)])
+      else await this.options.store.put(result.key, result.value)
       if (!ok) {
         const state = this.options.feed.state(id)
         const progress = state ? this.options.feed.progress(id, new Date(this.clock.now())) : undefined
@@ -229,6 +253,12 @@ export class Deployer {
     this.evaluate()
   }
 
+  private grant(): Promise<StoreLease> {
+    const leasing = this.options.store.grantLease(this.options.ttlSeconds)
+    leasing.catch(() => undefined)
+    return leasing
+  }
+
   private async writeStop(id: string, request: DeployRequest): Promise<void> {
     const stop = {reason: 'max-errors', at: new Date(this.clock.now()).toISOString(), by: this.options.node}
     try {
@@ -241,22 +271,40 @@ export class Deployer {
   }
 
   private async report(id: string, fields: Omit<DeployNodeStatus, 'node' | 'group'>): Promise<void> {
-    const status: DeployNodeStatus = {node: this.options.node, group: this.options.group, ...fields}
-    await this.options.store.put(rolloutNodeKey(this.options.project, id, this.options.node), JSON.stringify(status))
+    const {key, value} = this.statusEntry(id, fields)
+    await this.options.store.put(key, value)
   }
 
-  private schedule(ms: number, force = false): void {
-    this.clearTimer()
+  private statusEntry(id: string, fields: Omit<DeployNodeStatus, 'node' | 'group'>): {key: string; value: string} {
+    const status: DeployNodeStatus = {node: this.options.node, group: this.options.group, ...fields}
+    return {key: rolloutNodeKey(this.options.project, id, this.options.node), value: JSON.stringify(status)}
+  }
+
+  private schedule(ms: number): void {
+    if (this.timer !== undefined) this.clock.clearTimeout(this.timer)
+    // Timers cap at 2^31-1 ms; a deadline further off is re-checked then.
     this.timer = this.clock.setTimeout(() => {
       this.timer = undefined
-      if (this.active?.phase === 'waiting') void this.tryClaim(force)
+      if (this.active?.phase === 'waiting') void this.tryClaim(false)
       else this.evaluate()
-    }, ms)
+    }, Math.min(ms, 2 ** 31 - 1))
   }
 
   private clearTimer(): void {
     if (this.timer !== undefined) this.clock.clearTimeout(this.timer)
+    if (this.quietTimer !== undefined) this.clock.clearTimeout(this.quietTimer)
     this.timer = undefined
+    this.quietTimer = undefined
+  }
+}
+
+async function dropLease(leasing: Promise<StoreLease>): Promise<void> {
+  try {
+    const lease = await leasing
+    await lease.revoke().catch(() => undefined)
+    lease.release()
+  } catch {
+    // Never granted: nothing to give back.
   }
 }
 

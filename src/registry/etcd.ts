@@ -146,6 +146,15 @@ class EtcdStore implements RegistryStore {
     return Number(response.header.revision)
   }
 
+  async commit(puts: ReadonlyArray<{key: string; value: string}>, deletes: readonly string[]): Promise<number> {
+    const first = puts[0]?.key ?? deletes[0] ?? '\u0000'
+    const response = await this.client
+      .if(first, 'Version', '>', -1)
+      .then(...puts.map((p) => this.client.put(p.key).value(p.value)), ...deletes.map((key) => this.client.delete().key(key)))
+      .commit()
+    return Number(response.header.revision)
+  }
+
   async createIfAbsent(key: string, value: string): Promise<boolean> {
     const response = await this.client.if(key, 'Create', '==', 0).then(this.client.put(key).value(value)).commit()
     return response.succeeded
@@ -202,10 +211,11 @@ class EtcdLease implements StoreLease {
     return {ok: false, holder}
   }
 
-  async createIfAbsent(key: string, value: string, options: {unlessExists?: string} = {}): Promise<boolean> {
+  async createIfAbsent(key: string, value: string, options: {unlessExists?: string; alsoPut?: {key: string; value: string}} = {}): Promise<boolean> {
     let txn = this.client.if(key, 'Create', '==', 0)
     if (options.unlessExists !== undefined) txn = txn.and(options.unlessExists, 'Create', '==', 0)
-    const response = await txn.then(this.client.put(key).value(value).lease(this.id)).commit()
+    const also = options.alsoPut ? [this.client.put(options.alsoPut.key).value(options.alsoPut.value)] : []
+    const response = await txn.then(this.client.put(key).value(value).lease(this.id), ...also).commit()
     return response.succeeded
   }
 

@@ -34,9 +34,10 @@ export interface StoreLease {
   /**
    * Writes key=value on this lease only if the key is absent and, when given, `unlessExists` is
    * absent too, in one transaction: a deploy slot is taken this way, never after the rollout's
-   * stop key was written. Resolves with whether it was written.
+   * stop key was written. `alsoPut` (no lease) is written in the same transaction when it succeeds:
+   * a node's `running` status lands with its slot, one round trip. Resolves with whether it was written.
    */
-  createIfAbsent(key: string, value: string, options?: {unlessExists?: string}): Promise<boolean>
+  createIfAbsent(key: string, value: string, options?: {unlessExists?: string; alsoPut?: {key: string; value: string}}): Promise<boolean>
   /** Called once if etcd says the lease is gone (expired during an outage, or revoked elsewhere). */
   onLost(handler: (error: Error) => void): void
   /** Deletes every key on the lease at once. */
@@ -53,6 +54,8 @@ export interface RegistryStore {
   /** Deletes keys in one transaction (all go at one revision); resolves with that revision. */
   deleteKeys(keys: readonly string[]): Promise<number>
   put(key: string, value: string): Promise<number>
+  /** Puts (no lease) and deletes in one transaction, at one revision; resolves with it. */
+  commit(puts: ReadonlyArray<{key: string; value: string}>, deletes: readonly string[]): Promise<number>
   /** Writes key=value (no lease) only if the key is absent; resolves with whether it was written. */
   createIfAbsent(key: string, value: string): Promise<boolean>
   /** One key's value, or undefined when absent. */

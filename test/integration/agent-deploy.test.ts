@@ -13,6 +13,7 @@ import {Etcd3, type IKeyValue} from 'etcd3'
 import {type AgentProject, createAgentProject, describeRuns, type Groups, MACHINE, readPrefix, type RecordedRun, type RunningAgent, startAgent, stopAll, waitForBoot} from '../support/agent.js'
 import {type EtcdServer, startEtcd} from '../support/etcd.js'
 import {requireTool} from '../support/integration.js'
+import {openReleaseBucket} from '../../src/release/bucket.js'
 import {type MotoServer, startMoto} from '../support/moto.js'
 import {waitUntil} from '../support/process.js'
 import {type BuiltRelease, buildRelease, createBucket, maxConcurrent, putObject, readDeploy, type ReadDeploy, uploadRelease, writeDeployRequest} from '../support/release.js'
@@ -87,6 +88,23 @@ describe('muster agent: instance:deploy on the nodes (real etcd, moto S3, agent 
       },
     }
   }
+
+  it('the release bucket refuses an object over a size cap (announced length), reading it whole under the cap', async function () {
+    await putObject(moto, BUCKET, 'muster/cap/big.bin', Buffer.alloc(4096, 1))
+    const saved = {...process.env}
+    Object.assign(process.env, moto.env)
+    try {
+      const bucket = openReleaseBucket({bucket: BUCKET})
+      const error = await bucket.get('muster/cap/big.bin', 1024).catch((e: unknown) => e)
+      expect((error as Error).message).to.equal(`s3://${BUCKET}/muster/cap/big.bin is larger than 1024 bytes`)
+      expect((await bucket.get('muster/cap/big.bin', 4096)).length).to.equal(4096)
+    } finally {
+      for (const key of Object.keys(moto.env)) {
+        if (saved[key] === undefined) delete process.env[key]
+        else process.env[key] = saved[key]
+      }
+    }
+  })
 
   const deployRuns = (project: AgentProject, node: string): RecordedRun[] => project.runs(node).filter((r) => r.reason === 'deploy')
 
