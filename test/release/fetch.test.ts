@@ -7,8 +7,14 @@ import {join} from 'node:path'
 import {expect} from 'chai'
 import {create} from 'tar'
 
+import {loadNodes} from '../../src/nodes/load.js'
+import {nodeGroups} from '../../src/nodes/model.js'
 import type {ReleaseBucket} from '../../src/release/bucket.js'
-import {currentDigest, entryProblem, fetchRelease, MANIFEST_CAP_BYTES, parseReleaseManifest, readCurrentRelease, ReleaseRefused, switchCurrent} from '../../src/release/fetch.js'
+import {buildRelease as buildRealRelease, cookbooksKey, sha256Hex} from '../../src/release/build.js'
+import {packCookbooks as packRealCookbooks} from '../../src/release/pack.js'
+import {uploadReleases} from '../../src/release/upload.js'
+import {currentDigest, entryProblem, fetchRelease, MANIFEST_CAP_BYTES, parseReleaseManifest, readCurrentRelease, releaseRunList, ReleaseRefused, switchCurrent} from '../../src/release/fetch.js'
+import {repoRoot} from '../support/cli.js'
 import {makeTempDir, removeDir} from '../support/process.js'
 import {type BuiltRelease, buildRelease, packCookbooks} from '../support/release.js'
 
@@ -134,6 +140,23 @@ describe('release fetch: verify, unpack safely, switch atomically', function () 
       expect(readdirSync(stateDir)).to.deep.equal([])
     })
   }
+
+  it('takes what instance:deploy\'s own builder, packer and uploader make (this repo\'s nodes file and cookbooks)', async function () {
+    const nodes = loadNodes({cwd: repoRoot})
+    const group = nodeGroups(nodes)[0]
+    if (!group) throw new Error('the repo\'s nodes file has no node group')
+    const packed = await packRealCookbooks(repoRoot)
+    const cookbooks = packed ? {url: `s3://${BUCKET}/${cookbooksKey('p', packed.sha256)}`, sha256: packed.sha256, bytes: packed.bytes.length} : null
+    const built = buildRealRelease('p', group, cookbooks, new Date())
+    const objects = new Map<string, Buffer>()
+    const open = memoryBucket(objects)
+    await uploadReleases(open(BUCKET), 'p', packed, new Map([[group.name, built]]))
+    const ref = {digest: built.digest, sha256: sha256Hex(built.bytes), url: `s3://${BUCKET}/muster/p/releases/${group.name}/${built.digest}.json`}
+    const installed = await fetchRelease(ref, {project: 'p', group: group.name, stateDir, openBucket: open})
+    expect(installed.manifest.agent).to.deep.equal(built.manifest.agent)
+    expect(releaseRunList(installed.manifest)).to.equal((built.manifest.role.run_list as string[]).join(','))
+    for (const entry of packed?.entries ?? []) expect(existsSync(join(installed.dir, 'cookbooks', entry)), entry).to.equal(true)
+  })
 
   it('names what is wrong with an entry', function () {
     expect(entryProblem('app/recipes/x.rb', 'File')).to.equal(undefined)
