@@ -1,5 +1,6 @@
 // The verbs over whole stacks: up (converge everything recorded), preview (many stacks, for
 // review), destroy, and reading a stack's outputs.
+import {UserError} from '../errors.js'
 import {mapBounded} from '../lib/parallel.js'
 import {type ChangeSet, hasChanges} from '../stacks/changes.js'
 import {buildContext} from '../stacks/context.js'
@@ -64,7 +65,9 @@ export async function preview(options: PreviewOptions, io: Pick<IoHost, 'progres
       io.progress(`[${group.name}] previewing…`)
       return {set: await stack.preview(undefined)}
     } catch (error) {
-      return {error: {stack: group.name, message: error instanceof Error ? error.message : String(error)}}
+      // The hint travels with the message: a preview reports many groups' errors and exits once.
+      const hint = error instanceof UserError && error.hint ? `\n${error.hint}` : ''
+      return {error: {stack: group.name, message: `${error instanceof Error ? error.message : String(error)}${hint}`}}
     }
   })
   const sets = results.flatMap((r) => ('set' in r && r.set ? [r.set] : []))

@@ -8,6 +8,7 @@ import {join} from 'node:path'
 import {pathToFileURL} from 'node:url'
 import {parse} from 'yaml'
 
+import {UserError} from '../errors.js'
 import {atomicWriteSync} from '../lib/atomic-write.js'
 
 export type BackendSource = 'env' | 'project' | 'login' | 'embedded'
@@ -22,6 +23,59 @@ export interface Backend {
   created: boolean
   /** Human description for messages. */
   describe: string
+  /** How new stacks keep their secrets (existing stacks keep what they were created with). */
+  secrets: SecretsChoice
+}
+
+/**
+ * A stack's secrets (the encryption of `--secret` config values and of secret outputs) need a key
+ * from somewhere: Pulumi Cloud keeps one per stack; a file or S3 backend needs a passphrase every
+ * operator shares (PULUMI_CONFIG_PASSPHRASE/_FILE) or a cloud secrets provider the team chooses
+ * (awskms://, gcpkms://, azurekeyvault://, hashivault://), which takes no shared secret at all.
+ */
+export interface SecretsChoice {
+  /** What `pulumi stack init --secrets-provider` gets; undefined: the backend's default. */
+  provider: string | undefined
+  /** Where the choice came from, for messages. */
+  source: 'MUSTER_SECRETS_PROVIDER' | 'Pulumi.yaml muster.secretsProvider' | 'embedded backend' | 'backend default'
+  /** New stacks will need PULUMI_CONFIG_PASSPHRASE or PULUMI_CONFIG_PASSPHRASE_FILE. */
+  needsPassphrase: boolean
+  /** Whether the environment the engine gets holds a passphrase. */
+  passphraseSet: boolean
+}
+
+export const SECRETS_PROVIDER_ENV = 'MUSTER_SECRETS_PROVIDER'
+export const PROJECT_SECRETS_KEY = 'muster.secretsProvider'
+const PROVIDER_SHAPE = /^(passphrase|default|(awskms|gcpkms|azurekeyvault|hashivault):\/\/\S+)$/
+
+/** Pulumi.yaml's `muster: {secretsProvider: …}` (Pulumi ignores keys it does not know). */
+export function projectSecretsProvider(root: string): string | undefined {
+  const file = join(root, 'Pulumi.yaml')
+  if (!existsSync(file)) return undefined
+  const project = parse(readFileSync(file, 'utf8')) as {muster?: {secretsProvider?: unknown}} | null
+  const value = project?.muster?.secretsProvider
+  if (value === undefined || value === null) return undefined
+  if (typeof value !== 'string') throw badProvider(String(value), `${file}: ${PROJECT_SECRETS_KEY}`)
+  return value
+}
+
+function badProvider(value: string, where: string): UserError {
+  return new UserError(`${where} is "${value}", which is not a Pulumi secrets provider`, {
+    hint: 'Use passphrase, or a cloud key: awskms://KEY_ID_OR_alias/NAME?region=REGION, gcpkms://projects/…/cryptoKeys/…, azurekeyvault://VAULT.vault.azure.net/keys/KEY, hashivault://KEY.',
+  })
+}
+
+/** The secrets provider new stacks get, from the environment, Pulumi.yaml or the backend. */
+export function chooseSecrets(root: string, env: NodeJS.ProcessEnv, backend: {source: BackendSource; url: string | undefined; passphraseSet: boolean}): SecretsChoice {
+  const fromEnv = env[SECRETS_PROVIDER_ENV] || undefined
+  const fromProject = fromEnv === undefined ? projectSecretsProvider(root) : undefined
+  const chosen = fromEnv ?? fromProject
+  if (chosen !== undefined && !PROVIDER_SHAPE.test(chosen)) throw badProvider(chosen, fromEnv !== undefined ? SECRETS_PROVIDER_ENV : `Pulumi.yaml ${PROJECT_SECRETS_KEY}`)
+  const cloud = /^https?:\/\//.test(backend.url ?? '')
+  const source: SecretsChoice['source'] = fromEnv !== undefined ? SECRETS_PROVIDER_ENV : fromProject !== undefined ? 'Pulumi.yaml muster.secretsProvider' : backend.source === 'embedded' ? 'embedded backend' : 'backend default'
+  const provider = chosen === 'default' ? undefined : (chosen ?? (backend.source === 'embedded' ? 'passphrase' : undefined))
+  const needsPassphrase = provider === 'passphrase' || (provider === undefined && !cloud)
+  return {provider, source, needsPassphrase, passphraseSet: backend.passphraseSet}
 }
 
 export const STATE_DIR = '.muster/state'
@@ -47,16 +101,35 @@ function loggedIn(env: NodeJS.ProcessEnv): string | undefined {
 }
 
 export function chooseBackend(root: string, env: NodeJS.ProcessEnv = process.env): Backend {
+  const passphraseSet = env.PULUMI_CONFIG_PASSPHRASE !== undefined || env.PULUMI_CONFIG_PASSPHRASE_FILE !== undefined
+  const withSecrets = (backend: Omit<Backend, 'secrets'>, url: string | undefined): Backend => ({
+    ...backend,
+    secrets: chooseSecrets(root, env, {source: backend.source, url, passphraseSet: passphraseSet || backend.env.PULUMI_CONFIG_PASSPHRASE_FILE !== undefined}),
+  })
   const fromEnv = env.PULUMI_BACKEND_URL
-  if (fromEnv) return {url: fromEnv, source: 'env', env: {}, created: false, describe: `${fromEnv} (PULUMI_BACKEND_URL)`}
+  if (fromEnv) return withSecrets({url: fromEnv, source: 'env', env: {}, created: false, describe: `${fromEnv} (PULUMI_BACKEND_URL)`}, fromEnv)
   const fromProject = projectBackendUrl(root)
-  if (fromProject) return {url: fromProject, source: 'project', env: {}, created: false, describe: `${fromProject} (Pulumi.yaml)`}
+  if (fromProject) return withSecrets({url: fromProject, source: 'project', env: {}, created: false, describe: `${fromProject} (Pulumi.yaml)`}, fromProject)
   const login = loggedIn(env)
-  if (login) return {url: undefined, source: 'login', env: {}, created: false, describe: `${login} (pulumi login)`}
-  return embeddedBackend(root, env)
+  if (login) return withSecrets({url: undefined, source: 'login', env: {}, created: false, describe: `${login} (pulumi login)`}, login)
+  const embedded = embeddedBackend(root, env)
+  return withSecrets(embedded, embedded.url)
 }
 
-function embeddedBackend(root: string, env: NodeJS.ProcessEnv): Backend {
+/** Why a new stack cannot be made on this backend as things are set, or undefined when it can. */
+export function newStackRefusal(backend: Backend, group: string): UserError | undefined {
+  if (!backend.secrets.needsPassphrase || backend.secrets.passphraseSet) return undefined
+  return new UserError(`cannot create the stack of ${group} on ${backend.describe}: its secrets need a passphrase or a cloud secrets provider, and neither is set`, {
+    hint: [
+      'A team backend needs one of these, the same for everyone who runs muster on it:',
+      '  - a cloud secrets provider (no shared secret): MUSTER_SECRETS_PROVIDER=awskms://alias/NAME?region=REGION, or in Pulumi.yaml "muster: {secretsProvider: awskms://…}" (your AWS credentials must be allowed to use the key);',
+      '  - a shared passphrase from the environment: PULUMI_CONFIG_PASSPHRASE, or PULUMI_CONFIG_PASSPHRASE_FILE naming a file that holds it.',
+      'Nothing was created.',
+    ].join('\n'),
+  })
+}
+
+function embeddedBackend(root: string, env: NodeJS.ProcessEnv): Omit<Backend, 'secrets'> {
   const state = join(root, STATE_DIR)
   const passphrase = join(root, PASSPHRASE_FILE)
   const created = !existsSync(state)

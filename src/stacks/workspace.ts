@@ -18,7 +18,7 @@ import {
 
 import {atomicWriteSync} from '../lib/atomic-write.js'
 import {UserError} from '../errors.js'
-import type {Backend} from './backend.js'
+import {type Backend, newStackRefusal, SECRETS_PROVIDER_ENV} from './backend.js'
 import {type ChangeSet, collectChanges} from './changes.js'
 import {CONFIG_NAMESPACE, type ConfigMap, type Intent, intentFromConfig, intentToConfig} from './intent.js'
 
@@ -223,7 +223,8 @@ export async function openGroupStack(context: StackContext, group: string, optio
   const settings = projectSettings(context.root)
   try {
     const workspace = await createWorkspace(context)
-    const stack = options.create ? await Stack.createOrSelect(group, workspace) : await Stack.select(group, workspace)
+    const stack = await selectOrCreate(context, group, workspace, options.create)
+    if (!stack) return undefined
     return new GroupStack(group, settings.name, stack, join(context.root, settings.stackConfigDir, `Pulumi.${group}.yaml`))
   } catch (error) {
     if (!options.create && error instanceof StackNotFoundError) return undefined
@@ -232,12 +233,30 @@ export async function openGroupStack(context: StackContext, group: string, optio
 }
 
 async function createWorkspace(context: StackContext): Promise<LocalWorkspace> {
+  const provider = context.backend.secrets.provider
   return LocalWorkspace.create({
     pulumiCommand: await findPulumi(),
     workDir: context.root,
     envVars: {...context.backend.env, ...context.env, PULUMI_SKIP_UPDATE_CHECK: 'true'},
-    secretsProvider: 'passphrase',
+    // Used only when a stack is created; an existing stack keeps the provider it records.
+    ...(provider ? {secretsProvider: provider} : {}),
   })
+}
+
+/**
+ * Stack.createOrSelect, with muster's refusal in between: a new stack on a team backend with
+ * nothing to keep its secrets gets a message naming both ways out instead of Pulumi's.
+ */
+async function selectOrCreate(context: StackContext, group: string, workspace: LocalWorkspace, create: boolean): Promise<Stack | undefined> {
+  try {
+    return await Stack.select(group, workspace)
+  } catch (error) {
+    if (!(error instanceof StackNotFoundError)) throw error
+    if (!create) return undefined
+    const refusal = newStackRefusal(context.backend, group)
+    if (refusal) throw refusal
+    return Stack.create(group, workspace)
+  }
 }
 
 /** The names of this project's stacks in the backend (one per group that ever recorded something). */
@@ -286,9 +305,22 @@ export function translatePulumiError(error: unknown, group: string): unknown {
         cause: error,
       })
     }
-    if (/passphrase/i.test(message) && /(incorrect|invalid|must be set|PULUMI_CONFIG_PASSPHRASE)/i.test(message)) {
-      return new UserError(`Pulumi could not decrypt the stack of ${group}`, {
+    if (/passphrase must be set/i.test(message)) {
+      return new UserError(`the stack of ${group} keeps its secrets with a passphrase, and none is set (PULUMI_CONFIG_PASSPHRASE or PULUMI_CONFIG_PASSPHRASE_FILE)`, {
+        hint: `Set PULUMI_CONFIG_PASSPHRASE (or PULUMI_CONFIG_PASSPHRASE_FILE) to the passphrase the stack was created with: everyone who uses this backend needs the same one. New stacks can use a cloud secrets provider instead (${SECRETS_PROVIDER_ENV}=awskms://…); see the README's "Where state lives".`,
+        cause: error,
+      })
+    }
+    if (/passphrase/i.test(message) && /(incorrect|invalid|PULUMI_CONFIG_PASSPHRASE)/i.test(message)) {
+      return new UserError(`Pulumi could not decrypt the stack of ${group}: the passphrase is not the one it was created with`, {
         hint: 'Set PULUMI_CONFIG_PASSPHRASE (or PULUMI_CONFIG_PASSPHRASE_FILE) to the passphrase the stack was created with.',
+        cause: error,
+      })
+    }
+    if (/awskms|gcpkms|azurekeyvault|hashivault/i.test(message) && /secrets (manager|provider)|decrypt|encrypt|KMS/i.test(message)) {
+      const line = message.split('\n').find((l) => /error/i.test(l))?.trim() ?? ''
+      return new UserError(`the secrets provider of the stack of ${group} failed: ${line}`, {
+        hint: 'Check that your cloud credentials may use the key the stack names (secretsprovider in its stacks/Pulumi.GROUP.yaml) and that the key exists in that region.',
         cause: error,
       })
     }
