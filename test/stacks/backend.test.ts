@@ -2,7 +2,7 @@ import {expect} from 'chai'
 import {existsSync, mkdirSync, readFileSync, statSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
-import {chooseBackend, PASSPHRASE_FILE} from '../../src/stacks/backend.js'
+import {chooseBackend, newStackRefusal, PASSPHRASE_FILE} from '../../src/stacks/backend.js'
 import {makeTempDir, removeDir} from '../support/cli.js'
 
 describe('state backend choice', () => {
@@ -56,5 +56,27 @@ describe('state backend choice', () => {
     mkdirSync(join(root, '.muster'))
     const backend = chooseBackend(root, {PULUMI_HOME: home, PULUMI_CONFIG_PASSPHRASE: 'mine'})
     expect(backend.env).not.to.have.property('PULUMI_CONFIG_PASSPHRASE_FILE')
+  })
+
+  it('secrets: the embedded backend uses its passphrase file; Pulumi Cloud needs no passphrase; S3 needs one or a provider', () => {
+    expect(chooseBackend(root, {PULUMI_HOME: home}).secrets).to.include({provider: 'passphrase', needsPassphrase: true, passphraseSet: true})
+    writeFileSync(join(home, 'credentials.json'), JSON.stringify({current: 'https://api.pulumi.com', accessTokens: {}}))
+    expect(chooseBackend(root, {PULUMI_HOME: home}).secrets).to.include({provider: undefined, needsPassphrase: false})
+    const s3 = chooseBackend(root, {PULUMI_HOME: home, PULUMI_BACKEND_URL: 's3://state'})
+    expect(s3.secrets).to.include({provider: undefined, needsPassphrase: true, passphraseSet: false})
+    expect(newStackRefusal(s3, 'web')?.message).to.include('cannot create the stack of web on s3://state (PULUMI_BACKEND_URL)')
+    expect(newStackRefusal(chooseBackend(root, {PULUMI_HOME: home, PULUMI_BACKEND_URL: 's3://state', PULUMI_CONFIG_PASSPHRASE_FILE: '/x'}), 'web')).to.equal(undefined)
+  })
+
+  it('secrets: MUSTER_SECRETS_PROVIDER wins over Pulumi.yaml muster.secretsProvider; a bad value names where it came from', () => {
+    writeFileSync(join(root, 'Pulumi.yaml'), 'name: x\nruntime: nodejs\nmuster:\n  secretsProvider: awskms://alias/team?region=eu-west-1\n')
+    const fromProject = chooseBackend(root, {PULUMI_HOME: home, PULUMI_BACKEND_URL: 's3://state'})
+    expect(fromProject.secrets).to.include({provider: 'awskms://alias/team?region=eu-west-1', source: 'Pulumi.yaml muster.secretsProvider', needsPassphrase: false})
+    expect(newStackRefusal(fromProject, 'web')).to.equal(undefined)
+    const fromEnv = chooseBackend(root, {PULUMI_HOME: home, PULUMI_BACKEND_URL: 's3://state', MUSTER_SECRETS_PROVIDER: 'passphrase'})
+    expect(fromEnv.secrets).to.include({provider: 'passphrase', source: 'MUSTER_SECRETS_PROVIDER', needsPassphrase: true})
+    expect(() => chooseBackend(root, {PULUMI_HOME: home, MUSTER_SECRETS_PROVIDER: 'kms'})).to.throw('MUSTER_SECRETS_PROVIDER is "kms"')
+    writeFileSync(join(root, 'Pulumi.yaml'), 'name: x\nruntime: nodejs\nmuster:\n  secretsProvider: 42\n')
+    expect(() => chooseBackend(root, {PULUMI_HOME: home})).to.throw('muster.secretsProvider is "42"')
   })
 })
