@@ -54,6 +54,8 @@ export interface AgentHealth {
   provision: ProvisionStatus
   /** The digest of the release the node runs (instance:deploy), or null when it runs its nodes file. */
   release: string | null
+  /** The rollout the node is taking part in and where it is (waiting, running…); added by the daemon. */
+  deploy?: {deploy: string | null; phase: string | null}
   queue: {provisionPending: boolean; running: boolean; retryAt: string | null; decommissioning: string[]}
 }
 

@@ -90,7 +90,7 @@ export async function runAgent(settings: AgentSettings, context: DaemonContext):
   let status: StatusServer | undefined
   try {
     // The status port first: a port already taken must fail before anything is registered.
-    if (settings.statusAddr) status = await serveStatus(settings.statusAddr, () => agent.health(), metrics.registry)
+    if (settings.statusAddr) status = await serveStatus(settings.statusAddr, () => ({...agent.health(), deploy: deployer.status}), metrics.registry)
     // A late node (a new ASG instance) converges its group's current release at its boot provision.
     const release = await bootRelease({project, group: identity.group, stateDir, store, log, fetch})
     if (release) agent.useRelease(release)

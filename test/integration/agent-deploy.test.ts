@@ -16,6 +16,7 @@ import {requireTool} from '../support/integration.js'
 import {openReleaseBucket} from '../../src/release/bucket.js'
 import {type MotoServer, startMoto} from '../support/moto.js'
 import {waitUntil} from '../support/process.js'
+import {deployKey, newDeployId, rolloutStopKey} from '../../src/registry/deploys.js'
 import {type BuiltRelease, buildRelease, createBucket, maxConcurrent, putObject, readDeploy, type ReadDeploy, uploadRelease, writeDeployRequest} from '../support/release.js'
 
 const BUCKET = 'muster-releases'
@@ -148,6 +149,26 @@ describe('muster agent: instance:deploy on the nodes (real etcd, moto S3, agent 
       expect(boot.runList).to.equal(NEW_RUN_LIST.join(','))
       await new Promise((r) => setTimeout(r, 1000))
       expect(deployRuns(project, agent.node).length).to.equal(before)
+    })
+    it('a node starts nothing for a rollout already stopped or past its deadline', async function () {
+      const project = s.project()
+      const live = s.agents.filter((a) => !a.proc.hasExited())
+      const nodes = live.map((a) => a.node).sort()
+      expect(nodes).to.have.length(6)
+      const before = nodes.map((n) => deployRuns(project, n).length)
+      const release = await s.release({runList: ['recipe[app]', 'recipe[late]']})
+      const late = await writeDeployRequest(client, {project: 'six', releases: {app: release.ref}, targets: {app: nodes}, n: 6, deadlineMs: -1000, setGroupRelease: false})
+      const cancelled = newDeployId(new Date())
+      await client.put(rolloutStopKey('six', cancelled)).value(JSON.stringify({reason: 'cancelled', at: new Date().toISOString(), by: 'test'}))
+      await client.put(deployKey('six', cancelled)).value(JSON.stringify({id: cancelled, groups: ['app'], n: 6, maxErrors: 0, releases: {app: release.ref}, targets: {app: nodes}, requestedAt: new Date().toISOString(), requestedBy: 'test', deadline: new Date(Date.now() + 60_000).toISOString()}))
+      await new Promise((r) => setTimeout(r, 2000))
+      for (const id of [late, cancelled]) {
+        const d = await readDeploy(client, 'six', id)
+        expect(d.state.statuses.size, id).to.equal(0)
+        expect(d.slots.size).to.equal(0)
+      }
+      expect(nodes.map((n) => deployRuns(project, n).length)).to.deep.equal(before)
+      for (const a of live) expect((await a.health()).deploy).to.deep.equal({deploy: null, phase: null})
     })
   })
 

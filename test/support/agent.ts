@@ -142,6 +142,7 @@ export interface AgentHealthBody {
   provision: {state: string; ok: boolean | null; reason: string | null; revision: number}
   /** The digest of the release the node runs (instance:deploy), or null. */
   release: string | null
+  deploy: {deploy: string | null; phase: string | null}
   queue: {provisionPending: boolean; running: boolean; retryAt: string | null; decommissioning: string[]}
 }
 
