@@ -1,12 +1,16 @@
 // Flags shared by everything that talks to the registry: the agent and the registry verbs.
 import {Flags} from '@oclif/core'
+import type {OptionFlag} from '@oclif/core/interfaces'
 
-export const registryFlags = {
-  etcd: Flags.string({description: 'etcd endpoints, comma-separated (default: MUSTER_ETCD_ENDPOINTS).', helpValue: 'URL[,URL…]'}),
-  project: Flags.string({description: 'Registry project: keys live under /muster/PROJECT/ (default: MUSTER_PROJECT, else the name in Pulumi.yaml).', helpValue: 'NAME'}),
-  'etcd-ca': Flags.string({description: 'CA certificate (PEM) to trust for https:// endpoints (default: MUSTER_ETCD_CA, else the system\'s CAs).', helpValue: 'FILE'}),
-  'etcd-cert': Flags.string({description: 'Client certificate (PEM), when etcd asks for one (default: MUSTER_ETCD_CERT).', helpValue: 'FILE'}),
-  'etcd-key': Flags.string({description: 'The client certificate\'s key (PEM, mode 600) (default: MUSTER_ETCD_KEY).', helpValue: 'FILE'}),
-  'etcd-user': Flags.string({description: 'etcd user; its password comes from MUSTER_ETCD_PASSWORD or --etcd-password-file, never a flag (default: MUSTER_ETCD_USER).', helpValue: 'NAME'}),
-  'etcd-password-file': Flags.string({description: 'File holding the etcd user\'s password (mode 600) (default: MUSTER_ETCD_PASSWORD_FILE).', helpValue: 'FILE'}),
+import {type OptionSpec, REGISTRY_OPTIONS} from './registry/options.js'
+
+/** oclif flags from option specs, so the CLI and the agent's bundle take the same options. */
+export function flagsOf(specs: readonly OptionSpec[]): Record<string, OptionFlag<string | undefined> | OptionFlag<number | undefined>> {
+  return Object.fromEntries(
+    specs.map((s) => [s.flag, s.kind === 'integer' ? Flags.integer({description: s.description, helpValue: s.helpValue}) : Flags.string({description: s.description, helpValue: s.helpValue})]),
+  )
 }
+
+type RegistryFlagName = 'etcd' | 'project' | 'etcd-ca' | 'etcd-cert' | 'etcd-key' | 'etcd-user' | 'etcd-password-file'
+
+export const registryFlags = flagsOf(REGISTRY_OPTIONS) as Record<RegistryFlagName, OptionFlag<string | undefined>>

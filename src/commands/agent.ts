@@ -1,9 +1,10 @@
 import {Flags} from '@oclif/core'
 
-import {MusterCommand, nodesFlag} from '../base-command.js'
+import {MusterCommand} from '../base-command.js'
 import {runAgent} from '../agent/daemon.js'
-import {type AgentInput, readConfigFile, resolveSettings} from '../agent/settings.js'
-import {registryFlags} from '../registry-flags.js'
+import {AGENT_OPTIONS, agentInput} from '../agent/options.js'
+import {readConfigFile, resolveSettings} from '../agent/settings.js'
+import {flagsOf} from '../registry-flags.js'
 
 export default class AgentCommand extends MusterCommand {
   static override summary = 'Run the node agent: register this node\'s services in etcd and re-provision when its dependencies change.'
@@ -23,46 +24,15 @@ A locked registry: https:// endpoints with --etcd-ca (and --etcd-cert/--etcd-key
     {description: 'React fast (no quiet period), drain for 10 s', command: '<%= config.bin %> <%= command.id %> --config /etc/muster/agent.json --wait 0s:0s --drain 10'},
   ]
   static override flags = {
-    config: Flags.string({description: 'JSON settings (as user data writes them); flags override it.', helpValue: 'FILE'}),
-    group: Flags.string({description: 'This node\'s group.', helpValue: 'GROUP'}),
-    nodes: nodesFlag,
-    node: Flags.string({description: 'This node\'s id (default on EC2: the instance id, from IMDSv2).', helpValue: 'ID'}),
-    address: Flags.string({description: 'Address other nodes reach this node at (default on EC2: the private IPv4).', helpValue: 'ADDR'}),
-    ...registryFlags,
-    provision: Flags.string({description: 'Provision command, run with /bin/sh -c (default: chef-solo with /etc/muster/solo.rb and the attributes file).', helpValue: 'CMD'}),
-    'state-dir': Flags.string({description: 'Where the attributes file and provision log live (default: .muster/agent/NODE).', helpValue: 'DIR'}),
-    'status-addr': Flags.string({description: 'Serve GET /health and GET /metrics here.', helpValue: 'HOST:PORT'}),
-    ttl: Flags.integer({description: 'Lease TTL in seconds: how long registrations outlive a dead agent (default 15).', helpValue: 'SECONDS'}),
-    wait: Flags.string({description: 'Quiet period and cap before re-provisioning, as consul-template writes it (default 2s:10s).', helpValue: 'MIN:MAX'}),
-    drain: Flags.integer({description: 'Seconds to wait for dependents to let go of a removed service (default 60).', helpValue: 'SECONDS'}),
-    dna: Flags.string({description: 'The node\'s dna (default: dna/instances/GROUP-NODE.json, else dna/asg/GROUP.json beside the nodes file).', helpValue: 'FILE'}),
+    ...flagsOf(AGENT_OPTIONS),
+    // oclif checks the choice (the bundle leaves it to the settings, which say the same).
     'log-format': Flags.string({description: 'Log lines on stderr as text or json.', options: ['text', 'json']}),
   }
 
   public async run(): Promise<void> {
     const {flags} = await this.parse(AgentCommand)
-    const input: AgentInput = {
-      group: flags.group,
-      nodes: flags.nodes,
-      node: flags.node,
-      address: flags.address,
-      etcd: flags.etcd,
-      project: flags.project,
-      provision: flags.provision,
-      stateDir: flags['state-dir'],
-      statusAddr: flags['status-addr'],
-      ttl: flags.ttl,
-      wait: flags.wait,
-      drain: flags.drain,
-      dna: flags.dna,
-      logFormat: flags['log-format'],
-      etcdCa: flags['etcd-ca'],
-      etcdCert: flags['etcd-cert'],
-      etcdKey: flags['etcd-key'],
-      etcdUser: flags['etcd-user'],
-      etcdPasswordFile: flags['etcd-password-file'],
-    }
-    const config = flags.config === undefined ? {} : readConfigFile(flags.config)
+    const {input, config: configPath} = agentInput(flags, process.env)
+    const config = configPath === undefined ? {} : readConfigFile(configPath)
     const settings = resolveSettings(input, config, process.env)
     process.exitCode = await runAgent(settings, {cwd: process.cwd(), env: process.env})
   }
