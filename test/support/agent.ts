@@ -117,6 +117,10 @@ export interface AgentOptions {
   /** Extra environment for the agent and so for its provision command (RECORD_SLEEP=0.3, say). */
   env?: Record<string, string>
   extraArgs?: string[]
+  /** What node runs instead of `bin/run.js agent` (the agent's bundle, say). */
+  entry?: string[]
+  /** Working directory (default: the project's). */
+  cwd?: string
 }
 
 export interface RunningAgent {
@@ -150,7 +154,7 @@ export async function startAgent(project: AgentProject, options: AgentOptions): 
   const statusPort = await freePort()
   const stateDir = join(project.dir, 'state', options.node)
   const args = [
-    binRun, 'agent',
+    ...(options.entry ?? [binRun, 'agent']),
     '--group', options.group,
     '--nodes', project.nodesFile,
     '--node', options.node,
@@ -166,7 +170,7 @@ export async function startAgent(project: AgentProject, options: AgentOptions): 
     ...(options.extraArgs ?? []),
   ]
   const proc = startProcess(process.execPath, args, {
-    cwd: project.dir,
+    cwd: options.cwd ?? project.dir,
     env: {...process.env, NO_COLOR: '1', RECORD_DIR: project.recordDir, ...options.env},
   })
   const base = `http://127.0.0.1:${statusPort}`
