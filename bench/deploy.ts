@@ -99,6 +99,7 @@ async function main(): Promise<void> {
     runs.length = 0
     const rss: number[] = []
     const started = Date.now()
+    const cpu = process.cpuUsage()
     const id = await writeDeployRequest(client, {project: PROJECT, releases: {web: release.ref}, targets: {web: nodes}, n: SLOTS, deadlineMs: 600_000})
     let progress = deploys.progress(id, new Date())
     const limit = Date.now() + 120_000
@@ -108,11 +109,13 @@ async function main(): Promise<void> {
       if (rss.length < (Date.now() - started) / 250) rss.push(process.memoryUsage().rss)
     }
     const wall = Date.now() - started
+    const used = process.cpuUsage(cpu)
+    const cpuMs = Math.round((used.user + used.system) / 1000)
     walls.push(wall)
     const deployRuns = runs.filter((r) => r.reason === 'deploy')
     const first = Math.min(...deployRuns.map((r) => r.start))
     const last = Math.max(...deployRuns.map((r) => r.end))
-    console.log(`  run ${run + 1}: wall ${wall} ms (${(wall / ideal).toFixed(2)}x ideal), first provision start → last end ${last - first} ms (${((last - first) / ideal).toFixed(2)}x), ok ${progress?.counts.ok ?? 0}/${AGENTS}, most at once ${maxConcurrent(deployRuns)}, peak RSS ${(Math.max(...rss, process.memoryUsage().rss) / 2 ** 20).toFixed(0)} MiB`)
+    console.log(`  run ${run + 1}: wall ${wall} ms (${(wall / ideal).toFixed(2)}x ideal), first provision start → last end ${last - first} ms (${((last - first) / ideal).toFixed(2)}x), ok ${progress?.counts.ok ?? 0}/${AGENTS}, most at once ${maxConcurrent(deployRuns)}, this process's CPU ${cpuMs} ms, peak RSS ${(Math.max(...rss, process.memoryUsage().rss) / 2 ** 20).toFixed(0)} MiB`)
   }
   console.log(`  median wall ${median(walls)} ms = ${(median(walls) / ideal).toFixed(2)}x the ideal ${ideal} ms`)
   await Promise.all(deployers.map((d) => d.stop()))
