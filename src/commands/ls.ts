@@ -41,7 +41,8 @@ export default class Ls extends MusterCommand {
     if (!this.jsonEnabled()) {
       process.stdout.write(
         formatTable(
-          ['GROUP', 'TYPE', 'REGION', 'ASG', 'IMAGE', 'RECIPES', 'SERVICES', 'DESCRIPTION'],
+          // INSTANCE_TYPE, not TYPE: the nodes file's `type` is the Packer builder (amazon-ebs), a different setting.
+          ['GROUP', 'INSTANCE_TYPE', 'REGION', 'ASG', 'IMAGE', 'RECIPES', 'SERVICES', 'DESCRIPTION'],
           rows.map((r) => [r.name, r.instance_type, r.region, r.autoscale, r.image, String(r.recipes), r.services.join(',') || '-', r.description]),
         ),
       )

@@ -50,7 +50,9 @@ describe('offline verbs', () => {
       ['12_04-www', 'no', 'm3.xlarge'],
     ])
     const table = runMuster(['ls'], {cwd: dir})
-    expect(table.stdout.split('\n')[0]).to.match(/^GROUP\s+TYPE\s+REGION\s+ASG/)
+    // The column is named after the key it shows: `type` is the Packer builder, a different setting.
+    expect(table.stdout.split('\n')[0]).to.match(/^GROUP\s+INSTANCE_TYPE\s+REGION\s+ASG/)
+    expect(table.stdout.split('\n')[1]).to.match(/^12_04-bee\s+m1\.large\s+us-east-1\s+2-2\s/)
   })
 
   it('role:create refuses to overwrite a changed role and points to role:update; role:update shows the diff', () => {
@@ -215,10 +217,10 @@ describe('services and dependencies', () => {
     expect(table.code, table.stderr).to.equal(0)
     expect(table.stdout).to.equal(
       [
-        'GROUP     TYPE      REGION     ASG  IMAGE                    RECIPES  SERVICES  DESCRIPTION',
-        'api       m5.large  us-east-1  no   baked from ami-1ebb2077  1        api',
-        'web       m5.large  us-east-1  no   baked from ami-1ebb2077  2        web',
-        'frontend  m5.large  us-east-1  no   baked from ami-1ebb2077  1        -',
+        'GROUP     INSTANCE_TYPE  REGION     ASG  IMAGE                    RECIPES  SERVICES  DESCRIPTION',
+        'api       m5.large       us-east-1  no   baked from ami-1ebb2077  1        api',
+        'web       m5.large       us-east-1  no   baked from ami-1ebb2077  2        web',
+        'frontend  m5.large       us-east-1  no   baked from ami-1ebb2077  1        -',
         '',
       ].join('\n'),
     )
