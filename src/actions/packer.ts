@@ -1,5 +1,6 @@
 // packer:run (bake through the stack), packer:clean (record N, run the retention part) and the
 // retention itself (packer:retain, packer:clean --dry-run), which asks AWS directly.
+import {readProjectName} from '../artifacts/project-name.js'
 import {retainGroupImages} from '../aws/clean.js'
 import type {ImageStore} from '../aws/ec2.js'
 import type {RetentionResult} from '../aws/retention.js'
@@ -52,5 +53,6 @@ export interface RetainOptions extends ProjectOptions {
 export async function retainImages(options: RetainOptions, io: Pick<IoHost, 'progress'>): Promise<RetentionResult[]> {
   const project = new Project(options, io)
   const groups = options.group === undefined ? bakedNodeGroups(project.nodes) : [project.group(options.group)]
-  return retainGroupImages({groups, keep: options.keep, dryRun: options.dryRun, ...(options.openStore ? {openStore: options.openStore} : {})})
+  const owner = {project: readProjectName(project.root)}
+  return retainGroupImages({groups, owner, keep: options.keep, dryRun: options.dryRun, ...(options.openStore ? {openStore: options.openStore} : {})})
 }

@@ -8,6 +8,7 @@ import {loadNodes} from '../nodes/load.js'
 import {BASE, bakedGroups, type Group, isAutoscaled, isBaked, nodeGroups, type NodesFile, refuseBase, requireGroup, requirePacker} from '../nodes/model.js'
 import {asgDnaPath, renderDna} from './dna.js'
 import {buildPackerTemplate, packerTemplatePath, PROVISION_SCRIPT, type PackerOptions} from './packer.js'
+import {readProjectName} from './project-name.js'
 import {renderRole, rolePath} from './role.js'
 import {type Artifact, readProjectTemplate, type WritePolicy, type WriteReport, writeArtifacts} from './writer.js'
 
@@ -60,7 +61,7 @@ function checkApplies(group: Group, kind: ArtifactKind): void {
   if (kind === 'packer') requirePacker(group)
 }
 
-export function planArtifacts(nodes: NodesFile, options: Omit<GenerateOptions, 'cwd' | 'check'> & {provisionScript: string}): Artifact[] {
+export function planArtifacts(nodes: NodesFile, options: Omit<GenerateOptions, 'cwd' | 'check'> & {provisionScript: string; project: string}): Artifact[] {
   const artifacts = new Map<string, Artifact>()
   const add = (artifact: Artifact): void => {
     const existing = artifacts.get(artifact.path)
@@ -86,7 +87,7 @@ export function planArtifacts(nodes: NodesFile, options: Omit<GenerateOptions, '
         add({path: rolePath(group.name), content: roleText, policy: 'ensure', group: group.name})
       }
       if (kind === 'packer') {
-        const packer = buildPackerTemplate(group, {flavor, provisionScript: options.provisionScript, roleText})
+        const packer = buildPackerTemplate(group, {flavor, provisionScript: options.provisionScript, roleText, project: options.project})
         for (const artifact of packerArtifacts(group, {templateText: packer.text, roleText, provisionScript: options.provisionScript}, policy)) add(artifact)
       }
     }
@@ -114,7 +115,13 @@ export interface GenerateResult extends WriteReport {
 
 export function generate(options: GenerateOptions): GenerateResult {
   const nodes = loadNodes({cwd: options.cwd, path: options.nodesPath})
-  const artifacts = planArtifacts(nodes, {...options, provisionScript: readProvisionScript(options.cwd), packerFlavor: options.packerFlavor ?? packerFlavorFromEnv()})
+  const artifacts = planArtifacts(nodes, {
+    ...options,
+    provisionScript: readProvisionScript(options.cwd),
+    packerFlavor: options.packerFlavor ?? packerFlavorFromEnv(),
+    // Read only when a Packer template is made: the other artifacts do not name the project.
+    project: options.kinds.packer ? readProjectName(options.cwd) : '',
+  })
   const report = writeArtifacts(options.cwd, artifacts, {check: options.check})
   return {...report, nodesFile: nodes.file}
 }

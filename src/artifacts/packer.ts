@@ -4,7 +4,7 @@
 // HCL identifiers must start with a letter and `12_04-bee` does not, so the source and build have
 // fixed names and the group lives in ami_name and tags.
 import {BASE, type Group} from '../nodes/model.js'
-import {IMDS, TAG_GROUP, TAG_TEMPLATE_HASH} from '../lib/tags.js'
+import {IMDS, ownerTags, TAG_COOKBOOKS_HASH, TAG_GROUP, TAG_PROJECT, TAG_TEMPLATE_HASH} from '../lib/tags.js'
 import {sha256, toJsonText} from './json.js'
 import {roleName, rolePath} from './role.js'
 
@@ -15,7 +15,12 @@ export const COOKBOOKS_DIR = 'cookbooks'
 export const SOURCE_NAME = 'image'
 export const BUILD_NAME = 'muster'
 
-/** Tags muster puts on every AMI it bakes; retention and from_base look images up by them. */
+/**
+ * The Packer variable the bake sets to the group's cookbooks hash (see cookbooks.ts). A variable, not
+ * a literal, so the committed template does not go stale with every cookbook edit; a build run by
+ * hand without `-var` tags the image with an empty cookbooks hash.
+ */
+export const COOKBOOKS_HASH_VAR = 'cookbooks_hash'
 
 export interface PackerOptions {
   /**
@@ -27,6 +32,8 @@ export interface PackerOptions {
   provisionScript: string
   /** The role file's text: part of the template hash. */
   roleText: string
+  /** The Pulumi project's name (readProjectName): every image is tagged muster:project=PROJECT. */
+  project: string
 }
 
 export const AMAZON_PLUGIN_VERSION = '>= 1.2.0'
@@ -62,10 +69,10 @@ const escapeStrings = (record: Record<string, string>): Record<string, string> =
 
 export function buildPackerTemplate(group: Group, options: PackerOptions): PackerTemplate {
   const extra = group.packer === false ? {} : (escapeHclValue(group.packer) as Record<string, unknown>)
-  const source = {...packerSource(group, options.flavor), ...extra}
+  const source = {...packerSource(group, options), ...extra}
   // With no communicator nothing can be uploaded or run during the bake: the image converges at boot.
   const provisioners = extra.communicator === 'none' ? [] : packerProvisioners(group)
-  const assemble = (hash: string): Record<string, unknown> => assembleTemplate(group, options.flavor, {source, provisioners, hash})
+  const assemble = (hash: string): Record<string, unknown> => assembleTemplate(group, options, {source, provisioners, hash})
   // The hash covers everything that shapes the image: the template itself (with a fixed
   // placeholder where the hash goes), the role it converges and the provisioning script.
   const hash = sha256(JSON.stringify(assemble('')), options.roleText, options.provisionScript).slice(0, 16)
@@ -74,7 +81,7 @@ export function buildPackerTemplate(group: Group, options: PackerOptions): Packe
 }
 
 /** The amazon-ebs source block muster owns (the group's packer dict is laid over it). */
-function packerSource(group: Group, flavor: PackerOptions['flavor']): Record<string, unknown> {
+function packerSource(group: Group, {flavor, project}: Pick<PackerOptions, 'flavor' | 'project'>): Record<string, unknown> {
   const source: Record<string, unknown> = {
     region: group.region,
     instance_type: group.instance_type,
@@ -84,7 +91,8 @@ function packerSource(group: Group, flavor: PackerOptions['flavor']): Record<str
   }
   if (group.from_base) {
     source.source_ami_filter = {
-      filters: {[`tag:${TAG_GROUP}`]: BASE, state: 'available'},
+      // This project's base only: another project's __base__ in the same account is not ours to build on.
+      filters: {[`tag:${TAG_GROUP}`]: BASE, [`tag:${TAG_PROJECT}`]: escapeHclTemplate(project), state: 'available'},
       owners: ['self'],
       most_recent: true,
     }
@@ -122,16 +130,25 @@ function packerProvisioners(group: Group): Array<Record<string, unknown>> {
 /** The whole template, tagged with `hash` (the template hash, or '' while hashing). */
 function assembleTemplate(
   group: Group,
-  flavor: PackerOptions['flavor'],
+  {flavor, project}: Pick<PackerOptions, 'flavor' | 'project'>,
   parts: {source: Record<string, unknown>; provisioners: Array<Record<string, unknown>>; hash: string},
 ): Record<string, unknown> {
   const template: Record<string, unknown> = {}
   if (flavor === 'current') {
     template.packer = {required_plugins: {amazon: {version: AMAZON_PLUGIN_VERSION, source: 'github.com/hashicorp/amazon'}}}
   }
+  template.variable = {[COOKBOOKS_HASH_VAR]: {type: 'string', default: '', description: "The hash of the cookbooks the group's run list uses; muster's bake sets it."}}
   template.locals = {timestamp: '${formatdate("YYYYMMDDhhmmss", timestamp())}'}
-  const tags = {...escapeStrings(group.tags), Name: group.name, [TAG_GROUP]: group.name, [TAG_TEMPLATE_HASH]: parts.hash}
-  template.source = {'amazon-ebs': {[SOURCE_NAME]: {...parts.source, tags, run_tags: {Name: `muster-bake-${group.name}`, [TAG_GROUP]: group.name}}}}
+  const owner = escapeStrings(ownerTags({project}))
+  const tags = {
+    ...escapeStrings(group.tags),
+    Name: group.name,
+    [TAG_GROUP]: group.name,
+    ...owner,
+    [TAG_TEMPLATE_HASH]: parts.hash,
+    [TAG_COOKBOOKS_HASH]: `\${var.${COOKBOOKS_HASH_VAR}}`,
+  }
+  template.source = {'amazon-ebs': {[SOURCE_NAME]: {...parts.source, tags, run_tags: {Name: `muster-bake-${group.name}`, [TAG_GROUP]: group.name, ...owner}}}}
   const build: Record<string, unknown> = {name: BUILD_NAME, sources: [`source.amazon-ebs.${SOURCE_NAME}`]}
   if (parts.provisioners.length > 0) build.provisioner = parts.provisioners
   build['post-processor'] = [{manifest: {output: packerManifestPath(group.name), strip_path: true, custom_data: {group: group.name, template_hash: parts.hash}}}]

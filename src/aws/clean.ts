@@ -2,12 +2,15 @@
 // retention. Separate from retention.ts so the planner stays free of files and AWS; the caller
 // names the groups (this module never reads the nodes file).
 import {mapBounded} from '../lib/parallel.js'
+import type {ImageOwner} from '../lib/tags.js'
 import {createImageStore, type ImageStore} from './ec2.js'
 import {retireImages, type RetentionResult} from './retention.js'
 
 export interface RetainOptions {
   /** The groups whose images to retire, with the region each lives in. */
   groups: ReadonlyArray<{name: string; region: string}>
+  /** Whose images may go: only the project's own are ever removed. */
+  owner: ImageOwner
   keep: number
   dryRun: boolean
   /** Tests pass their own; default: the AWS SDK store for the region. */
@@ -20,7 +23,7 @@ export async function retainGroupImages(options: RetainOptions): Promise<Retenti
   return mapBounded(options.groups, Math.max(1, options.groups.length), async (group) => {
     const store = open(group.region)
     try {
-      return await retireImages({store, group: group.name, keep: options.keep, dryRun: options.dryRun})
+      return await retireImages({store, group: group.name, owner: options.owner, keep: options.keep, dryRun: options.dryRun})
     } finally {
       store.close()
     }

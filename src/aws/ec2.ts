@@ -3,7 +3,7 @@
 // to EC2 and Auto Scaling in the group's region, with the endpoint (AWS_ENDPOINT_URL) and the
 // credentials from the environment, exactly as the AWS CLI and Packer would find them.
 import {AutoScalingClient} from '@aws-sdk/client-auto-scaling'
-import {DeleteSnapshotCommand, DeregisterImageCommand, EC2Client, type Image, paginateDescribeImages} from '@aws-sdk/client-ec2'
+import {CreateTagsCommand, DeleteSnapshotCommand, DeregisterImageCommand, EC2Client, type Image, paginateDescribeImages} from '@aws-sdk/client-ec2'
 
 import {TAG_GROUP} from '../lib/tags.js'
 import {aws, isAwsError} from './errors.js'
@@ -18,10 +18,16 @@ export interface GroupImage {
   snapshotIds: string[]
   /** EC2's image state: available, pending, failed, disabled, … */
   state: string
+  /** The image's tags (muster:project says whose it is: see ownershipOf in lib/tags.ts). */
+  tags: Record<string, string>
 }
 
 export interface ImageStore {
-  /** This account's images tagged muster:group=GROUP (deregistered ones left out). */
+  /**
+   * This account's images tagged muster:group=GROUP (deregistered ones left out), whatever their
+   * project: the caller sorts ours from legacy and other projects' images (EC2 cannot filter on a
+   * tag's absence).
+   */
   listGroupImages(group: string): Promise<GroupImage[]>
   /**
    * Images used by any launch template version, any Auto Scaling group (launch configuration,
@@ -33,6 +39,8 @@ export interface ImageStore {
   deregisterImage(imageId: string): Promise<void>
   /** Deletes a snapshot; one that is already gone is not an error. */
   deleteSnapshot(snapshotId: string): Promise<void>
+  /** Adds (or overwrites) tags on images. */
+  tagImages(imageIds: readonly string[], tags: Readonly<Record<string, string>>): Promise<void>
 }
 
 export interface AwsStoreOptions {
@@ -58,6 +66,7 @@ export function createImageStore(options: AwsStoreOptions): ImageStore & {close(
     imagesInUse: (imageIds) => imagesInUse(clients.ec2, clients.autoscaling, clients.region, imageIds),
     deregisterImage: (imageId) => deregisterImage(clients, imageId),
     deleteSnapshot: (snapshotId) => deleteSnapshot(clients, snapshotId, snapshotRetryDelaysMs),
+    tagImages: (imageIds, tags) => tagImages(clients, imageIds, tags),
     close() {
       clients.ec2.destroy()
       clients.autoscaling.destroy()
@@ -106,6 +115,13 @@ async function deleteSnapshot({ec2, region}: RegionClients, snapshotId: string, 
   })
 }
 
+async function tagImages({ec2, region}: RegionClients, imageIds: readonly string[], tags: Readonly<Record<string, string>>): Promise<void> {
+  if (imageIds.length === 0) return
+  await aws(`tagging ${imageIds.join(', ')} in ${region}`, async () => {
+    await ec2.send(new CreateTagsCommand({Resources: [...imageIds], Tags: Object.entries(tags).map(([Key, Value]) => ({Key, Value}))}))
+  })
+}
+
 function toGroupImage(image: Image): GroupImage {
   return {
     id: image.ImageId ?? '',
@@ -113,5 +129,6 @@ function toGroupImage(image: Image): GroupImage {
     created: image.CreationDate ?? '',
     snapshotIds: (image.BlockDeviceMappings ?? []).flatMap((m) => (m.Ebs?.SnapshotId ? [m.Ebs.SnapshotId] : [])),
     state: image.State ?? 'unknown',
+    tags: Object.fromEntries((image.Tags ?? []).flatMap((t) => (t.Key === undefined ? [] : [[t.Key, t.Value ?? '']]))),
   }
 }

@@ -1,7 +1,13 @@
 // AMI retention: keep a group's newest N images and anything still in use, deregister the rest
 // and delete their snapshots. planRetention is pure; retireImages and deleteAllImages run a plan
 // against an ImageStore.
+//
+// Only the project's own images (muster:project=PROJECT) are ever planned: another project's
+// images of a group with the same name are left out, and legacy images (baked before images carried
+// the project, so tagged with the group alone) are listed as such and never touched: packer:adopt
+// makes them the project's.
 import {UserError} from '../errors.js'
+import {type ImageOwner, ownerTags, ownershipOf, TAG_PROJECT} from '../lib/tags.js'
 import type {GroupImage, ImageStore} from './ec2.js'
 import type {ImageUser, ImagesInUse} from './images-in-use.js'
 
@@ -96,35 +102,62 @@ export interface RetentionResult {
   deletedSnapshots: string[]
   /** What could not be removed; the rest was still done. */
   failures: RetentionFailure[]
+  /** The project whose images these are. */
+  project: string
+  /** Images of the group without a muster:project tag: listed, never touched (packer:adopt takes them in). Newest first. */
+  legacy: GroupImage[]
+  /** How many images of a group of this name belong to other projects (left alone). */
+  otherProjects: number
+}
+
+/** The group's images sorted by owner: ours, legacy (no project tag) and how many are other projects'. */
+export function sortByOwner(images: readonly GroupImage[], owner: ImageOwner): {ours: GroupImage[]; legacy: GroupImage[]; otherProjects: number} {
+  const ours: GroupImage[] = []
+  const legacy: GroupImage[] = []
+  let otherProjects = 0
+  for (const image of images) {
+    const ownership = ownershipOf(image.tags, owner)
+    if (ownership === 'ours') ours.push(image)
+    else if (ownership === 'legacy') legacy.push(image)
+    else otherProjects++
+  }
+  return {ours, legacy: legacy.sort(compareNewestFirst), otherProjects}
 }
 
 export interface RetireOptions {
   store: ImageStore
   group: string
+  /** Whose images retention may remove. */
+  owner: ImageOwner
   keep: number
   dryRun: boolean
 }
 
 export async function retireImages(options: RetireOptions): Promise<RetentionResult> {
-  const {store, group, keep, dryRun} = options
-  const images = await store.listGroupImages(group)
-  const inUse = await store.imagesInUse(images.map((i) => i.id))
-  const plan = planRetention(images, inUse, keep)
-  return apply(store, plan, {group, keep, dryRun})
+  const {store, group, owner, keep, dryRun} = options
+  const {ours, legacy, otherProjects} = sortByOwner(await store.listGroupImages(group), owner)
+  // What uses an image is looked for across the whole account: a launch template of another
+  // project that launches one of ours still keeps it.
+  const inUse = await store.imagesInUse(ours.map((i) => i.id))
+  const plan = planRetention(ours, inUse, keep)
+  return apply(store, plan, {group, keep, dryRun, project: owner.project, legacy, otherProjects})
 }
 
 export interface DeleteAllOptions {
   store: ImageStore
   group: string
+  /** Whose images go. */
+  owner: ImageOwner
   /** Deregister images that are in use too. */
   force: boolean
   dryRun: boolean
 }
 
-/** Every image of the group goes (packer:delete); refuses while one is in use, unless forced. */
+/** Every image of the group the project owns goes (packer:delete); refuses while one is in use, unless forced. */
 export async function deleteAllImages(options: DeleteAllOptions): Promise<RetentionResult> {
-  const {store, group, force, dryRun} = options
-  const images = [...(await store.listGroupImages(group))].sort(compareNewestFirst)
+  const {store, group, owner, force, dryRun} = options
+  const {ours, legacy, otherProjects} = sortByOwner(await store.listGroupImages(group), owner)
+  const images = ours.sort(compareNewestFirst)
   const inUse = await store.imagesInUse(images.map((i) => i.id))
   const used = images.filter((i) => (inUse.get(i.id)?.length ?? 0) > 0)
   if (used.length > 0 && !force) {
@@ -134,10 +167,12 @@ export async function deleteAllImages(options: DeleteAllOptions): Promise<Retent
     })
   }
   const planned = images.map((image): PlannedImage => ({...image, snapshotIds: [...image.snapshotIds], action: 'remove', reason: 'delete', usedBy: [...(inUse.get(image.id) ?? [])]}))
-  return apply(store, toPlan(planned), {group, keep: undefined, dryRun})
+  return apply(store, toPlan(planned), {group, keep: undefined, dryRun, project: owner.project, legacy, otherProjects})
 }
 
-async function apply(store: ImageStore, plan: RetentionPlan, meta: {group: string; keep: number | undefined; dryRun: boolean}): Promise<RetentionResult> {
+type ResultMeta = Pick<RetentionResult, 'group' | 'keep' | 'dryRun' | 'project' | 'legacy' | 'otherProjects'>
+
+async function apply(store: ImageStore, plan: RetentionPlan, meta: ResultMeta): Promise<RetentionResult> {
   const result: RetentionResult = {...meta, kept: plan.keep, removed: plan.remove, deregistered: [], deletedSnapshots: [], failures: []}
   if (meta.dryRun) return result
   const deletable = new Set(plan.snapshots)
@@ -167,6 +202,58 @@ async function apply(store: ImageStore, plan: RetentionPlan, meta: {group: strin
       }
     }
   }
+  return result
+}
+
+export interface AdoptOptions {
+  store: ImageStore
+  group: string
+  owner: ImageOwner
+  /** Only these images (each must be a legacy image of the group); undefined: every legacy image of the group. */
+  imageIds?: readonly string[] | undefined
+  dryRun: boolean
+}
+
+export interface AdoptResult {
+  group: string
+  project: string
+  dryRun: boolean
+  /** Legacy images tagged (dry run: to tag) with the project, newest first. */
+  adopted: GroupImage[]
+  /** Named images that were the project's already. */
+  alreadyOurs: string[]
+}
+
+/**
+ * packer:adopt: legacy images of a group (tagged muster:group=GROUP, no muster:project) become the
+ * project's, by adding its tag; from then on retention, packer:delete and from_base see them.
+ * Refuses, tagging nothing, an image that is not the group's or belongs to another project.
+ */
+export async function adoptImages(options: AdoptOptions): Promise<AdoptResult> {
+  const {store, group, owner, dryRun} = options
+  const images = await store.listGroupImages(group)
+  const {legacy} = sortByOwner(images, owner)
+  const result: AdoptResult = {group, project: owner.project, dryRun, adopted: legacy, alreadyOurs: []}
+  if (options.imageIds !== undefined) {
+    const byId = new Map(images.map((i) => [i.id, i]))
+    const refused: string[] = []
+    const adopted: GroupImage[] = []
+    for (const id of new Set(options.imageIds)) {
+      const image = byId.get(id)
+      const ownership = image ? ownershipOf(image.tags, owner) : undefined
+      if (!image) refused.push(`${id}: not an image of group ${group} here (no muster:group=${group} tag, deregistered, or in another region)`)
+      else if (ownership === 'other') refused.push(`${id}: belongs to project ${image.tags[TAG_PROJECT] ?? '?'}, not ${owner.project}`)
+      else if (ownership === 'ours') result.alreadyOurs.push(id)
+      else adopted.push(image)
+    }
+    if (refused.length > 0) {
+      throw new UserError(`cannot adopt ${refused.length === 1 ? 'an image' : `${refused.length} images`} for project ${owner.project}, so none was tagged:\n  ${refused.join('\n  ')}`, {
+        hint: `List the legacy images of the group with: muster packer:adopt ${group} --dry-run`,
+      })
+    }
+    result.adopted = adopted.sort(compareNewestFirst)
+  }
+  if (!dryRun) await store.tagImages(result.adopted.map((i) => i.id), ownerTags(owner))
   return result
 }
 

@@ -8,6 +8,36 @@ export const TAG_GROUP = 'muster:group'
 export const TAG_GROUP_PLAIN = 'group'
 /** The hash of the Packer template an AMI was baked from. */
 export const TAG_TEMPLATE_HASH = 'muster:template-hash'
+/** The hash of the cookbooks a group's run list uses (with their dependencies) when its AMI was baked. */
+export const TAG_COOKBOOKS_HASH = 'muster:cookbooks-hash'
+/**
+ * The project that baked an AMI: the Pulumi project name. Two projects (teams, backends) may have
+ * a group of the same name in one account; retention, packer:delete and from_base only ever look at
+ * images whose project tag is their own.
+ */
+export const TAG_PROJECT = 'muster:project'
+
+/**
+ * Who owns an image: its project (and, once environments exist, the environment, as one more tag
+ * here). Retention, packer:delete, packer:adopt and from_base all match images through these tags.
+ */
+export interface ImageOwner {
+  project: string
+}
+
+/** The tags that say an image is `owner`'s. */
+export function ownerTags(owner: ImageOwner): Record<string, string> {
+  return {[TAG_PROJECT]: owner.project}
+}
+
+/** Whose an image is, by its tags: ours, legacy (baked before images carried the project) or another project's. */
+export type Ownership = 'ours' | 'legacy' | 'other'
+
+export function ownershipOf(tags: Readonly<Record<string, string>>, owner: ImageOwner): Ownership {
+  const project = tags[TAG_PROJECT]
+  if (project === undefined) return 'legacy'
+  return project === owner.project ? 'ours' : 'other'
+}
 /** The blue-green generation of an ASG. */
 export const TAG_GENERATION = 'muster:generation'
 

@@ -8,7 +8,7 @@ import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 
 import type {Diagnostic} from '../errors.js'
-import {TAG_GENERATION, TAG_GROUP, TAG_GROUP_PLAIN, TAG_TEMPLATE_HASH} from '../lib/tags.js'
+import {TAG_COOKBOOKS_HASH, TAG_GENERATION, TAG_GROUP, TAG_GROUP_PLAIN, TAG_PROJECT, TAG_TEMPLATE_HASH} from '../lib/tags.js'
 import {unknownDependencies} from './dependencies.js'
 import {inherit, isDict, uniqueRunList, type Plain} from './inherit.js'
 import {BASE, type Group, type NodesFile} from './model.js'
@@ -97,7 +97,7 @@ const GO_TEMPLATE_MESSAGE = 'contains "{{", which Packer would evaluate as a Go 
 export const MAX_TAGS = 50
 export const MAX_DESCRIPTION = 255
 /** Tags muster adds itself to AMIs, ASGs, launch templates and instances (they count towards MAX_TAGS). */
-const OWN_TAG_KEYS = ['Name', TAG_GROUP_PLAIN, TAG_GROUP, TAG_TEMPLATE_HASH, TAG_GENERATION]
+const OWN_TAG_KEYS = ['Name', TAG_GROUP_PLAIN, TAG_GROUP, TAG_PROJECT, TAG_TEMPLATE_HASH, TAG_COOKBOOKS_HASH, TAG_GENERATION]
 
 type CompiledValidator = (value: unknown) => boolean
 let compiled: CompiledValidator | null | undefined

@@ -9,7 +9,7 @@ import {dirname} from 'node:path'
 
 import * as pulumi from '@pulumi/pulumi'
 
-import {packerManifestPath} from '../artifacts/packer.js'
+import {COOKBOOKS_HASH_VAR, packerManifestPath} from '../artifacts/packer.js'
 import {ShellCommand} from './shell-command.js'
 
 /** Where a part's command writes its stderr, relative to the project root; muster streams it. */
@@ -24,7 +24,10 @@ export interface BakeArgs {
   templatePath: string
   nodesPath: string
   templateHash: string
+  /** Of the cookbooks the group's run list uses, with their dependencies (artifacts/cookbooks.ts). */
   cookbooksHash: string
+  /** from_base groups: the base image they build from; a new one rebakes them. */
+  baseImage?: string
 }
 
 const shellQuote = (s: string): string => `'${s.replaceAll("'", `'\\''`)}'`
@@ -39,12 +42,13 @@ export class Bake extends pulumi.ComponentResource {
       // Packer's manifest post-processor does not create its directory (and fails after the AMI exists).
       `mkdir -p ${shellQuote(dirname(packerManifestPath(args.group)))}`,
       // Packer's own output goes to stderr, where it streams to the user; stdout is the AMI id alone.
-      `"\${MUSTER_PACKER:-packer}" build -color=false ${shellQuote(args.templatePath)} 1>&2`,
+      // The cookbooks hash reaches the image's muster:cookbooks-hash tag through a Packer variable.
+      `"\${MUSTER_PACKER:-packer}" build -color=false -var ${shellQuote(`${COOKBOOKS_HASH_VAR}=${args.cookbooksHash}`)} ${shellQuote(args.templatePath)} 1>&2`,
       `"$MUSTER_NODE" "$MUSTER_BIN" packer:ami ${shellQuote(args.group)} --nodes ${shellQuote(args.nodesPath)}`,
     ].join(' && ')
     const build = new ShellCommand(
       'packer-build',
-      {create, triggers: [args.templateHash, args.cookbooksHash], log: partLog(args.group, 'bake')},
+      {create, triggers: [args.templateHash, args.cookbooksHash, ...(args.baseImage === undefined ? [] : [args.baseImage])], log: partLog(args.group, 'bake')},
       // A new image never deletes the old one: retention decides what goes.
       {parent: this, deleteBeforeReplace: false},
     )

@@ -15,7 +15,7 @@ export interface ProgramContext {
   roleText: string
   dnaText: string
   /** Set when the group bakes (its packer isn't false). */
-  bake?: {templatePath: string; templateHash: string; cookbooksHash: string}
+  bake?: {templatePath: string; templateHash: string; cookbooksHash: string; baseImage?: string}
   /** Text of templates/user-data.sh, rendered per machine (fleet, instances). */
   userDataTemplate?: string
 }

@@ -48,6 +48,10 @@ export function formatRetention(results: readonly RetentionResult[], options: {c
         row(image, 'removed', leftSnapshots.length > 0 ? 'red' : 'green', [...used, ...snapshots, ...leftSnapshots])
       }
     }
+    // Listed so nobody wonders where they went: never touched (see packer:adopt).
+    for (const image of result.legacy) {
+      rows.push({status: 'legacy', color: 'yellow', cells: [result.group, 'legacy', image.id, image.name || '-', image.created || '-', legacyReason(result.group)]})
+    }
   }
   if (rows.length === 0) return ''
   const widths = [0, 1, 2, 3, 4].map((i) => Math.max(...rows.map((r) => (r.cells[i] ?? '').length)))
@@ -63,12 +67,27 @@ export function formatRetention(results: readonly RetentionResult[], options: {c
   return `${lines.join('\n')}\n`
 }
 
+/** Why a legacy image is listed and left alone, and how to take it in. */
+export function legacyReason(group: string): string {
+  return `untagged legacy image (muster:group, no muster:project): not ours to touch; adopt it with muster packer:adopt ${group}`
+}
+
 /** One line per group for stderr: counts, or that the group has no images. */
 export function formatRetentionSummary(result: RetentionResult): string {
+  const legacy = result.legacy.length
+  const others = result.otherProjects
+  const aside = [
+    ...(legacy > 0 ? [`${legacy} untagged legacy image${legacy === 1 ? '' : 's'} left alone (muster packer:adopt ${result.group} takes them in)`] : []),
+    ...(others > 0 ? [`${others} image${others === 1 ? '' : 's'} of other projects left alone`] : []),
+  ]
+  return `${summaryOf(result)}${aside.length > 0 ? `; ${aside.join('; ')}` : ''}\n`
+}
+
+function summaryOf(result: RetentionResult): string {
   const total = result.kept.length + result.removed.length
-  if (total === 0) return `${result.group}: no images tagged muster:group=${result.group}\n`
+  if (total === 0) return `${result.group}: no images of project ${result.project} tagged muster:group=${result.group}`
   const snapshots = result.removed.reduce((n, i) => n + i.snapshotIds.length, 0)
-  if (result.dryRun) return `${result.group}: ${result.kept.length} kept, ${result.removed.length} would be removed (with ${snapshots} snapshot${snapshots === 1 ? '' : 's'}); dry run, nothing changed\n`
+  if (result.dryRun) return `${result.group}: ${result.kept.length} kept, ${result.removed.length} would be removed (with ${snapshots} snapshot${snapshots === 1 ? '' : 's'}); dry run, nothing changed`
   const failed = result.failures.length > 0 ? `, ${result.failures.length} could not be removed` : ''
-  return `${result.group}: ${result.kept.length} kept, ${result.deregistered.length} deregistered, ${result.deletedSnapshots.length} snapshot${result.deletedSnapshots.length === 1 ? '' : 's'} deleted${failed}\n`
+  return `${result.group}: ${result.kept.length} kept, ${result.deregistered.length} deregistered, ${result.deletedSnapshots.length} snapshot${result.deletedSnapshots.length === 1 ? '' : 's'} deleted${failed}`
 }

@@ -1,7 +1,7 @@
 import {expect} from 'chai'
 
 import {buildPackerTemplate, packerManifestPath} from '../../src/artifacts/packer.js'
-import {TAG_GROUP, TAG_TEMPLATE_HASH} from '../../src/lib/tags.js'
+import {TAG_COOKBOOKS_HASH, TAG_GROUP, TAG_PROJECT, TAG_TEMPLATE_HASH} from '../../src/lib/tags.js'
 import {planArtifacts} from '../../src/artifacts/generate.js'
 import {renderRole} from '../../src/artifacts/role.js'
 import type {Group, NodesFile} from '../../src/nodes/model.js'
@@ -31,7 +31,7 @@ function buildOf(template: Record<string, unknown>): Record<string, unknown> {
 }
 
 describe('packer template', () => {
-  const opts = (g: Group) => ({flavor: 'current' as const, provisionScript: '#!/bin/sh\n', roleText: renderRole(g)})
+  const opts = (g: Group) => ({flavor: 'current' as const, provisionScript: '#!/bin/sh\n', roleText: renderRole(g), project: 'alpha'})
 
   it('has an amazon-ebs source with the group in ami_name and tags, and a manifest post-processor', () => {
     const g = group(nodesOf({__base__: base, web: {description: 'Web', tags: {team: 'core'}}}), 'web')
@@ -42,7 +42,10 @@ describe('packer template', () => {
     expect(source.instance_type).to.equal('m5.large')
     expect(source.ssh_username).to.equal('ubuntu')
     expect(source.ami_name).to.match(/^web \$\{local\.timestamp\}$/)
-    expect(source.tags).to.deep.equal({team: 'core', Name: 'web', [TAG_GROUP]: 'web', [TAG_TEMPLATE_HASH]: hash})
+    expect(source.tags).to.deep.equal({team: 'core', Name: 'web', [TAG_GROUP]: 'web', [TAG_PROJECT]: 'alpha', [TAG_TEMPLATE_HASH]: hash, [TAG_COOKBOOKS_HASH]: '${var.cookbooks_hash}'})
+    expect(source.run_tags).to.deep.equal({Name: 'muster-bake-web', [TAG_GROUP]: 'web', [TAG_PROJECT]: 'alpha'})
+    // The bake sets the cookbooks hash with -var; the committed template does not change with the cookbooks.
+    expect(template.variable).to.deep.include({cookbooks_hash: {type: 'string', default: '', description: "The hash of the cookbooks the group's run list uses; muster's bake sets it."}})
     expect(hash).to.match(/^[0-9a-f]{16}$/)
     const build = buildOf(template)
     expect(build.sources).to.deep.equal(['source.amazon-ebs.image'])
@@ -80,7 +83,17 @@ describe('packer template', () => {
     const g = group(nodesOf({__base__: base, web: {from_base: true}}), 'web')
     const source = sourceOf(buildPackerTemplate(g, opts(g)).template)
     expect(source).not.to.have.property('source_ami')
-    expect(source.source_ami_filter).to.deep.equal({filters: {[`tag:${TAG_GROUP}`]: '__base__', state: 'available'}, owners: ['self'], most_recent: true})
+    // The project's own base only: another project's __base__ in the account is not a source.
+    expect(source.source_ami_filter).to.deep.equal({filters: {[`tag:${TAG_GROUP}`]: '__base__', [`tag:${TAG_PROJECT}`]: 'alpha', state: 'available'}, owners: ['self'], most_recent: true})
+  })
+
+  it('the project is part of the template (and its hash), escaped like any text', () => {
+    const g = group(nodesOf({__base__: base, web: {from_base: true}}), 'web')
+    const a = buildPackerTemplate(g, opts(g))
+    const b = buildPackerTemplate(g, {...opts(g), project: 'b${x}'})
+    expect(a.hash).to.not.equal(b.hash)
+    expect(sourceOf(b.template).tags).to.deep.include({[TAG_PROJECT]: 'b$${x}'})
+    expect((sourceOf(b.template).source_ami_filter as {filters: Record<string, string>}).filters[`tag:${TAG_PROJECT}`]).to.equal('b$${x}')
   })
 
   it('the legacy flavor (Packer 1.6) drops required_plugins and IMDSv2 options, nothing else', () => {
@@ -108,7 +121,7 @@ describe('packer template', () => {
 
   it('plans no template for packer: false groups and the base image only when a group builds from it', () => {
     const plan = (value: unknown) =>
-      planArtifacts(nodesOf(value), {kinds: {packer: 'update'}, provisionScript: '#!/bin/sh\n'})
+      planArtifacts(nodesOf(value), {kinds: {packer: 'update'}, provisionScript: '#!/bin/sh\n', project: 'alpha'})
         .map((a) => a.path)
         .filter((p) => p.startsWith('packer/'))
     expect(plan({__base__: base, web: {}, boot: {packer: false}})).to.deep.equal(['packer/web.pkr.json'])

@@ -3,17 +3,23 @@ import fc from 'fast-check'
 
 import type {GroupImage, ImageStore} from '../../src/aws/ec2.js'
 import type {ImageUser, ImagesInUse} from '../../src/aws/images-in-use.js'
-import {deleteAllImages, planRetention, retireImages} from '../../src/aws/retention.js'
+import {adoptImages, deleteAllImages, planRetention, retireImages, sortByOwner} from '../../src/aws/retention.js'
 import {UserError} from '../../src/errors.js'
 
+const OWNER = {project: 'alpha'}
+
+/** An image of project alpha unless `extra.tags` says otherwise. */
 const image = (id: string, created: string, extra: Partial<GroupImage> = {}): GroupImage => ({
   id,
   name: `web-${id}`,
   created,
   snapshotIds: [`snap-${id}`],
   state: 'available',
+  tags: {'muster:group': 'web', 'muster:project': 'alpha'},
   ...extra,
 })
+const legacyImage = (id: string, created: string): GroupImage => image(id, created, {tags: {'muster:group': 'web'}})
+const otherImage = (id: string, created: string): GroupImage => image(id, created, {tags: {'muster:group': 'web', 'muster:project': 'beta'}})
 
 const day = (n: number): string => `2026-01-${String(n).padStart(2, '0')}T00:00:00.000Z`
 const instanceUser = (id: string): ImageUser => ({kind: 'instance', id, description: `instance ${id} (running)`})
@@ -116,6 +122,7 @@ describe('planRetention', () => {
       created: fc.integer({min: 0, max: 50}).map((n) => new Date(Date.UTC(2026, 0, 1) + n * 3_600_000).toISOString()),
       snapshotIds: fc.array(fc.constantFrom('s1', 's2', 's3', 's4'), {maxLength: 2}),
       state: fc.constant('available'),
+      tags: fc.constant({}),
     })
     fc.assert(
       fc.property(fc.uniqueArray(arbImage, {selector: (i) => i.id, maxLength: 12}), fc.integer({min: 0, max: 14}), fc.func(fc.boolean()), (images, keep, used) => {
@@ -150,6 +157,9 @@ function fakeStore(images: GroupImage[], inUse: ImagesInUse, failing: ReadonlySe
       if (failing.has(id)) throw new Error(`cannot delete ${id}`)
       calls.push(`delete ${id}`)
     },
+    async tagImages(imageIds, tags) {
+      calls.push(`tag ${imageIds.join(',')} ${JSON.stringify(tags)}`)
+    },
   }
 }
 
@@ -158,7 +168,7 @@ describe('retireImages / deleteAllImages (with an in-memory store)', () => {
 
   it('deregisters each image, then deletes its snapshots; a shared snapshot goes with the last of its images', async () => {
     const store = fakeStore([...images, image('e', day(5))], new Map())
-    const result = await retireImages({store, group: 'web', keep: 1, dryRun: false})
+    const result = await retireImages({store, group: 'web', owner: OWNER, keep: 1, dryRun: false})
     expect(ids(result.kept)).to.deep.equal(['e'])
     expect(store.calls).to.deep.equal(['deregister d', 'deregister c', 'delete snap-c', 'delete snap-shared', 'deregister b', 'delete snap-b', 'deregister a', 'delete snap-a'])
     expect(result.deregistered).to.deep.equal(['d', 'c', 'b', 'a'])
@@ -168,7 +178,7 @@ describe('retireImages / deleteAllImages (with an in-memory store)', () => {
 
   it('a dry run plans the same and touches nothing', async () => {
     const store = fakeStore(images, new Map([['a', [instanceUser('i-1')]]]))
-    const result = await retireImages({store, group: 'web', keep: 1, dryRun: true})
+    const result = await retireImages({store, group: 'web', owner: OWNER, keep: 1, dryRun: true})
     expect(store.calls).to.deep.equal([])
     expect(ids(result.kept)).to.deep.equal(['d', 'a'])
     expect(ids(result.removed)).to.deep.equal(['c', 'b'])
@@ -177,7 +187,7 @@ describe('retireImages / deleteAllImages (with an in-memory store)', () => {
 
   it('records a failure and goes on with the rest; an image it could not deregister keeps its snapshots', async () => {
     const store = fakeStore(images, new Map(), new Set(['b', 'snap-a']))
-    const result = await retireImages({store, group: 'web', keep: 1, dryRun: false})
+    const result = await retireImages({store, group: 'web', owner: OWNER, keep: 1, dryRun: false})
     expect(result.deregistered).to.deep.equal(['c', 'a'])
     expect(result.deletedSnapshots).to.deep.equal(['snap-c'])
     expect(result.failures).to.deep.equal([
@@ -192,7 +202,7 @@ describe('retireImages / deleteAllImages (with an in-memory store)', () => {
     const store = fakeStore(images, new Map([['b', [instanceUser('i-7'), {kind: 'launch-template', id: 'lt-1', description: 'launch template web (lt-1) version 2'}]]]))
     let error: unknown
     try {
-      await deleteAllImages({store, group: 'web', force: false, dryRun: false})
+      await deleteAllImages({store, group: 'web', owner: OWNER, force: false, dryRun: false})
     } catch (caught) {
       error = caught
     }
@@ -204,10 +214,71 @@ describe('retireImages / deleteAllImages (with an in-memory store)', () => {
 
   it('deleteAllImages with force removes every image and snapshot', async () => {
     const store = fakeStore(images, new Map([['b', [instanceUser('i-7')]]]))
-    const result = await deleteAllImages({store, group: 'web', force: true, dryRun: false})
+    const result = await deleteAllImages({store, group: 'web', owner: OWNER, force: true, dryRun: false})
     expect(result.kept).to.deep.equal([])
     expect(result.deregistered).to.deep.equal(['d', 'c', 'b', 'a'])
     expect(result.deletedSnapshots.sort()).to.deep.equal(['snap-a', 'snap-b', 'snap-c', 'snap-shared'])
     expect(result.removed.find((p) => p.id === 'b')?.usedBy).to.have.length(1)
+  })
+
+  it('retention and deleteAllImages plan only the project\'s images: another project\'s are left out, legacy ones listed and untouched', async () => {
+    const mixed = [...images, legacyImage('old1', '2025-12-31T00:00:00.000Z'), legacyImage('old2', '2025-12-30T00:00:00.000Z'), otherImage('b1', day(9)), otherImage('b2', day(8))]
+    const retire = fakeStore(mixed, new Map())
+    const retired = await retireImages({store: retire, group: 'web', owner: OWNER, keep: 1, dryRun: false})
+    expect(ids(retired.kept)).to.deep.equal(['d'])
+    expect(ids(retired.removed)).to.deep.equal(['c', 'b', 'a'])
+    expect(ids(retired.legacy)).to.deep.equal(['old1', 'old2'])
+    expect(retired.otherProjects).to.equal(2)
+    expect(retired.project).to.equal('alpha')
+    expect(retire.calls.filter((c) => /old|b1|b2/.test(c))).to.deep.equal([])
+
+    const del = fakeStore(mixed, new Map())
+    const deleted = await deleteAllImages({store: del, group: 'web', owner: OWNER, force: false, dryRun: false})
+    expect(deleted.deregistered).to.deep.equal(['d', 'c', 'b', 'a'])
+    expect(ids(deleted.legacy)).to.deep.equal(['old1', 'old2'])
+    expect(del.calls.filter((c) => /old|b1|b2/.test(c))).to.deep.equal([])
+
+    // Project beta sees alpha's images as another project's.
+    const beta = sortByOwner(mixed, {project: 'beta'})
+    expect(ids(beta.ours)).to.deep.equal(['b1', 'b2'])
+    expect(beta.otherProjects).to.equal(4)
+  })
+})
+
+describe('adoptImages (with an in-memory store)', () => {
+  const all = [image('ours', day(5)), legacyImage('old1', day(1)), legacyImage('old2', day(2)), otherImage('theirs', day(3))]
+
+  it('tags every legacy image of the group with the project; a dry run only lists them', async () => {
+    const dry = fakeStore(all, new Map())
+    const planned = await adoptImages({store: dry, group: 'web', owner: OWNER, dryRun: true})
+    expect(ids(planned.adopted)).to.deep.equal(['old2', 'old1'])
+    expect(dry.calls).to.deep.equal([])
+    const store = fakeStore(all, new Map())
+    const result = await adoptImages({store, group: 'web', owner: OWNER, dryRun: false})
+    expect(store.calls).to.deep.equal(['tag old2,old1 {"muster:project":"alpha"}'])
+    expect(result.project).to.equal('alpha')
+  })
+
+  it('with named images, only those; one of ours already is reported, not tagged again', async () => {
+    const store = fakeStore(all, new Map())
+    const result = await adoptImages({store, group: 'web', owner: OWNER, imageIds: ['old1', 'ours'], dryRun: false})
+    expect(ids(result.adopted)).to.deep.equal(['old1'])
+    expect(result.alreadyOurs).to.deep.equal(['ours'])
+    expect(store.calls).to.deep.equal(['tag old1 {"muster:project":"alpha"}'])
+  })
+
+  it("refuses another project's image and an image that is not the group's, tagging nothing", async () => {
+    const store = fakeStore(all, new Map())
+    let error: unknown
+    try {
+      await adoptImages({store, group: 'web', owner: OWNER, imageIds: ['old1', 'theirs', 'ami-nope'], dryRun: false})
+    } catch (caught) {
+      error = caught
+    }
+    expect(error).to.be.instanceOf(UserError)
+    expect((error as UserError).message).to.include('theirs: belongs to project beta, not alpha')
+    expect((error as UserError).message).to.include('ami-nope: not an image of group web here')
+    expect((error as UserError).hint).to.include('muster packer:adopt web --dry-run')
+    expect(store.calls).to.deep.equal([])
   })
 })

@@ -19,7 +19,7 @@ import {makeTempDir, removeDir} from '../support/process.js'
  */
 function template(moto: MotoServer, name: string, extra: Record<string, unknown> = {}, own: Record<string, unknown> = {}): {text: string; hash: string} {
   const group = testGroup(name, {...motoSourceOptions(moto), ...extra}, own)
-  return buildPackerTemplate(group, {flavor: 'current', provisionScript: '', roleText: renderRole(group)})
+  return buildPackerTemplate(group, {flavor: 'current', provisionScript: '', roleText: renderRole(group), project: 'it'})
 }
 
 function testGroup(name: string, packer: Record<string, unknown>, own: Record<string, unknown> = {}): Group {

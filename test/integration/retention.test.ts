@@ -14,6 +14,7 @@ import {expect} from 'chai'
 import {writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
+import {DEFAULT_PROJECT_NAME} from '../../src/artifacts/project-name.js'
 import {createAsgLookup, findGroupAsgs} from '../../src/aws/asg.js'
 import {createImageStore, type GroupImage, type ImageStore} from '../../src/aws/ec2.js'
 import {deleteAllImages, retireImages} from '../../src/aws/retention.js'
@@ -21,6 +22,9 @@ import {UserError} from '../../src/errors.js'
 import {makeTempDir, removeDir, runMuster} from '../support/cli.js'
 import {requireTool} from '../support/integration.js'
 import {motoEc2, type MotoServer, registerImage, startMoto} from '../support/moto.js'
+
+/** The project of the CLI tests below (no Pulumi.yaml: muster's default project name). */
+const OWNER = {project: DEFAULT_PROJECT_NAME}
 
 /** moto's CreationDate has whole seconds: wait for the next one so images get distinct dates. */
 async function nextSecond(): Promise<void> {
@@ -46,9 +50,9 @@ async function seedImages(moto: MotoServer, ec2: EC2Client, options: {spaced?: b
   const names = options.spaced ? ['f', 'e', 'd', 'c', 'b', 'a'] : ['1', '2', '3', '4', '5', '6']
   for (const suffix of names) {
     if (options.spaced) await nextSecond()
-    web.push(await registerImage(moto, {name: `web-${suffix}`, tags: {'muster:group': 'web', 'muster:template-hash': suffix}}))
+    web.push(await registerImage(moto, {name: `web-${suffix}`, tags: {'muster:group': 'web', 'muster:project': OWNER.project, 'muster:template-hash': suffix}}))
   }
-  const db = await registerImage(moto, {name: 'db-1', tags: {'muster:group': 'db'}})
+  const db = await registerImage(moto, {name: 'db-1', tags: {'muster:group': 'db', 'muster:project': OWNER.project}})
   const {Images} = await ec2.send(new DescribeImagesCommand({Owners: ['self']}))
   const snapshots = new Map((Images ?? []).map((i) => [i.ImageId ?? '', (i.BlockDeviceMappings ?? []).flatMap((m) => (m.Ebs?.SnapshotId ? [m.Ebs.SnapshotId] : []))]))
   return {web, db, snapshots}
@@ -133,7 +137,7 @@ describe('AMI retention against moto', function () {
     const instanceId = await runInstance(ec2, w3)
     const before = await snapshotIds(ec2)
 
-    const result = await retireImages({store, group: 'web', keep: 2, dryRun: false})
+    const result = await retireImages({store, group: 'web', owner: OWNER, keep: 2, dryRun: false})
 
     expect(result.kept.map((k) => [k.id, k.reason])).to.deep.equal([[w6, 'newest'], [w5, 'newest'], [w3, 'in-use'], [w1, 'in-use']])
     expect(result.kept.find((k) => k.id === w1)?.usedBy.map((u) => u.description)).to.deep.equal([`launch template web-fleet (${result.kept.find((k) => k.id === w1)?.usedBy[0]?.id}) version 1`])
@@ -149,7 +153,7 @@ describe('AMI retention against moto', function () {
     expect(await snapshotIds(ec2)).to.deep.equal(before.filter((s) => !gone.includes(s)))
 
     // Run again: nothing more goes.
-    const again = await retireImages({store, group: 'web', keep: 2, dryRun: false})
+    const again = await retireImages({store, group: 'web', owner: OWNER, keep: 2, dryRun: false})
     expect(again.removed).to.deep.equal([])
   })
 
@@ -158,7 +162,7 @@ describe('AMI retention against moto', function () {
     await runInstance(ec2, at(seeded.web, 0))
     const images = await imageIds(ec2)
     const snapshots = await snapshotIds(ec2)
-    const result = await retireImages({store, group: 'web', keep: 3, dryRun: true})
+    const result = await retireImages({store, group: 'web', owner: OWNER, keep: 3, dryRun: true})
     expect(result.removed.map((r) => r.id)).to.deep.equal([at(seeded.web, 2), at(seeded.web, 1)])
     expect(result.kept.map((k) => k.id)).to.deep.equal([at(seeded.web, 5), at(seeded.web, 4), at(seeded.web, 3), at(seeded.web, 0)])
     expect(result.deregistered).to.deep.equal([])
@@ -215,7 +219,7 @@ describe('AMI retention against moto', function () {
     const images = await imageIds(ec2)
     let error: unknown
     try {
-      await deleteAllImages({store, group: 'web', force: false, dryRun: false})
+      await deleteAllImages({store, group: 'web', owner: OWNER, force: false, dryRun: false})
     } catch (caught) {
       error = caught
     }
@@ -224,7 +228,7 @@ describe('AMI retention against moto', function () {
     expect((error as UserError).hint).to.include('--force')
     expect(await imageIds(ec2)).to.deep.equal(images)
 
-    const result = await deleteAllImages({store, group: 'web', force: true, dryRun: false})
+    const result = await deleteAllImages({store, group: 'web', owner: OWNER, force: true, dryRun: false})
     expect([...result.deregistered].sort()).to.deep.equal([...seeded.web].sort())
     expect(result.deletedSnapshots).to.have.length(6)
     expect(await imageIds(ec2)).to.deep.equal([seeded.db])

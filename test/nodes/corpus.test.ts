@@ -147,7 +147,7 @@ const cases: Case[] = [
   {file: 'yaml-duplicate-number-like-group.yaml', problems: [['9:1', '7', 'duplicate key "7"', 'first defined at line 5, column 1']]},
   // Brackets inside a plain scalar are text; the real nesting after them is still found.
   {file: 'yaml-brackets-in-text-then-deep.yaml', problems: [['8:108', '(top level)', 'nested more than 100 levels deep (dicts and lists)']]},
-  {file: 'json-aws-tag-limits.json', problems: [['6:14', '__base__.tags.aws:owner', 'tag names starting with "aws:" are reserved by AWS, got "aws:owner"; rename it'], ['10:13', 'web.tags', 'AWS allows at most 50 tags on a resource and muster adds 5 of its own', 'this group would have 52 (inherited tags included); remove 2'], ['9:20', 'web.description', 'expected a description of at most 255 characters', 'got 256']]},
+  {file: 'json-aws-tag-limits.json', problems: [['6:14', '__base__.tags.aws:owner', 'tag names starting with "aws:" are reserved by AWS, got "aws:owner"; rename it'], ['10:13', 'web.tags', 'AWS allows at most 50 tags on a resource and muster adds 7 of its own', 'this group would have 54 (inherited tags included); remove 4'], ['9:20', 'web.description', 'expected a description of at most 255 characters', 'got 256']]},
   {file: 'yaml-packer-owned-options.yaml', problems: [['8:5', 'web.packer.tags', 'packer option "tags" is set by muster; set the group\'s "tags" instead'], ['9:5', 'web.packer.imds_support', 'packer option "imds_support" is set by muster']]},]
 
 /** runMuster, but without blocking, so one case's commands run side by side. */
