@@ -39,11 +39,12 @@ export interface ContextInputs {
 /** The program's inputs, generated fresh from the nodes file; writes nothing. */
 export function buildContext(root: string, nodes: NodesFile, group: Group, intent: Intent, inputs: ContextInputs = {}): GroupContext {
   const nodesPath = relative(root, join(root, nodes.file)) || nodes.file
-  const program: ProgramContext = {group, intent, nodesPath, roleText: renderRole(group), dnaText: renderDna(group)}
+  const project = readProjectName(root)
+  const program: ProgramContext = {group, intent, nodesPath, project, roleText: renderRole(group), dnaText: renderDna(group)}
   if (intent.fleet || intent.instances.length > 0) program.userDataTemplate = readUserDataTemplate(root)
   if (group.packer === false) return {program, files: []}
   const provisionScript = readProvisionScript(root)
-  const template = buildPackerTemplate(group, {flavor: packerFlavorFromEnv(), provisionScript, roleText: program.roleText, project: readProjectName(root)})
+  const template = buildPackerTemplate(group, {flavor: packerFlavorFromEnv(), provisionScript, roleText: program.roleText, project})
   const cookbooks = inputs.cookbooks ?? readCookbookTree(join(root, COOKBOOKS_DIR))
   program.bake = {templatePath: packerTemplatePath(group.name), templateHash: template.hash, cookbooksHash: cookbooksHash(groupRunList(group), cookbooks)}
   if (group.from_base) program.bake.baseImage = inputs.baseImage ?? ''

@@ -3,7 +3,7 @@
 import * as aws from '@pulumi/aws'
 import type * as pulumi from '@pulumi/pulumi'
 
-import {TAG_GROUP} from '../lib/tags.js'
+import {TAG_GROUP, TAG_PROJECT} from '../lib/tags.js'
 import {renderUserData} from '../artifacts/userdata.js'
 import {UserError} from '../errors.js'
 import type {Group} from '../nodes/model.js'
@@ -12,8 +12,8 @@ import {Fleet} from './fleet.js'
 import {Instances} from './instances.js'
 import type {ProgramContext} from './program.js'
 
-/** The image machines boot from: this stack's bake, else the newest baked AMI, else source_ami. */
-export function machineImage(group: Group, baked: pulumi.Input<string> | undefined): pulumi.Input<string> {
+/** The image machines boot from: this stack's bake, else the project's newest baked AMI, else source_ami. */
+export function machineImage(group: Group, project: string, baked: pulumi.Input<string> | undefined): pulumi.Input<string> {
   if (baked !== undefined) return baked
   if (group.packer === false) {
     if (!group.source_ami) throw new UserError(`group ${group.name} is not baked and has no source_ami`, {hint: 'Set source_ami for the group in the nodes file.'})
@@ -26,6 +26,8 @@ export function machineImage(group: Group, baked: pulumi.Input<string> | undefin
       mostRecent: true,
       filters: [
         {name: `tag:${TAG_GROUP}`, values: [group.name]},
+        // Never another project's image of a group with the same name (a legacy one: packer:adopt).
+        {name: `tag:${TAG_PROJECT}`, values: [project]},
         {name: 'state', values: ['available']},
       ],
     })
@@ -35,7 +37,7 @@ export function machineImage(group: Group, baked: pulumi.Input<string> | undefin
 export async function addMachines(ctx: ProgramContext, baked: pulumi.Input<string> | undefined): Promise<Record<string, unknown>> {
   // Refuse before any look-up: the reason is the nodes file, not AWS.
   if (ctx.intent.fleet) requireAutoscale(ctx.group)
-  const imageId = machineImage(ctx.group, baked)
+  const imageId = machineImage(ctx.group, ctx.project, baked)
   const template = ctx.userDataTemplate ?? ''
   const outputs: Record<string, unknown> = {}
   if (ctx.intent.fleet) {

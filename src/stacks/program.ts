@@ -12,6 +12,8 @@ export interface ProgramContext {
   intent: Intent
   /** Relative to the project root. */
   nodesPath: string
+  /** The Pulumi project's name: images are the project's by their muster:project tag. */
+  project: string
   roleText: string
   dnaText: string
   /** Set when the group bakes (its packer isn't false). */

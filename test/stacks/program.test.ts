@@ -55,6 +55,7 @@ async function run(intent: Intent, groupValue: Record<string, unknown> = {}): Pr
     group,
     intent,
     nodesPath: 'nodes.json',
+    project: 'alpha',
     roleText: renderRole(group),
     dnaText: renderDna(group),
     ...(group.packer === false ? {} : {bake: {templatePath: 'packer/web.pkr.json', templateHash: 'th1', cookbooksHash: 'ch1'}}),
@@ -87,7 +88,8 @@ describe('group program', () => {
     expect(build, 'packer-build').to.not.equal(undefined)
     expect(build?.inputs.triggers).to.deep.equal(['th1', 'ch1'])
     const create = String(build?.inputs.create)
-    expect(create).to.include("build -color=false 'packer/web.pkr.json'")
+    // The cookbooks hash reaches the image's tag through a Packer variable.
+    expect(create).to.include("build -color=false -var 'cookbooks_hash=ch1' 'packer/web.pkr.json'")
     expect(create).to.include(`"$MUSTER_NODE" "$MUSTER_BIN" packer:ami 'web' --nodes 'nodes.json'`)
     expect(create).to.not.match(/\/(root|home|tmp|work)\//)
     expect(build?.inputs.log).to.equal('.muster/logs/web-bake.log')
@@ -111,6 +113,8 @@ describe('group program', () => {
     const lookup = calls.find((c) => c.token === 'aws:ec2/getAmi:getAmi' && (c.inputs as {owners?: string[]}).owners?.includes('self'))
     expect(lookup?.inputs).to.deep.include({region: 'us-east-1', mostRecent: true})
     expect((lookup?.inputs as {filters: unknown[]}).filters).to.deep.include({name: 'tag:muster:group', values: ['web']})
+    // The project's own images only.
+    expect((lookup?.inputs as {filters: unknown[]}).filters).to.deep.include({name: 'tag:muster:project', values: ['alpha']})
     const template = seen.find((s) => s.type === 'aws:ec2/launchTemplate:LaunchTemplate')
     expect(template?.inputs.imageId).to.equal(LOOKED_UP_AMI)
     expect(seen.filter((s) => s.type === 'aws:autoscaling/group:Group')).to.have.length(1)
