@@ -130,6 +130,8 @@ export interface FollowHandlers {
   failure(node: DeployProgress['nodes'][number]): void
   /** The follower wrote the stop key. */
   stopped(stop: DeployStop): void
+  /** Something worth saying that changes nothing (the registry not answering for a while). */
+  warning?(text: string): void
 }
 
 export interface FollowOptions {
@@ -185,7 +187,10 @@ export async function followDeploy(options: FollowOptions): Promise<FollowResult
   try {
     return await new Promise<FollowResult>((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined
+      let finished = false
       const finish = (result: Omit<FollowResult, 'request' | 'elapsedMs'>): void => {
+        if (finished) return
+        finished = true
         clearInterval(timer)
         options.signal?.removeEventListener('abort', onAbort)
         resolve({...result, request, elapsedMs: now().getTime() - started})
@@ -198,18 +203,21 @@ export async function followDeploy(options: FollowOptions): Promise<FollowResult
       const tick = async (): Promise<void> => {
         if (resnapshot) {
           // etcd cancelled the watch (its revision compacted away): read everything again.
-          resnapshot = false
           keys = await readDeploy(store, project, id)
           await watch?.close()
           await openWatch()
+          resnapshot = false
         }
+        if (finished) return
         const at = now()
         let progress = deployProgress(keys.state() as DeployState, at)
         if (!keys.stop && !writingStop && !(progress.done && progress.ok)) {
           const reason = at.getTime() > deadline ? 'timeout' : progress.failures > request.maxErrors ? 'max-errors' : undefined
           if (reason) {
             writingStop = true
-            const {stop, written} = await stopDeploy(store, project, id, reason, at, options.env)
+            const {stop, written} = await stopDeploy(store, project, id, reason, at, options.env).finally(() => {
+              writingStop = false
+            })
             keys.stop = stop
             if (written) handlers.stopped(stop)
             progress = deployProgress(keys.state() as DeployState, at)
@@ -221,17 +229,30 @@ export async function followDeploy(options: FollowOptions): Promise<FollowResult
             handlers.failure(entry)
           }
         }
+        if (finished) return
         handlers.update({progress, request, stop: keys.stop, elapsedMs: at.getTime() - started, etaMs: estimateRemainingMs(progress, request.n)})
         if (progress.done) return finish({progress, stop: keys.stop, detached: false, gaveUp: false})
         if (at.getTime() > deadline + graceMs) return finish({progress, stop: keys.stop, detached: false, gaveUp: true})
       }
       let busy = false
+      let outage = false
       const run = (): void => {
-        if (busy) return
+        if (busy || finished) return
         busy = true
         tick()
+          .then(() => {
+            outage = false
+          })
           .catch((error: unknown) => {
+            // The registry not answering for a while is no reason to stop following: the watch
+            // resumes by itself, and the next tick tries the reads and writes again.
+            if (error instanceof UserError) {
+              if (!outage) handlers.warning?.(`${error.message}; still following, retrying`)
+              outage = true
+              return
+            }
             clearInterval(timer)
+            finished = true
             options.signal?.removeEventListener('abort', onAbort)
             reject(error as Error)
           })

@@ -161,6 +161,7 @@ export function streamFollowHandlers(stream: NodeJS.WriteStream, options: {json:
       update: (update) => renderer.update(update),
       failure: (entry) => renderer.note(formatFailure(entry, options.color)),
       stopped: (stop) => renderer.note(formatStop(stop)),
+      warning: (text) => renderer.note(paint(options.color, 'yellow', `Warning: ${neutralise(text)}`)),
     },
   }
 }

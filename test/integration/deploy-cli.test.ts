@@ -245,6 +245,20 @@ describe('instance:deploy, deploy:status, deploy:cancel (real etcd, moto S3, CLI
     }
   })
 
+  it('keeps following through an etcd restart (the watch resumes) and ends with every node ok', async () => {
+    const cli = startMuster(['instance:deploy', 'web', '-n', '3', '--yes'], {cwd: project.dir, env})
+    await waitUntil('the deploy request', async () => (await deploysKeys()).length > 0 && cli.stderr().includes('following it'), {timeoutMs: 30_000})
+    await etcd.restart()
+    const agents = playAgents(client, project.project)
+    try {
+      const run = await cli.result
+      expect(run.code, run.stderr).to.equal(0)
+      expect(run.stdout.trimEnd().split('\n').slice(1).map((r) => r.split(/\s{2,}/).slice(0, 3).join('|'))).to.deep.equal(['web-1|web|ok', 'web-2|web|ok', 'web-3|web|ok'])
+    } finally {
+      agents.stop()
+    }
+  })
+
   describe('deploy:status and deploy:cancel on statuses written into etcd', () => {
     const ids = ['20261125T100000Z-aaaaaa', '20261125T110000Z-bbbbbb']
     let slotLease: Lease
