@@ -35,7 +35,7 @@ export interface DeployOptions {
   maxErrors: number
   /** Seconds; default: see defaultTimeout. */
   timeout?: number | undefined
-  /** --bucket, else MUSTER_RELEASE_BUCKET. */
+  /** --bucket; else MUSTER_RELEASE_BUCKET, else __base__.release_bucket in the nodes file. */
   bucket?: string | undefined
   registry: RegistryTarget
   env?: NodeJS.ProcessEnv
@@ -109,12 +109,16 @@ export function defaultTimeout(groups: ReadonlyArray<{batchSeconds: number; targ
   return {seconds: batch * batches, formula: `${batch} s (autoscale.timeout) × ${batches} batch${batches === 1 ? '' : 'es'} (ceil(${total} nodes / ${n}))`}
 }
 
-/** The release bucket: --bucket, else MUSTER_RELEASE_BUCKET; checked as a bucket name. */
-export function releaseBucketName(flag: string | undefined, env: NodeJS.ProcessEnv): string {
+/** The release bucket: --bucket, else MUSTER_RELEASE_BUCKET, else the nodes file's __base__.release_bucket. */
+export function releaseBucketName(flag: string | undefined, env: NodeJS.ProcessEnv, nodes?: Pick<NodesFile, 'file' | 'releaseBucket'>): string {
   if (flag !== undefined) return checkBucketName(flag, '--bucket')
   const fromEnv = env.MUSTER_RELEASE_BUCKET
   if (fromEnv) return checkBucketName(fromEnv, 'MUSTER_RELEASE_BUCKET')
-  throw new UserError('no release bucket', {hint: 'Give --bucket NAME or set MUSTER_RELEASE_BUCKET: releases are uploaded there and the nodes fetch them from it. Nothing was written.'})
+  // The schema checked the name already.
+  if (nodes?.releaseBucket !== undefined) return nodes.releaseBucket
+  throw new UserError('no release bucket', {
+    hint: `Give --bucket NAME, set MUSTER_RELEASE_BUCKET, or set "release_bucket" in __base__ of ${nodes?.file ?? 'the nodes file'}: releases are uploaded there and the nodes fetch them from it. Nothing was written.`,
+  })
 }
 
 export function checkCounts(options: Pick<DeployOptions, 'n' | 'maxErrors' | 'timeout'>): void {
@@ -209,8 +213,8 @@ export class Deploy {
     const {options, deps} = this
     const env = options.env ?? process.env
     checkCounts(options)
-    const bucketName = releaseBucketName(options.bucket, env)
     const nodes = loadNodes({cwd: options.cwd, path: options.nodesPath, env})
+    const bucketName = releaseBucketName(options.bucket, env, nodes)
     const named = options.group === undefined ? undefined : requireNodeGroup(nodes, options.group, 'nodes to deploy to', 'nothing was written')
     const {project, endpoints} = options.registry
 

@@ -37,6 +37,8 @@ export interface NodesFile {
   file: string
   /** Every group in file order, __base__ included when present. */
   groups: Map<string, Group>
+  /** __base__.release_bucket: where instance:deploy uploads releases (a fleet-wide setting). */
+  releaseBucket?: string
 }
 
 /** Groups named on the command line, or every group but __base__. */

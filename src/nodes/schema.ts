@@ -93,6 +93,11 @@ function buildSchemas(z: typeof Z) {
           )
           .optional(),
         volume_size: z.number({error: 'expected a size in GiB'}).int().min(1, {error: 'expected a size in GiB ≥ 1'}).optional().describe('Root volume size in GiB.'),
+        release_bucket: z
+          .string({error: 'expected an S3 bucket name such as "my-releases"'})
+          .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, {error: 'expected an S3 bucket name (3–63 of a–z 0–9 . -, no s3:// and no path), such as "my-releases"'})
+          .optional()
+          .describe('__base__ only: the S3 bucket instance:deploy uploads releases to (--bucket and MUSTER_RELEASE_BUCKET take precedence).'),
         default_attributes: attributes.optional(),
         override_attributes: attributes.optional(),
         run_list: runList.optional(),

@@ -172,6 +172,10 @@ export function validateNodes(doc: SourceDocument): ValidationResult {
     }
   }
   for (const [name, group] of raw) checkTemplateText(name, group, report)
+  for (const [name, group] of raw) {
+    // One release bucket for the fleet: a deploy of several groups uploads to one place.
+    if (name !== BASE && group.release_bucket !== undefined) report([name, 'release_bucket'], `release_bucket is a setting of the whole fleet; set it in ${BASE} only`, 'key')
+  }
   if (diagnostics.length > 0) return {ok: false, diagnostics}
 
   const base = (raw.get(BASE) ?? {}) as Plain
@@ -184,6 +188,8 @@ export function validateNodes(doc: SourceDocument): ValidationResult {
   for (const group of groups.values()) checkAwsLimits(group, raw.get(group.name), report)
   if (diagnostics.length > 0) return {ok: false, diagnostics}
   const nodes: NodesFile = {file: doc.file, groups}
+  const releaseBucket = raw.get(BASE)?.release_bucket
+  if (releaseBucket !== undefined) nodes.releaseBucket = releaseBucket
   for (const problem of unknownDependencies(raw, nodes, didYouMean)) report(problem.path, problem.message)
   if (diagnostics.length > 0) return {ok: false, diagnostics}
   return {ok: true, nodes}

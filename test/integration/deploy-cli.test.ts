@@ -151,6 +151,18 @@ describe('instance:deploy, deploy:status, deploy:cancel (real etcd, moto S3, CLI
     }
   })
 
+  it('takes the release bucket from __base__.release_bucket when neither --bucket nor MUSTER_RELEASE_BUCKET is given', async () => {
+    project.writeNodes({...GROUPS, __base__: {...GROUPS.__base__, release_bucket: BUCKET}})
+    const agents = playAgents(client, project.project)
+    try {
+      const run = await startMuster(['instance:deploy', 'api', '--yes', '--json'], {cwd: project.dir, env: {...env, MUSTER_RELEASE_BUCKET: ''}}).result
+      expect(run.code, run.stderr).to.equal(0)
+      expect((JSON.parse(run.stdout) as DeployJson).uploads.manifests.api?.url).to.match(new RegExp(`^s3://${BUCKET}/muster/${project.project}/releases/api/[0-9a-f]{64}\\.json$`))
+    } finally {
+      agents.stop()
+    }
+  })
+
   it('writes nothing to the registry when an upload fails (the request comes only after the uploads)', async () => {
     proxy.refusePuts = true
     const run = await startMuster(['instance:deploy', 'web', '--yes'], {cwd: project.dir, env, timeoutMs: 60_000}).result

@@ -178,3 +178,29 @@ describe('cookbooks tarball (src/release/pack.ts)', () => {
     expect(await packCookbooks(dir)).to.equal(null)
   })
 })
+
+describe('release_bucket in the nodes file', () => {
+  const check = (value: Record<string, unknown>) => validateNodes(parseSource('nodes.json', JSON.stringify(value, null, 2)))
+
+  it('is read from __base__', () => {
+    const result = check({__base__: {...machine, release_bucket: 'my-releases'}, web: {}})
+    expect(result.ok && result.nodes.releaseBucket).to.equal('my-releases')
+    const none = check({__base__: machine, web: {}})
+    expect(none.ok && none.nodes.releaseBucket).to.equal(undefined)
+  })
+
+  it('is refused in a group, with its place', () => {
+    const result = check({__base__: machine, web: {release_bucket: 'my-releases'}})
+    expect(result.ok).to.equal(false)
+    expect(result.ok ? [] : result.diagnostics.map((d) => `${d.position?.line}:${d.position?.column} ${d.path.join('.')}: ${d.message}`)).to.deep.equal([
+      '8:5 web.release_bucket: release_bucket is a setting of the whole fleet; set it in __base__ only',
+    ])
+  })
+
+  it('must be a bucket name', () => {
+    const result = check({__base__: {...machine, release_bucket: 's3://my-releases/x'}, web: {}})
+    expect(result.ok ? [] : result.diagnostics.map((d) => `${d.path.join('.')}: ${d.message}`)).to.deep.equal([
+      '__base__.release_bucket: expected an S3 bucket name (3–63 of a–z 0–9 . -, no s3:// and no path), such as "my-releases", got string "s3://my-releases/x"',
+    ])
+  })
+})

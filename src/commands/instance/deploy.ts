@@ -23,7 +23,7 @@ export default class InstanceDeploy extends MusterCommand {
 
 It follows the rollout on stderr (ok, failed, running and waiting of the total; elapsed; ETA; one line per failure with the node's last log lines) and prints one row per node on stdout at the end. It exits 0 only if every targeted node succeeded. Ctrl-C detaches (exit 130) and leaves the deploy running: follow it again with deploy:status ID --follow.
 
-The release bucket is --bucket or MUSTER_RELEASE_BUCKET. --timeout bounds the whole rollout; its default is max(autoscale.timeout of the groups, 300 s for a group without autoscale) × ceil(nodes targeted / N), one autoscale.timeout per batch. Once the timeout passes, or more than --max-errors nodes have failed, no further node starts; runs already going finish.`
+The release bucket is --bucket, else MUSTER_RELEASE_BUCKET, else "release_bucket" in the nodes file's __base__. --timeout bounds the whole rollout; its default is max(autoscale.timeout of the groups, 300 s for a group without autoscale) × ceil(nodes targeted / N), one autoscale.timeout per batch. Once the timeout passes, or more than --max-errors nodes have failed, no further node starts; runs already going finish.`
   static override examples = [
     {description: 'Roll the paper\'s worker group, 10 nodes at a time', command: '<%= config.bin %> <%= command.id %> 12_04-bee -n 10 --bucket my-releases'},
     {description: 'Every group with live nodes, unattended, tolerating 2 failures', command: 'MUSTER_RELEASE_BUCKET=my-releases <%= config.bin %> <%= command.id %> -n 5 --max-errors 2 --yes'},
@@ -37,7 +37,7 @@ The release bucket is --bucket or MUSTER_RELEASE_BUCKET. --timeout bounds the wh
     n: Flags.integer({char: 'n', description: 'How many nodes provision at once (slots).', default: 1, helpValue: 'N'}),
     'max-errors': Flags.integer({description: 'Failures tolerated; after one more, no further node starts (runs going finish).', default: 0, helpValue: 'K'}),
     timeout: Flags.integer({description: 'Seconds the whole rollout may take (default: autoscale.timeout × batches).', helpValue: 'SECONDS'}),
-    bucket: Flags.string({description: 'Release bucket (default: MUSTER_RELEASE_BUCKET).', helpValue: 'NAME'}),
+    bucket: Flags.string({description: 'Release bucket (default: MUSTER_RELEASE_BUCKET, else __base__.release_bucket in the nodes file).', helpValue: 'NAME'}),
     yes: Flags.boolean({char: 'y', description: 'Deploy without asking (required when there is no terminal).'}),
   }
 
