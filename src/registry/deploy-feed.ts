@@ -16,9 +16,18 @@ interface Rollout {
   /** slot → the lease holding it */
   slots: Map<number, string>
   stop: DeployStop | undefined
+  /** The request's targets, once read: statuses of other nodes are not kept. */
+  targets: Set<string> | undefined
+  /** Over well past its deadline: its progress is no longer kept (memory stays bounded by live rollouts). */
+  retired: boolean
   version: number
   cache: {version: number; halted: boolean; progress: DeployProgress; waiting: Map<string, number>} | undefined
 }
+
+/** A rollout this long past its deadline is dropped from memory (nothing can start in it any more). */
+const RETIRE_AFTER_MS = 3_600_000
+/** Statuses kept for a rollout whose request has not been read (yet): forged keys cannot grow it without bound. */
+const UNREQUESTED_CAP = 10_000
 
 export type DeployListener = (ids: ReadonlySet<string>) => void
 
@@ -47,13 +56,14 @@ export class DeployFeed {
   }
 
   /** Ids of the rollouts whose request is present and valid, oldest first (ids sort by time). */
-  ids(): string[] {
-    return [...this.rollouts].filter(([, r]) => r.request !== undefined).map(([id]) => id).sort()
+  ids(now = new Date()): string[] {
+    for (const r of this.rollouts.values()) if (!r.retired && r.request && Date.parse(r.request.deadline) + RETIRE_AFTER_MS < now.getTime()) retire(r)
+    return [...this.rollouts].filter(([, r]) => r.request !== undefined && !r.retired).map(([id]) => id).sort()
   }
 
   state(id: string): DeployState | undefined {
     const r = this.rollouts.get(id)
-    if (!r?.request) return undefined
+    if (!r?.request || r.retired) return undefined
     return {request: r.request, statuses: r.statuses, slotLeases: new Set(r.slots.values()), stop: r.stop}
   }
 
@@ -148,23 +158,35 @@ export class DeployFeed {
       let r = this.rollouts.get(parsed.id)
       if (!r) {
         if (event.type === 'delete') continue
-        r = {request: undefined, statuses: new Map(), slots: new Map(), stop: undefined, version: 0, cache: undefined}
+        r = {request: undefined, statuses: new Map(), slots: new Map(), stop: undefined, targets: undefined, retired: false, version: 0, cache: undefined}
         this.rollouts.set(parsed.id, r)
       }
       const put = event.type === 'put'
       switch (parsed.kind) {
         case 'request':
           // A request once read never changes under a node: a rewrite (by anyone) is ignored.
-          if (put && r.request === undefined) r.request = parseDeployRequest(parsed.id, event.value)
+          if (put && r.request === undefined) {
+            r.request = parseDeployRequest(parsed.id, event.value)
+            if (r.request) {
+              const targets = new Set(Object.values(r.request.targets).flat())
+              r.targets = targets
+              for (const node of [...r.statuses.keys()]) if (!targets.has(node)) r.statuses.delete(node)
+              for (const slot of [...r.slots.keys()]) if (slot >= r.request.n) r.slots.delete(slot)
+              if (Date.parse(r.request.deadline) + RETIRE_AFTER_MS < Date.now()) retire(r)
+            }
+          }
           if (!put) r.request = undefined
           break
         case 'node': {
+          if (r.retired || (put && r.targets !== undefined && !r.targets.has(parsed.node))) continue
+          if (put && r.targets === undefined && r.statuses.size >= UNREQUESTED_CAP && !r.statuses.has(parsed.node)) continue
           const status = put ? parseDeployNodeStatus(parsed.node, event.value) : undefined
           if (status) r.statuses.set(parsed.node, status)
           else r.statuses.delete(parsed.node)
           break
         }
         case 'slot':
+          if (r.retired || (put && r.request !== undefined && parsed.slot >= r.request.n)) continue
           // A slot counts only on a lease: a slot key without one would never come back.
           if (put && event.lease !== undefined && event.lease !== '0') r.slots.set(parsed.slot, event.lease)
           else if (put) r.slots.set(parsed.slot, '0')
@@ -182,7 +204,15 @@ export class DeployFeed {
   }
 
   private emit(ids: Set<string>): void {
+    for (const id of ids) if (this.rollouts.get(id)?.retired) ids.delete(id)
     if (ids.size === 0) return
     for (const listener of this.listeners) listener(ids)
   }
+}
+
+function retire(r: Rollout): void {
+  r.retired = true
+  r.statuses.clear()
+  r.slots.clear()
+  r.cache = undefined
 }
