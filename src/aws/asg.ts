@@ -15,6 +15,9 @@ export interface GroupAsg {
   tags: Record<string, string>
   /** The stack tag's value; undefined when the ASG does not carry it (made outside a stack). */
   stack: string | undefined
+  /** Desired capacity, and the instances InService and Healthy now (what muster status shows). */
+  desired: number
+  inService: number
 }
 
 export interface AsgLookup {
@@ -41,7 +44,8 @@ export function createAsgLookup(options: AsgLookupOptions): AsgLookup & {close()
             const tags = Object.fromEntries((asg.Tags ?? []).flatMap((t) => (t.Key ? [[t.Key, t.Value ?? '']] : [])))
             // The server-side filter is trusted for speed, checked here for exactness.
             if (tags[TAG_GROUP_PLAIN] !== group) continue
-            found.push({name: asg.AutoScalingGroupName ?? '', arn: asg.AutoScalingGroupARN, tags, stack: tags[stackTag]})
+            const inService = (asg.Instances ?? []).filter((i) => i.LifecycleState === 'InService' && i.HealthStatus === 'Healthy').length
+            found.push({name: asg.AutoScalingGroupName ?? '', arn: asg.AutoScalingGroupARN, tags, stack: tags[stackTag], desired: asg.DesiredCapacity ?? 0, inService})
           }
         }
         return found.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))

@@ -6,6 +6,7 @@ import {openEtcd} from './etcd.js'
 import {projectPrefix} from './keys.js'
 import type {NodeRecord} from './records.js'
 import type {RegistrySecurity} from './security.js'
+import type {Snapshot} from './store.js'
 import {probeTls} from './tls-probe.js'
 import {RegistryView} from './view.js'
 
@@ -31,6 +32,15 @@ export interface RegistryRead {
 const READ_TIMEOUT_MS = 5000
 
 export async function readRegistry(target: RegistryTarget): Promise<RegistryRead> {
+  const {project} = target
+  const snapshot = await readProjectKeys(target)
+  const view = new RegistryView(project)
+  view.apply(snapshot.events, snapshot.revision)
+  return {project, revision: snapshot.revision, services: serviceRows(view), nodes: nodeRows(view)}
+}
+
+/** Every key under the project at one revision (records, deploys, rollouts, releases), bounded in time. */
+export async function readProjectKeys(target: RegistryTarget): Promise<Snapshot> {
   const {endpoints, project, security} = target
   const store = openEtcd({endpoints, callTimeoutMs: 2000, security})
   let timer: NodeJS.Timeout | undefined
@@ -38,10 +48,7 @@ export async function readRegistry(target: RegistryTarget): Promise<RegistryRead
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`no answer within ${READ_TIMEOUT_MS / 1000} s`)), READ_TIMEOUT_MS)
     })
-    const snapshot = await Promise.race([store.snapshot(projectPrefix(project)), timeout])
-    const view = new RegistryView(project)
-    view.apply(snapshot.events, snapshot.revision)
-    return {project, revision: snapshot.revision, services: serviceRows(view), nodes: nodeRows(view)}
+    return await Promise.race([store.snapshot(projectPrefix(project)), timeout])
   } catch (error) {
     throw await explainRegistryFailure(error as Error, endpoints, security)
   } finally {

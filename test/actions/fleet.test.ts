@@ -46,7 +46,7 @@ function fakeIO(): IoHost & {lines: string[]} {
 }
 
 function asg(name: string, group = 'web', stack?: string): GroupAsg {
-  return {name, arn: `arn:aws:autoscaling:us-east-1:123456789012:autoScalingGroup:uuid:autoScalingGroupName/${name}`, tags: {group}, stack}
+  return {name, arn: `arn:aws:autoscaling:us-east-1:123456789012:autoScalingGroup:uuid:autoScalingGroupName/${name}`, tags: {group}, stack, desired: 1, inService: 1}
 }
 
 async function rejection(promise: Promise<unknown>): Promise<UserError> {
