@@ -4,9 +4,11 @@
 // the current release and the last deploy's result (the registry, when one is given); then the
 // orphan stacks. Reads only. Each source answers for itself: one that fails (or a registry that
 // is not given) leaves its columns unknown with the reason, and the rest is still shown.
+import {readProjectName} from '../artifacts/project-name.js'
 import {findGroupAsgs, type GroupAsg} from '../aws/asg.js'
 import {createImageStore, type GroupImage} from '../aws/ec2.js'
 import {mapBounded} from '../lib/parallel.js'
+import {ownershipOf} from '../lib/tags.js'
 import {type Group, nodeGroups} from '../nodes/model.js'
 import {deployProgress, type NodeOutcome, parseDeployKey, parseReleaseRef, groupReleaseKey} from '../registry/deploys.js'
 import type {RegistryTarget} from '../registry/connect-options.js'
@@ -57,7 +59,11 @@ export interface GroupStatus {
   stack: boolean
   /** The AMI the stack last baked (its ami output), or null. */
   stackAmi: string | null
-  images: {newest: {id: string; created: string} | null; count: number; keep: number | null} | Unknown
+  /**
+   * The project's own images of the group (muster:project): the newest, how many, and how many
+   * retention keeps; `legacy` counts images with the group tag alone (packer:adopt makes them ours).
+   */
+  images: {newest: {id: string; created: string} | null; count: number; keep: number | null; legacy: number} | Unknown
   asgs: AsgStatus[] | Unknown
   registry: RegistryStatus | Unknown
 }
@@ -108,6 +114,7 @@ export async function status(options: StatusOptions, io: Pick<IoHost, 'progress'
   const now = (deps.now ?? (() => new Date()))()
   const listImages = deps.images ?? defaultImages
   const listAsgs = deps.asgs ?? findGroupAsgs
+  const owner = {project: readProjectName(project.root)}
   const rows = await mapBounded(groups, project.parallel, async (group): Promise<GroupStatus> => {
     io.progress(`[${group.name}] reading…`)
     const stack = await session.openExisting(group.name)
@@ -117,11 +124,14 @@ export async function status(options: StatusOptions, io: Pick<IoHost, 'progress'
     const managed = Array.isArray(out.asgNames) ? out.asgNames.filter((n): n is string => typeof n === 'string') : []
     const [images, asgs] = await Promise.all([
       group.packer === false
-        ? Promise.resolve({newest: null, count: 0, keep: null})
+        ? Promise.resolve({newest: null, count: 0, keep: null, legacy: 0})
         : settle(async () => {
             const found = await listImages(group.region, group.name)
-            const newest = [...found].sort((a, b) => (a.created < b.created ? 1 : a.created > b.created ? -1 : 0))[0]
-            return {newest: newest ? {id: newest.id, created: newest.created} : null, count: found.length, keep: intent && !('unknown' in intent) && intent.bake ? intent.keep : null}
+            // Another project's images of a group of the same name are not this group's.
+            const ours = found.filter((image) => ownershipOf(image.tags, owner) === 'ours')
+            const legacy = found.filter((image) => ownershipOf(image.tags, owner) === 'legacy').length
+            const newest = [...ours].sort((a, b) => (a.created < b.created ? 1 : a.created > b.created ? -1 : 0))[0]
+            return {newest: newest ? {id: newest.id, created: newest.created} : null, count: ours.length, keep: intent && !('unknown' in intent) && intent.bake ? intent.keep : null, legacy}
           }),
       settle(async () => {
         const found = await listAsgs(group.region, group.name)

@@ -10,10 +10,10 @@ const unknown = (u: Unknown): string => `unknown: ${u.unknown}`
 
 function amiCell(g: GroupStatus): string {
   if (isUnknown(g.images)) return unknown(g.images)
-  const {newest, count, keep} = g.images
-  if (!newest) return g.stackAmi ?? 'none baked'
-  const parts = [`${newest.id} (newest of ${count}${keep !== null ? `, keeps ${keep}` : ''})`]
-  if (g.stackAmi && g.stackAmi !== newest.id) parts.push(`stack's bake: ${g.stackAmi}`)
+  const {newest, count, keep, legacy} = g.images
+  const parts = [newest ? `${newest.id} (newest of ${count}${keep !== null ? `, keeps ${keep}` : ''})` : (g.stackAmi ?? 'none baked')]
+  if (newest && g.stackAmi && g.stackAmi !== newest.id) parts.push(`stack's bake: ${g.stackAmi}`)
+  if (legacy > 0) parts.push(`${legacy} legacy image${legacy === 1 ? '' : 's'} (muster packer:adopt ${g.group})`)
   return parts.join('; ')
 }
 

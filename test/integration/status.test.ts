@@ -11,7 +11,7 @@ import {join} from 'node:path'
 import type {StatusResult} from '../../src/actions/status.js'
 import {type EtcdServer, startEtcd} from '../support/etcd.js'
 import {findTool, requireTool} from '../support/integration.js'
-import type {MotoServer} from '../support/moto.js'
+import {type MotoServer, registerImage} from '../support/moto.js'
 import {startStackProject, type MusterProject} from '../support/project.js'
 
 const DIGEST = 'a'.repeat(64)
@@ -39,6 +39,10 @@ describe('muster status (integration)', function () {
     expect(baked.code, baked.stderr).to.equal(0)
     ami = (JSON.parse(baked.stdout) as {groups: Array<{outputs: {ami: string}}>}).groups[0]?.outputs.ami as string
     expect(ami).to.match(/^ami-/)
+    // Registered after the bake, so newer: an image of web from before images carried the project
+    // (legacy) and one of another project's group of the same name. Neither is this group's AMI.
+    await registerImage(moto, {name: 'web-legacy', tags: {'muster:group': 'web'}})
+    await registerImage(moto, {name: 'web-other', tags: {'muster:group': 'web', 'muster:project': 'other'}})
     // A stack for a group that then leaves the nodes file: an orphan.
     expect(project.muster('preview', 'gone').code).to.equal(0)
     const nodesFile = join(project.dir, 'nodes.json')
@@ -105,7 +109,7 @@ describe('muster status (integration)', function () {
     const web = status.groups[0] as StatusResult['groups'][number]
     expect(web.stack).to.equal(true)
     expect(web.stackAmi).to.equal(ami)
-    expect(web.images).to.deep.include({count: 1, keep: 10})
+    expect(web.images).to.deep.include({count: 1, keep: 10, legacy: 1})
     expect((web.images as {newest: {id: string}}).newest.id).to.equal(ami)
     expect(web.asgs).to.deep.equal([{name: 'web', desired: 2, inService: 2, managed: false}])
     expect(web.registry).to.deep.include({registered: 2, healthy: 1, release: DIGEST})
@@ -114,7 +118,7 @@ describe('muster status (integration)', function () {
     expect(last.counts).to.deep.include({ok: 1, failed: 1})
     const plain = status.groups[1] as StatusResult['groups'][number]
     expect(plain).to.deep.include({stack: false, stackAmi: null, asgs: []})
-    expect(plain.images).to.deep.equal({newest: null, count: 0, keep: null})
+    expect(plain.images).to.deep.equal({newest: null, count: 0, keep: null, legacy: 0})
     expect(plain.registry).to.deep.equal({registered: 0, healthy: 0, release: null, lastDeploy: null})
   })
 
@@ -123,7 +127,7 @@ describe('muster status (integration)', function () {
     expect(result.code, result.stderr).to.equal(0)
     const out = result.stdout
     expect(out).to.include('web (us-east-1)')
-    expect(out).to.match(new RegExp(`AMI +${ami} \\(newest of 1, keeps 10\\)`))
+    expect(out).to.match(new RegExp(`AMI +${ami} \\(newest of 1, keeps 10\\); 1 legacy image \\(muster packer:adopt web\\)`))
     expect(out).to.match(/ASG +web: 2 desired, 2 in service \(not in the stack\)/)
     expect(out).to.match(/NODES +2 registered, 1 healthy/)
     expect(out).to.match(/RELEASE +aaaaaaaaaaaa/)
