@@ -124,8 +124,11 @@ export function progressRenderer(options: ProgressRendererOptions): {update(upda
   let last = ''
   return {
     update(update) {
-      last = formatProgressLine(update, options.color)
+      const line = formatProgressLine(update, options.color)
       if (options.tty) {
+        // Redrawn only when it reads differently (the clock moves once a second).
+        if (line === last && drawn) return
+        last = line
         options.write(`\r\u001B[2K${last}`)
         drawn = true
         return

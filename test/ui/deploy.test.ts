@@ -2,7 +2,7 @@
 import {expect} from 'chai'
 
 import {defaultTimeout} from '../../src/actions/deploy.js'
-import {estimateRemainingMs} from '../../src/actions/deploy-follow.js'
+import {DeployKeys, estimateRemainingMs} from '../../src/actions/deploy-follow.js'
 import {type DeployNodeStatus, deployProgress, type DeployRequest} from '../../src/registry/deploys.js'
 import {formatDeploySummary, formatDuration, formatFailure, formatProgressLine, progressRenderer} from '../../src/ui/deploy.js'
 
@@ -94,5 +94,41 @@ describe('deploy numbers', () => {
     expect(estimateRemainingMs(p, 2)).to.equal(60_000)
     const none = deployProgress({request, statuses: new Map(), slotLeases: new Set(), stop: undefined}, new Date('2026-11-25T19:00:01Z'))
     expect(estimateRemainingMs(none, 2)).to.equal(undefined)
+  })
+})
+
+describe('a deploy\'s keys as the follower reads them (DeployKeys)', () => {
+  const project = 'p'
+  const id = request.id
+  const rollout = `/muster/${project}/rollout/${id}/`
+
+  it('takes the request, statuses, slot leases and the stop; ignores forged or foreign keys', () => {
+    const keys = new DeployKeys(project, id)
+    keys.apply([
+      {type: 'put', key: `/muster/${project}/deploys/${id}`, value: JSON.stringify(request), lease: '0'},
+      {type: 'put', key: `${rollout}nodes/web-1`, value: JSON.stringify(status('web-1', 'running', {lease: '42'})), lease: '0'},
+      {type: 'put', key: `${rollout}nodes/web-2`, value: '{"forged":true}', lease: '0'},
+      {type: 'put', key: `${rollout}nodes/web-3`, value: JSON.stringify(status('web-4', 'ok')), lease: '0'},
+      {type: 'put', key: `${rollout}slots/0`, value: 'web-1', lease: '42'},
+      {type: 'put', key: `${rollout}slots/1`, value: 'x', lease: '0'},
+      {type: 'put', key: `/muster/${project}/rollout/20261125T190000Z-ffffff/nodes/web-5`, value: JSON.stringify(status('web-5', 'ok')), lease: '0'},
+    ], 10)
+    const state = keys.state()
+    expect(state?.request.id).to.equal(id)
+    expect([...(state?.statuses.keys() ?? [])]).to.deep.equal(['web-1'])
+    expect([...(state?.slotLeases ?? [])]).to.deep.equal(['42'])
+    expect(deployProgress(state as NonNullable<typeof state>, new Date('2026-11-25T19:01:00Z')).nodes[0]?.outcome).to.equal('running')
+    // The slot goes (the agent died, its lease expired): the node reads as lost.
+    keys.apply([{type: 'delete', key: `${rollout}slots/0`, value: ''}], 11)
+    expect(deployProgress(keys.state() as NonNullable<typeof state>, new Date('2026-11-25T19:01:00Z')).nodes[0]?.outcome).to.equal('lost')
+    keys.apply([{type: 'put', key: `${rollout}stop`, value: JSON.stringify({reason: 'cancelled', at: '2026-11-25T19:01:00.000Z', by: 'me'}), lease: '0'}], 12)
+    expect(keys.stop?.reason).to.equal('cancelled')
+    expect(keys.revision).to.equal(12)
+  })
+
+  it('has no state before the request', () => {
+    const keys = new DeployKeys(project, id)
+    keys.apply([{type: 'put', key: `${rollout}nodes/web-1`, value: JSON.stringify(status('web-1', 'ok')), lease: '0'}], 3)
+    expect(keys.state()).to.equal(undefined)
   })
 })
