@@ -4,8 +4,10 @@
 // takes 100 ms. A deploy request with -n 25 goes out; the wall time from writing the request to
 // every node reporting ok is compared with the ideal, ceil(N / n) × 100 ms (20 × 100 ms for 500
 // and 25). Releases are served from memory, not S3: this measures the slot protocol (claims,
-// statuses, the stop check), not a bucket's throughput; each node still verifies and unpacks.
-// Run: npx tsx bench/deploy.ts [--agents N] [--slots n] [--provision-ms MS] [--runs R].
+// statuses, the stop check), not a bucket's throughput; each node still verifies and unpacks
+// (all of them in this one process, which a fleet spreads over its machines: --cookbooks 0 leaves
+// the tarball out).
+// Run: npx tsx bench/deploy.ts [--agents N] [--slots n] [--provision-ms MS] [--runs R] [--cookbooks 0].
 // Prints the median of R rollouts and each run; asserts nothing.
 import {join} from 'node:path'
 
@@ -32,6 +34,8 @@ const AGENTS = arg('--agents', 500)
 const SLOTS = arg('--slots', 25)
 const PROVISION_MS = arg('--provision-ms', 100)
 const RUNS = arg('--runs', 3)
+/** --cookbooks 0: releases without a tarball, so the nodes' unpacking (all in this one process) is left out. */
+const COOKBOOKS = arg('--cookbooks', 1) !== 0
 const BUCKET = 'bench-releases'
 const PROJECT = 'bench-deploy'
 
@@ -91,9 +95,9 @@ async function main(): Promise<void> {
   const client = new Etcd3({hosts: etcd.endpoint})
   const ideal = Math.ceil(AGENTS / SLOTS) * PROVISION_MS
   const walls: number[] = []
-  console.log(`rollout of ${AGENTS} in-process agents, -n ${SLOTS}, provision ${PROVISION_MS} ms (ideal ${ideal} ms), ${RUNS} runs:`)
+  console.log(`rollout of ${AGENTS} in-process agents, -n ${SLOTS}, provision ${PROVISION_MS} ms (ideal ${ideal} ms), ${COOKBOOKS ? 'with' : 'without'} a cookbooks tarball, ${RUNS} runs:`)
   for (let run = 0; run < RUNS; run++) {
-    const release = await buildRelease(BUCKET, {project: PROJECT, group: 'web', runList: [`recipe[app]`, `recipe[run${run}]`]})
+    const release = await buildRelease(BUCKET, {project: PROJECT, group: 'web', runList: [`recipe[app]`, `recipe[run${run}]`], ...(COOKBOOKS ? {} : {cookbooks: null})})
     objects.set(release.manifestKey, release.bytes)
     if (release.tarball && release.tarballKey) objects.set(release.tarballKey, release.tarball)
     runs.length = 0
@@ -102,10 +106,12 @@ async function main(): Promise<void> {
     const cpu = process.cpuUsage()
     const id = await writeDeployRequest(client, {project: PROJECT, releases: {web: release.ref}, targets: {web: nodes}, n: SLOTS, deadlineMs: 600_000})
     let progress = deploys.progress(id, new Date())
+    let allReported: number | undefined
     const limit = Date.now() + 120_000
     while (!(progress?.done ?? false) && Date.now() < limit) {
       await sleep(5)
       progress = deploys.progress(id, new Date())
+      if (allReported === undefined && progress && progress.nodes.every((n) => n.status !== undefined)) allReported = Date.now() - started
       if (rss.length < (Date.now() - started) / 250) rss.push(process.memoryUsage().rss)
     }
     const wall = Date.now() - started
@@ -115,7 +121,7 @@ async function main(): Promise<void> {
     const deployRuns = runs.filter((r) => r.reason === 'deploy')
     const first = Math.min(...deployRuns.map((r) => r.start))
     const last = Math.max(...deployRuns.map((r) => r.end))
-    console.log(`  run ${run + 1}: wall ${wall} ms (${(wall / ideal).toFixed(2)}x ideal), first provision start → last end ${last - first} ms (${((last - first) / ideal).toFixed(2)}x), ok ${progress?.counts.ok ?? 0}/${AGENTS}, most at once ${maxConcurrent(deployRuns)}, this process's CPU ${cpuMs} ms, peak RSS ${(Math.max(...rss, process.memoryUsage().rss) / 2 ** 20).toFixed(0)} MiB`)
+    console.log(`  run ${run + 1}: every node reported after ${allReported ?? '?'} ms, first provision after ${first - started} ms; wall ${wall} ms (${(wall / ideal).toFixed(2)}x ideal), first provision start → last end ${last - first} ms (${((last - first) / ideal).toFixed(2)}x), ok ${progress?.counts.ok ?? 0}/${AGENTS}, most at once ${maxConcurrent(deployRuns)}, this process's CPU ${cpuMs} ms, peak RSS ${(Math.max(...rss, process.memoryUsage().rss) / 2 ** 20).toFixed(0)} MiB`)
   }
   console.log(`  median wall ${median(walls)} ms = ${(median(walls) / ideal).toFixed(2)}x the ideal ${ideal} ms`)
   await Promise.all(deployers.map((d) => d.stop()))

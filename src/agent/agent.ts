@@ -194,7 +194,10 @@ export class Agent {
       const attributes = `${JSON.stringify(buildAttributes(this.attributesInput(), view), null, 2)}\n`
       const startedAt = new Date().toISOString()
       this.provisionStatus = {...this.provisionStatus, state: 'running', reason, startedAt, finishedAt: null}
-      await this.registration.publish()
+      // A deploy run holds one of the rollout's slots: its node-record writes (ordered by the
+      // registration's own lock) go on beside it instead of before and after it.
+      const publishing = this.registration.publish()
+      if (reason !== 'deploy') await publishing
       this.options.log.info('provision started', {reason, revision, runList})
       const result = await this.runProvisioner(reason, revision, attributes, runList ?? this.release?.runList)
       if (this.stopped && !result.ok) {
@@ -224,7 +227,8 @@ export class Agent {
         this.provisionStatus = {...this.provisionStatus, state: 'failed', ok: false, reason, startedAt, finishedAt, message: `${status}; retrying in ${Math.round(delay / 1000)} s\n${result.tail}`.slice(0, 4000)}
         this.options.log.error('provision failed', {reason, revision, status, retryInMs: delay, tail: result.tail})
       }
-      await this.registration.publish()
+      const published = this.registration.publish()
+      if (reason !== 'deploy') await published
       return result
     })
   }

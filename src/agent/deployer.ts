@@ -176,7 +176,9 @@ export class Deployer {
     const free = feed.freeSlots(id)
     if (free.length === 0) return
     const place = feed.placeInLine(id, node, now)
-    if (!force && place !== undefined && place >= free.length + LINE_SLACK) return
+    // Not in line until its own `waiting` is read back (so hundreds of nodes joining at once do not
+    // all race for the first slots), and then only near the head of the line.
+    if (!force && (place === undefined || place >= free.length + LINE_SLACK)) return
     active.phase = 'claiming'
     try {
       let lease: StoreLease
@@ -189,9 +191,10 @@ export class Deployer {
       const value = JSON.stringify({node, at: now.toISOString()})
       const startedAt = now.toISOString()
       const running = this.statusEntry(id, {state: 'running', startedAt, finishedAt: null, message: null, lease: lease.id})
-      // Free slots in a random order: nodes that try at once mostly try different keys. The
-      // `running` status is written in the claim's transaction.
-      for (const slot of shuffle(free)) {
+      // The slot at its place in line first (the nodes at the head each try a different one), then
+      // the others in a random order. The `running` status is written in the claim's transaction.
+      const first = free[(place ?? Math.floor(Math.random() * free.length)) % free.length] as number
+      for (const slot of [first, ...shuffle(free.filter((k) => k !== first))]) {
         if (await lease.createIfAbsent(rolloutSlotKey(this.options.project, id, slot), value, {unlessExists: rolloutStopKey(this.options.project, id), alsoPut: running})) {
           if (this.stopped) {
             await dropLease(active.leasing)
