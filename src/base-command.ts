@@ -53,9 +53,12 @@ export abstract class MusterCommand extends Command {
     return this.argv.includes('--verbose')
   }
 
+  /** Verbs that drive the Pulumi engine stop it gracefully on Ctrl-C (see terminalHost). */
+  protected readonly interruptible: boolean = false
+
   /** The I/O host for this run: --yes answers questions, --verbose streams the engine's output. */
   protected host(flags: {yes?: boolean} = {}): IoHost {
-    return terminalHost({yes: flags.yes ?? false, verbose: this.verbose, json: this.jsonEnabled()})
+    return terminalHost({yes: flags.yes ?? false, verbose: this.verbose, json: this.jsonEnabled(), interruptible: this.interruptible})
   }
 
   /** Whether results printed on stdout may carry colour. */

@@ -56,3 +56,14 @@ export class NodesFileError extends UserError {
     this.diagnostics = diagnostics
   }
 }
+
+/**
+ * The run was interrupted (Ctrl-C): exit 130, as a shell reports SIGINT, with what state is left
+ * and what to run next instead of a bare exit.
+ */
+export class InterruptedError extends UserError {
+  constructor(message: string, options: {hint?: string; cause?: unknown} = {}) {
+    super(message, {...options, exitCode: 130})
+    this.name = 'InterruptedError'
+  }
+}

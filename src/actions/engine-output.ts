@@ -18,7 +18,8 @@ export function progressReporter(group: string, io: Pick<IoHost, 'progress' | 's
     const failed = event.resOpFailedEvent
     if (failed) io.progress(`[${group}] ${failed.metadata.op} ${nameOfUrn(failed.metadata.urn)} failed`)
     const diagnostic = event.diagnosticEvent
-    if (diagnostic && diagnostic.urn && !diagnostic.ephemeral) {
+    // Errors are not streamed: the group's outcome carries them, once.
+    if (diagnostic && diagnostic.urn && !diagnostic.ephemeral && diagnostic.severity !== 'error') {
       for (const line of diagnostic.message.replace(/\n$/, '').split('\n')) io.stream(group, line)
     }
   }

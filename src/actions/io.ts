@@ -23,6 +23,13 @@ export interface IoHost {
   stream(group: string, line: string): void
   /** Every group's preview, before any question. */
   showPreview(sets: readonly ChangeSet[]): void
+  /** What an update did to a group's stack, once it is done (said as done, not as planned). */
+  showDone(set: ChangeSet): void
+  /**
+   * Aborted on the first Ctrl-C: the engine is asked to stop after its current step (as the Pulumi
+   * CLI does), no further group starts, and the verb ends with what is left and what to run next.
+   */
+  readonly interrupt?: AbortSignal | undefined
   /** Resolves when the answer is yes (or --yes); otherwise throws the request's refusal. */
   confirm(request: ConfirmRequest): Promise<void>
 }

@@ -1,6 +1,6 @@
 // The verbs over whole stacks: up (converge everything recorded), preview (many stacks, for
 // review), destroy, and reading a stack's outputs.
-import {UserError} from '../errors.js'
+import {InterruptedError, UserError} from '../errors.js'
 import {mapBounded} from '../lib/parallel.js'
 import {type ChangeSet, hasChanges} from '../stacks/changes.js'
 import {buildContext} from '../stacks/context.js'
@@ -55,7 +55,7 @@ export async function orphanStacks(project: Project): Promise<string[]> {
 }
 
 /** Previews every recorded part of many stacks in parallel, for review; changes nothing. */
-export async function preview(options: PreviewOptions, io: Pick<IoHost, 'progress'>): Promise<PreviewResult> {
+export async function preview(options: PreviewOptions, io: Pick<IoHost, 'progress' | 'interrupt'>): Promise<PreviewResult> {
   const project = new Project(options, io)
   const groups = project.select(options.groups, undefined, undefined, {what: 'nodes', done: 'nothing was changed'})
   const session = project.session()
@@ -63,13 +63,14 @@ export async function preview(options: PreviewOptions, io: Pick<IoHost, 'progres
     try {
       const stack = await programmed(project, await session.openOrCreate(group.name))
       io.progress(`[${group.name}] previewing…`)
-      return {set: await stack.preview(undefined)}
+      return {set: await stack.preview(undefined, {}, io.interrupt)}
     } catch (error) {
       // The hint travels with the message: a preview reports many groups' errors and exits once.
       const hint = error instanceof UserError && error.hint ? `\n${error.hint}` : ''
       return {error: {stack: group.name, message: `${error instanceof Error ? error.message : String(error)}${hint}`}}
     }
   })
+  if (io.interrupt?.aborted) throw new InterruptedError('interrupted (Ctrl-C) while previewing; nothing was changed', {hint: 'Run the preview again.'})
   const sets = results.flatMap((r) => ('set' in r && r.set ? [r.set] : []))
   const errors = results.flatMap((r) => ('error' in r && r.error ? [r.error] : []))
   const orphans = options.groups && options.groups.length > 0 ? [] : await orphanStacks(project)
@@ -97,7 +98,7 @@ export async function destroy(options: DestroyOptions, io: IoHost): Promise<Chan
     unattended: {message: `destroying ${group.name} needs confirmation and there is no terminal`, hint: `Review the preview above, then run: muster destroy ${group.name} --yes`},
     declined: {message: 'nothing was destroyed'},
   })
-  return stack.destroy({previewOnly: false, remove: options.remove}, runHooks(group.name, io, {events: true}))
+  return stack.destroy({previewOnly: false, remove: options.remove}, runHooks(group.name, io, {events: true}), io.interrupt)
 }
 
 /**

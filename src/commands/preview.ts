@@ -16,6 +16,7 @@ Without GROUP it also lists orphan stacks: stacks of this project whose group is
   ]
   static override strict = false
   static override enableJsonFlag = true
+  protected override readonly interruptible: boolean = true
   static override args = {groups: Args.string({description: 'Node groups (default: every group).'})}
   static override flags = {
     nodes: nodesFlag,

@@ -9,22 +9,25 @@ export default class Up extends StackCommand {
   static override description = `Each verb (packer:run, packer:clean, autoscale:run, instance:create) records what it asked for in stacks/Pulumi.GROUP.yaml and updates only its own part; up applies all of it at once — after a nodes file change, say. Preview first, then a confirmation (or --yes).`
   static override examples = [
     {description: 'Converge one group', command: '<%= config.bin %> <%= command.id %> 12_04-bee'},
+    {description: 'Converge two groups', command: '<%= config.bin %> <%= command.id %> 12_04-bee 12_04-www'},
     {description: 'Every group, in CI', command: '<%= config.bin %> <%= command.id %> --yes'},
     {description: 'After an interrupted update left pending operations', command: '<%= config.bin %> <%= command.id %> 12_04-bee --clear-pending'},
   ]
-  static override args = {group: Args.string({description: 'Node group (default: every group).'})}
+  static override strict = false
+  static override args = {groups: Args.string({description: 'Node groups (default: every group).'})}
   static override flags = {
     ...stackFlags,
     'clear-pending': Flags.boolean({description: 'First drop operations an interrupted update left pending (pulumi refresh --clear-pending-creates).'}),
   }
 
   public async run(): Promise<ApplyResult> {
-    const {args, flags} = await this.parse(Up)
+    const {argv, flags} = await this.parse(Up)
+    const groups = (argv as string[]).filter(Boolean)
     const result = await up(
-      {cwd: process.cwd(), nodesPath: flags.nodes, groups: args.group ? [args.group] : undefined, previewOnly: flags.preview, parallel: flags.parallel, clearPending: flags['clear-pending']},
+      {cwd: process.cwd(), nodesPath: flags.nodes, groups: groups.length > 0 ? groups : undefined, previewOnly: flags.preview, parallel: flags.parallel, clearPending: flags['clear-pending']},
       this.host(flags),
     )
-    if (!this.jsonEnabled() && !flags.preview) for (const g of result.groups) this.log(`${g.group}: ${g.applied ? 'updated' : 'up to date'}`)
+    this.report(result, flags.preview ? undefined : (g) => `${g.group}: ${g.applied ? 'updated' : 'up to date'}`)
     return result
   }
 }

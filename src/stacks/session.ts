@@ -8,6 +8,7 @@ import {delimiter, dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 
 import {type Backend, chooseBackend} from './backend.js'
+import {isolateProgramErrors} from './isolation.js'
 import {type Part, PART_COMPONENTS} from './program.js'
 import {type GroupStack, listProjectStacks, noStackError, openGroupStack} from './workspace.js'
 
@@ -49,6 +50,7 @@ export class StackSession {
 
   /** Chooses the backend (creating the embedded one on first use) and the engine environment. */
   static start(root: string, extraEnv: Record<string, string> = {}): StackSession {
+    isolateProgramErrors()
     const backend = chooseBackend(root, {...process.env, ...extraEnv})
     return new StackSession(root, backend, engineEnv(root, backend, extraEnv))
   }

@@ -49,8 +49,11 @@ const shellCommandProvider: pulumi.dynamic.ResourceProvider<ShellCommandInputs, 
         child.on('error', reject)
         child.on('close', (code, signal) => {
           if (code === 0) return resolve(Buffer.concat(chunks).toString('utf8'))
-          const tail = fs.readFileSync(logPath, 'utf8').trimEnd().split('\n').slice(-15).join('\n')
-          reject(new Error(`command failed (${signal ?? `exit ${code}`}); the end of ${inputs.log}:\n${tail}`))
+          // muster streams the log while the command runs: the error names the log and its last
+          // error line only, so nothing of the log is printed twice.
+          const lines = fs.readFileSync(logPath, 'utf8').trimEnd().split('\n')
+          const reason = [...lines].reverse().find((line) => /error/i.test(line)) ?? lines.at(-1) ?? ''
+          reject(new Error(`command failed (${signal ?? `exit ${code}`})${reason ? `: ${reason.replace(/^[-=]+> /, '').trim()}` : ''} (the whole output: ${inputs.log})`))
         })
       })
       return {id: `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`, outs: {...inputs, stdout}}

@@ -17,10 +17,19 @@ import {
 } from '@pulumi/pulumi/automation/index.js'
 
 import {atomicWriteSync} from '../lib/atomic-write.js'
-import {UserError} from '../errors.js'
+import {InterruptedError, UserError} from '../errors.js'
 import {type Backend, newStackRefusal, SECRETS_PROVIDER_ENV} from './backend.js'
 import {type ChangeSet, collectChanges} from './changes.js'
 import {CONFIG_NAMESPACE, type ConfigMap, type Intent, intentFromConfig, intentToConfig} from './intent.js'
+import {describeHolder, type LockHolder, lockDir, lockHolders} from './locks.js'
+
+/**
+ * How long after Ctrl-C muster waits for the engine to say it is cancelling before telling it
+ * itself: a terminal's Ctrl-C reaches the Pulumi CLI too (same process group), and a second SIGINT
+ * would make the CLI stop at once instead of after its current step.
+ */
+const FORWARD_GRACE_MS = 1500
+const CANCELLING = /received; cancelling|cancell?ing the update|update (was )?cancell?ed/i
 
 export const DEFAULT_PROJECT_YAML = `# One Pulumi project for the fleet; muster makes one stack per node group.
 name: muster
@@ -87,7 +96,26 @@ export class GroupStack {
     private readonly stack: Stack,
     /** Absolute path of the stack's config file (stacks/Pulumi.GROUP.yaml). */
     readonly configFile: string = join(stack.workspace.workDir, `Pulumi.${group}.yaml`),
+    /** The file backend's lock directory of this stack; undefined on other backends. */
+    private readonly lockDirectory: string | undefined = undefined,
   ) {}
+
+  /** Who holds this stack's lock (empty: unlocked); undefined when the backend cannot say. */
+  locks(): LockHolder[] | undefined {
+    return lockHolders(this.lockDirectory)
+  }
+
+  /** What an interrupted update left pending ("creating packer-build"), from the stack's state. */
+  async pendingOperations(): Promise<string[]> {
+    const state = await this.translate(() => this.stack.exportStack())
+    const deployment = state.deployment as {pending_operations?: Array<{type?: unknown; resource?: {urn?: unknown}}>} | undefined
+    return (deployment?.pending_operations ?? []).map((op) => `${String(op.type ?? 'operation')} ${String(op.resource?.urn ?? '').split('::').pop() ?? ''}`.trim())
+  }
+
+  /** Clears the stack's lock (pulumi cancel, with muster's backend and passphrase). */
+  async unlock(): Promise<void> {
+    await this.translate(() => this.stack.cancel())
+  }
 
   /** `urn:pulumi:STACK::PROJECT::TYPE::NAME`, and a pattern for everything beneath a component. */
   urn(type: string, name: string): string {
@@ -143,29 +171,51 @@ export class GroupStack {
     }
   }
 
-  /** Engine options that also keep every event, so the caller gets the changes back. */
-  private recording(targets: string[] | undefined, hooks: RunHooks): {events: EngineEvent[]; options: {target?: string[]; onEvent: (event: EngineEvent) => void; onOutput?: (text: string) => void}} {
+  /**
+   * Engine options that also keep every event, so the caller gets the changes back; and, on Ctrl-C,
+   * the engine asked to stop after its current step (SIGINT, as the Pulumi CLI does), unless it
+   * already got the terminal's own Ctrl-C.
+   */
+  private recording(targets: string[] | undefined, hooks: RunHooks, interrupt: AbortSignal | undefined) {
     const events: EngineEvent[] = []
+    let cancelling = false
+    const forward = new AbortController()
+    let timer: NodeJS.Timeout | undefined
+    const onInterrupt = (): void => {
+      timer = setTimeout(() => {
+        if (!cancelling) forward.abort()
+      }, FORWARD_GRACE_MS)
+    }
+    if (interrupt?.aborted) onInterrupt()
+    else interrupt?.addEventListener('abort', onInterrupt, {once: true})
     const options = {
       ...(targets ? {target: targets} : {}),
       onEvent: (event: EngineEvent) => {
         events.push(event)
         hooks.onEvent?.(event)
       },
-      ...(hooks.onOutput ? {onOutput: hooks.onOutput} : {}),
+      onOutput: (text: string) => {
+        if (CANCELLING.test(text)) cancelling = true
+        hooks.onOutput?.(text)
+      },
+      signal: forward.signal,
     }
-    return {events, options}
+    const done = (): void => {
+      clearTimeout(timer)
+      interrupt?.removeEventListener('abort', onInterrupt)
+    }
+    return {events, options, done}
   }
 
-  async preview(targets: string[] | undefined, hooks: RunHooks = {}): Promise<ChangeSet> {
-    const {events, options} = this.recording(targets, hooks)
-    await this.translate(() => this.stack.preview(options))
+  async preview(targets: string[] | undefined, hooks: RunHooks = {}, interrupt?: AbortSignal): Promise<ChangeSet> {
+    const {events, options, done} = this.recording(targets, hooks, interrupt)
+    await this.translate(() => this.stack.preview(options), interrupt, events).finally(done)
     return collectChanges(this.group, events)
   }
 
-  async up(targets: string[] | undefined, hooks: RunHooks = {}): Promise<UpResult> {
-    const {events, options} = this.recording(targets, hooks)
-    const result = await this.translate(() => this.stack.up(options))
+  async up(targets: string[] | undefined, hooks: RunHooks = {}, interrupt?: AbortSignal): Promise<UpResult> {
+    const {events, options, done} = this.recording(targets, hooks, interrupt)
+    const result = await this.translate(() => this.stack.up(options), interrupt, events).finally(done)
     return {outputs: Object.fromEntries(Object.entries(result.outputs).map(([k, v]) => [k, v.value])), changes: collectChanges(this.group, events)}
   }
 
@@ -175,27 +225,50 @@ export class GroupStack {
   }
 
   /** Destroys every resource; with previewOnly, only says what would go. */
-  async destroy(destroy: {previewOnly: boolean; remove: boolean}, hooks: RunHooks = {}): Promise<ChangeSet> {
-    const {events, options} = this.recording(undefined, hooks)
-    await this.translate(() => this.stack.destroy({...options, previewOnly: destroy.previewOnly, remove: destroy.remove}))
+  async destroy(destroy: {previewOnly: boolean; remove: boolean}, hooks: RunHooks = {}, interrupt?: AbortSignal): Promise<ChangeSet> {
+    const {events, options, done} = this.recording(undefined, hooks, interrupt)
+    await this.translate(() => this.stack.destroy({...options, previewOnly: destroy.previewOnly, remove: destroy.remove}), interrupt, events).finally(done)
     return collectChanges(this.group, events)
   }
 
   /** After an interrupted update: drop pending creates so the next update can proceed. */
-  async clearPending(hooks: RunHooks = {}): Promise<void> {
-    await this.translate(() => this.stack.refresh({clearPendingCreates: true, ...(hooks.onOutput ? {onOutput: hooks.onOutput} : {})}))
+  async clearPending(hooks: RunHooks = {}, interrupt?: AbortSignal): Promise<void> {
+    const {options, done} = this.recording(undefined, hooks, interrupt)
+    await this.translate(() => this.stack.refresh({clearPendingCreates: true, onOutput: options.onOutput, signal: options.signal}), interrupt).finally(done)
   }
 
   async removeStack(): Promise<void> {
     await this.translate(() => this.stack.workspace.removeStack(this.group))
   }
 
-  private async translate<T>(run: () => Promise<T>): Promise<T> {
+  private async translate<T>(run: () => Promise<T>, interrupt?: AbortSignal, events: readonly EngineEvent[] = []): Promise<T> {
     try {
       return await run()
     } catch (error) {
-      throw translatePulumiError(error, this.group)
+      if (interrupt?.aborted) throw this.interrupted(error, events)
+      throw translatePulumiError(error, this.group, this.locks(), engineErrors(events))
     }
+  }
+
+  /** What an interrupted engine run left: the steps it finished, the one it stopped, the lock. */
+  private interrupted(error: unknown, events: readonly EngineEvent[]): InterruptedError {
+    const finished = events.flatMap((e) => {
+      const m = e.resOutputsEvent?.metadata
+      return m && m.op !== 'same' && !m.type.startsWith('pulumi:') ? [`${m.op} ${m.urn.split('::').pop() ?? m.urn}`] : []
+    })
+    const stopped = events.flatMap((e) => {
+      const m = e.resOpFailedEvent?.metadata
+      return m && !m.type.startsWith('pulumi:') ? [`${m.op} ${m.urn.split('::').pop() ?? m.urn}`] : []
+    })
+    const locked = this.locks()
+    const parts = [
+      `${this.group}: the engine stopped after its current step`,
+      finished.length > 0 ? `finished: ${finished.join(', ')}` : 'no step finished',
+      stopped.length > 0 ? `stopped: ${stopped.join(', ')} (a stopped bake leaves no image: Packer removed its temporary instance)` : '',
+      locked === undefined ? '' : locked.length === 0 ? 'the stack is unlocked' : `the stack is still locked (${locked.map(describeHolder).join('; ')})`,
+    ]
+    const hint = locked !== undefined && locked.length > 0 ? `Clear the lock with: muster unlock ${this.group}, then run the same command again.` : undefined
+    return new InterruptedError(parts.filter(Boolean).join('; '), {...(hint ? {hint} : {}), cause: error})
   }
 }
 
@@ -225,7 +298,7 @@ export async function openGroupStack(context: StackContext, group: string, optio
     const workspace = await createWorkspace(context)
     const stack = await selectOrCreate(context, group, workspace, options.create)
     if (!stack) return undefined
-    return new GroupStack(group, settings.name, stack, join(context.root, settings.stackConfigDir, `Pulumi.${group}.yaml`))
+    return new GroupStack(group, settings.name, stack, join(context.root, settings.stackConfigDir, `Pulumi.${group}.yaml`), lockDir(context.backend.url, settings.name, group))
   } catch (error) {
     if (!options.create && error instanceof StackNotFoundError) return undefined
     throw translatePulumiError(error, group)
@@ -277,15 +350,18 @@ export function noStackError(group: string, cause?: unknown): UserError {
 }
 
 /** Pulumi's typed errors and well-known failures become user errors that say what to do. */
-export function translatePulumiError(error: unknown, group: string): unknown {
+/** The engine's error diagnostics of a run, each once (the engine repeats them per step and in its summary). */
+function engineErrors(events: readonly EngineEvent[]): string[] {
+  const messages = events.flatMap((e) => {
+    const d = e.diagnosticEvent
+    return d && d.severity === 'error' && d.urn && !d.urn.includes('::pulumi:pulumi:Stack::') ? [d.message.trim()] : []
+  })
+  return [...new Set(messages)].filter(Boolean)
+}
+
+export function translatePulumiError(error: unknown, group: string, locks?: LockHolder[], diagnostics: readonly string[] = []): unknown {
   if (error instanceof UserError) return error
-  if (error instanceof ConcurrentUpdateError) {
-    const holder = /locked by[^\n]*|lock file[^\n]*|\(pid[^\n]*/.exec(error.message)?.[0]
-    return new UserError(`the stack of ${group} is locked by another update${holder ? ` (${holder.trim()})` : ''}`, {
-      hint: `Wait for that update to finish. If no muster or pulumi command is running on it any more, clear the lock with: pulumi cancel --stack ${group} --yes (run in the project directory, same backend)`,
-      cause: error,
-    })
-  }
+  if (error instanceof ConcurrentUpdateError) return lockedError(group, error, locks)
   if (error instanceof StackNotFoundError) {
     return noStackError(group, error)
   }
@@ -324,6 +400,9 @@ export function translatePulumiError(error: unknown, group: string): unknown {
         cause: error,
       })
     }
+    if (diagnostics.length > 0) {
+      return new UserError(`Pulumi failed on the stack of ${group}:\n  ${diagnostics.join('\n  ')}`, {hint: 'Run again with --verbose to see the engine output.', cause: error})
+    }
     const stderr = /stderr:([\s\S]*?)(\n err\?:|$)/.exec(message)?.[1]?.trim()
     const lines = (stderr ?? message)
       .split('\n')
@@ -336,4 +415,20 @@ export function translatePulumiError(error: unknown, group: string): unknown {
     })
   }
   return error
+}
+
+/** A locked stack: who holds the lock, whether that holder still runs, and how to clear it. */
+export function lockedError(group: string, error: Error, locks: LockHolder[] | undefined): UserError {
+  const known = locks?.filter((l) => l.pid !== undefined) ?? []
+  if (known.length > 0 && known.every((l) => l.state === 'stale')) {
+    return new UserError(`the stack of ${group} has a stale lock: held by ${known.map(describeHolder).join('; ')}`, {
+      hint: `An earlier update was killed before it could release the lock. Clear it with: muster unlock ${group}`,
+      cause: error,
+    })
+  }
+  const holder = known.length > 0 ? known.map(describeHolder).join('; ') : /locked by[^\n]*|lock file[^\n]*|\(pid[^\n]*/.exec(error.message)?.[0]?.trim()
+  return new UserError(`the stack of ${group} is locked by another update${holder ? ` (${holder})` : ''}`, {
+    hint: `Wait for that update to finish. If no muster or pulumi command is running on it any more, clear the lock with: muster unlock ${group}`,
+    cause: error,
+  })
 }

@@ -9,8 +9,17 @@ export function formatCounts(set: ChangeSet): string {
   return parts.length > 0 ? parts.join(', ') : 'no changes'
 }
 
-export function formatChangeSet(set: ChangeSet, color: boolean): string {
-  const lines = [`${paint(color, 'bold', set.stack)}: ${formatCounts(set)}`]
+const DONE: Record<'create' | 'update' | 'replace' | 'delete', string> = {create: 'created', update: 'updated', replace: 'replaced', delete: 'deleted'}
+
+/** What an update did: "created 4, replaced 1", or "nothing changed". */
+export function formatDoneCounts(set: ChangeSet): string {
+  const parts = (['create', 'update', 'replace', 'delete'] as const).filter((op) => set.counts[op] > 0).map((op) => `${DONE[op]} ${set.counts[op]}`)
+  return parts.length > 0 ? parts.join(', ') : 'nothing changed'
+}
+
+/** A preview (what would change) or, with done, the account of an update (what changed). */
+export function formatChangeSet(set: ChangeSet, color: boolean, options: {done?: boolean} = {}): string {
+  const lines = [`${paint(color, 'bold', set.stack)}: ${options.done ? formatDoneCounts(set) : formatCounts(set)}`]
   for (const change of set.changes.filter((c) => c.op !== 'same' && c.op !== 'read')) {
     const tint = change.op === 'create' ? 'green' : change.op === 'delete' ? 'red' : 'yellow'
     const props = change.properties.length > 0 ? ` (${change.properties.join(', ')})` : ''

@@ -36,6 +36,7 @@ function fakeIO(): IoHost & {lines: string[]} {
     stream: (_group: string, line: string) => {
       lines.push(line)
     },
+    showDone: () => undefined,
     showPreview: (_sets: readonly ChangeSet[]) => {
       throw new Error('showPreview must not be reached')
     },

@@ -68,7 +68,8 @@ describe('packer:run through the Pulumi engine (integration)', function () {
     expect(result.code, result.stderr).to.equal(0)
     expect(amiOf(result)).to.equal(firstAmi)
     expect(await groupImages('web')).to.deep.equal([firstAmi])
-    expect(result.stderr).to.include('web: no changes')
+    expect(result.stderr).to.include('web: nothing changed')
+    expect(result.stderr).not.to.include('to create')
   })
 
   it('rebakes when a cookbook changes, keeping the old image', async () => {

@@ -66,12 +66,20 @@ describe('stacks on the real engine (integration)', function () {
     writeFileSync(join(locks, 'b7a1e1c4-0000-4000-8000-000000000001.json'), JSON.stringify({pid: 4242, username: 'ops', hostname: 'bastion', timestamp: new Date().toISOString()}))
     const result = project.muster('packer:run', 'api', '--yes')
     expect(result.code).to.equal(1)
-    expect(result.stderr).to.include('the stack of api is locked by another update')
-    expect(result.stderr).to.include('pulumi cancel --stack api')
+    expect(result.stderr).to.include('the stack of api is locked by another update (pid 4242 of ops on bastion')
+    expect(result.stderr).to.include('muster unlock api')
     expect(result.stderr).not.to.match(/\n\s+at /)
-    const cancel = spawnSyncIn(project, findTool('pulumi') as string, ['cancel', '--stack', 'api', '--yes'])
-    expect(cancel.code, cancel.stderr).to.equal(0)
+    // unlock says who holds it, asks (or --yes), and clears it on the embedded backend.
+    const asked = project.muster('unlock', 'api')
+    expect(asked.code).to.equal(1)
+    expect(asked.stderr).to.include('api: locked by pid 4242 of ops on bastion')
+    expect(asked.stderr).to.include('muster unlock api --yes')
+    expect(readdirSync(locks)).to.have.length(1)
+    const cleared = project.muster('unlock', 'api', '--yes')
+    expect(cleared.code, cleared.stderr).to.equal(0)
+    expect(cleared.stdout).to.equal('api: lock cleared\n')
     expect(readdirSync(locks)).to.deep.equal([])
+    expect(project.muster('unlock', 'api').stdout).to.equal('api: not locked; nothing to clear\n')
   })
 
   it('after an interrupted bake: the lock it left is named with the way to clear it, then the update recovers', async () => {
@@ -90,13 +98,16 @@ describe('stacks on the real engine (integration)', function () {
     spawnSyncImpl('pkill', ['-f', 'cmd/dynamic-provider/index.js'])
     await sleep(500)
 
-    // The killed update could not release its lock: muster says so and how to clear it.
+    // The killed update could not release its lock: muster says it is stale and how to clear it.
     const locked = project.muster('packer:run', 'api', '--yes')
     expect(locked.code).to.equal(1)
-    expect(locked.stderr).to.include('the stack of api is locked by another update')
-    expect(locked.stderr).to.include('pulumi cancel --stack api --yes')
-    const cancel = spawnSyncIn(project, findTool('pulumi') as string, ['cancel', '--stack', 'api', '--yes'])
-    expect(cancel.code, cancel.stderr).to.equal(0)
+    expect(locked.stderr).to.match(/the stack of api has a stale lock: held by pid \d+ .*no longer running/)
+    expect(locked.stderr).to.include('muster unlock api')
+    const unlocked = project.muster('unlock', 'api', '--yes')
+    expect(unlocked.code, unlocked.stderr).to.equal(0)
+    expect(unlocked.stderr).to.include('no longer running: the lock is stale')
+    expect(unlocked.stderr).to.include('left pending operations (creating packer-build)')
+    expect(unlocked.stderr).to.include('muster up api --clear-pending')
 
     // Converging with --clear-pending (a refresh that drops pending creates first) completes the bake.
     const recovered = project.muster('up', 'api', '--clear-pending', '--yes', '--json')

@@ -2,9 +2,13 @@
 import type {EngineEvent} from '@pulumi/pulumi/automation/index.js'
 import {CommandError, ConcurrentUpdateError, StackNotFoundError} from '@pulumi/pulumi/automation/index.js'
 import {expect} from 'chai'
+import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
+import {hostname, tmpdir} from 'node:os'
+import {join} from 'node:path'
 
 import {UserError} from '../../src/errors.js'
 import {collectChanges, hasChanges} from '../../src/stacks/changes.js'
+import {lockDir, lockHolders} from '../../src/stacks/locks.js'
 import {emptyIntent, intentFromConfig, intentToConfig} from '../../src/stacks/intent.js'
 import {mapBounded} from '../../src/lib/parallel.js'
 import {translatePulumiError} from '../../src/stacks/workspace.js'
@@ -66,7 +70,31 @@ describe('Pulumi errors → user errors', () => {
     const error = translatePulumiError(new ConcurrentUpdateError(commandResult('error: the stack is currently locked by 1 lock(s)') as never), 'web')
     expect(error).to.be.instanceOf(UserError)
     expect((error as UserError).message).to.include('the stack of web is locked by another update')
-    expect((error as UserError).hint).to.include('pulumi cancel --stack web')
+    expect((error as UserError).hint).to.include('muster unlock web')
+  })
+
+  it('a lock whose holder is gone from this host is called stale', () => {
+    const locks = [{file: 'x.json', pid: 999_999_999, username: 'ops', hostname: hostname(), timestamp: '2026-01-01T00:00:00Z', state: 'stale' as const}]
+    const error = translatePulumiError(new ConcurrentUpdateError(commandResult('error: the stack is currently locked by 1 lock(s)') as never), 'web', locks) as UserError
+    expect(error.message).to.equal(`the stack of web has a stale lock: held by pid 999999999 of ops on ${hostname()} since 2026-01-01T00:00:00Z, no longer running: the lock is stale`)
+    expect(error.hint).to.include('muster unlock web')
+  })
+
+  it('reads lock files: a dead pid on this host is stale, another host is unknown', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'muster-locks-'))
+    try {
+      writeFileSync(join(dir, 'a.json'), JSON.stringify({pid: 999_999_999, hostname: hostname()}))
+      writeFileSync(join(dir, 'b.json'), JSON.stringify({pid: process.pid, hostname: hostname()}))
+      writeFileSync(join(dir, 'c.json'), JSON.stringify({pid: 1, hostname: 'elsewhere'}))
+      writeFileSync(join(dir, 'd.json'), 'not json')
+      expect(lockHolders(dir)?.map((h) => h.state)).to.deep.equal(['stale', 'live', 'unknown', 'unknown'])
+      expect(lockHolders(join(dir, 'missing'))).to.deep.equal([])
+      expect(lockHolders(undefined)).to.equal(undefined)
+      expect(lockDir('file:///srv/state', 'muster', 'web')).to.equal('/srv/state/.pulumi/locks/organization/muster/web')
+      expect(lockDir('s3://bucket', 'muster', 'web')).to.equal(undefined)
+    } finally {
+      rmSync(dir, {recursive: true, force: true})
+    }
   })
 
   it('a missing stack says which verb creates it', () => {

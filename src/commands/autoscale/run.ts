@@ -10,14 +10,17 @@ export default class AutoscaleRun extends StackCommand {
   static override examples = [
     {description: 'Preview, confirm, create', command: '<%= config.bin %> <%= command.id %> 12_04-bee'},
     {description: 'Every autoscaled group, in CI', command: '<%= config.bin %> <%= command.id %> --yes'},
+    {description: 'Two groups', command: '<%= config.bin %> <%= command.id %> 12_04-bee 12_04-www --yes'},
   ]
-  static override args = {group: Args.string({description: 'Node group (default: every group with autoscale).'})}
+  static override strict = false
+  static override args = {groups: Args.string({description: 'Node groups (default: every group with autoscale).'})}
   static override flags = stackFlags
 
   public async run(): Promise<ApplyResult> {
-    const {args, flags} = await this.parse(AutoscaleRun)
-    const result = await autoscaleRun({cwd: process.cwd(), nodesPath: flags.nodes, groups: args.group ? [args.group] : undefined, previewOnly: flags.preview, parallel: flags.parallel}, this.host(flags))
-    if (!this.jsonEnabled() && !flags.preview) for (const g of result.groups) this.log(`${g.group}: ${String(g.outputs?.asgName ?? '')}`)
+    const {argv, flags} = await this.parse(AutoscaleRun)
+    const groups = (argv as string[]).filter(Boolean)
+    const result = await autoscaleRun({cwd: process.cwd(), nodesPath: flags.nodes, groups: groups.length > 0 ? groups : undefined, previewOnly: flags.preview, parallel: flags.parallel}, this.host(flags))
+    this.report(result, flags.preview ? undefined : (g) => `${g.group}: ${String(g.outputs?.asgName ?? '')}`)
     return result
   }
 }

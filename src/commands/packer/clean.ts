@@ -3,12 +3,11 @@ import {Args, Flags} from '@oclif/core'
 import {packerClean, retainImages} from '../../actions/packer.js'
 import type {ApplyResult} from '../../actions/update.js'
 import type {RetentionResult} from '../../aws/retention.js'
-import {MusterCommand} from '../../base-command.js'
-import {stackFlags} from '../../stack-command.js'
+import {StackCommand, stackFlags} from '../../stack-command.js'
 import {DEFAULT_KEEP} from '../../stacks/intent.js'
 import {formatRetention, formatRetentionSummary} from '../../ui/retention.js'
 
-export default class PackerClean extends MusterCommand {
+export default class PackerClean extends StackCommand {
   static override summary = "Retire a group's old AMIs: keep the newest N and any in use."
   static override description = `Images are the account's AMIs tagged muster:group=GROUP in the group's region. The newest N stay, and so does every image a launch template version, an Auto Scaling group or a non-terminated instance uses, however old; the rest are deregistered and their snapshots deleted. N is recorded in the group's stack, whose retention part applies it now and again after every bake.
 
@@ -19,7 +18,8 @@ export default class PackerClean extends MusterCommand {
     {description: 'Every baked group, as JSON', command: "<%= config.bin %> <%= command.id %> -n 5 --dry-run --json | jq '.[].removed[].id'"},
   ]
   static override enableJsonFlag = true
-  static override args = {group: Args.string({description: 'Node group (default: every baked group).'})}
+  static override strict = false
+  static override args = {groups: Args.string({description: 'Node groups (default: every baked group).'})}
   static override flags = {
     ...stackFlags,
     keep: Flags.integer({char: 'n', description: 'How many of the newest images to keep (images in use are kept besides).', default: DEFAULT_KEEP, min: 1, helpValue: 'N'}),
@@ -27,15 +27,21 @@ export default class PackerClean extends MusterCommand {
   }
 
   public async run(): Promise<RetentionResult[] | ApplyResult> {
-    const {args, flags} = await this.parse(PackerClean)
+    const {argv, flags} = await this.parse(PackerClean)
+    const groups = (argv as string[]).filter(Boolean)
     const cwd = process.cwd()
     if (!flags['dry-run']) {
-      return packerClean(
-        {cwd, nodesPath: flags.nodes, groups: args.group === undefined ? undefined : [args.group], keep: flags.keep, previewOnly: flags.preview, parallel: flags.parallel},
+      const result = await packerClean(
+        {cwd, nodesPath: flags.nodes, groups: groups.length > 0 ? groups : undefined, keep: flags.keep, previewOnly: flags.preview, parallel: flags.parallel},
         this.host(flags),
       )
+      this.report(result, undefined)
+      return result
     }
-    const results = await retainImages({cwd, nodesPath: flags.nodes, group: args.group, keep: flags.keep, dryRun: true}, this.host())
+    const results: RetentionResult[] = []
+    for (const group of groups.length > 0 ? groups : [undefined]) {
+      results.push(...(await retainImages({cwd, nodesPath: flags.nodes, group, keep: flags.keep, dryRun: true}, this.host())))
+    }
     if (!this.jsonEnabled()) {
       process.stdout.write(formatRetention(results, {color: this.stdoutColor}))
       for (const result of results) process.stderr.write(formatRetentionSummary(result))

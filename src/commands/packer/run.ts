@@ -3,6 +3,7 @@ import {Args} from '@oclif/core'
 import {packerRun} from '../../actions/packer.js'
 import type {ApplyResult} from '../../actions/update.js'
 import {StackCommand, stackFlags} from '../../stack-command.js'
+import {describeBake} from '../../ui/outcomes.js'
 
 export default class PackerRun extends StackCommand {
   static override summary = "Bake the group's AMI with Packer, through the group's Pulumi stack."
@@ -11,19 +12,18 @@ export default class PackerRun extends StackCommand {
     {description: 'Preview, confirm, bake', command: '<%= config.bin %> <%= command.id %> 12_04-bee'},
     {description: 'Without a terminal (CI)', command: '<%= config.bin %> <%= command.id %> 12_04-bee --yes'},
     {description: 'Every baked group, two at a time', command: '<%= config.bin %> <%= command.id %> --parallel 2 --yes'},
+    {description: 'Two groups; each gets its own outcome, and the exit is 1 if either failed', command: '<%= config.bin %> <%= command.id %> 12_04-bee 12_04-www --yes --json'},
     {description: 'Only show whether a bake would run', command: '<%= config.bin %> <%= command.id %> 12_04-bee --preview'},
   ]
-  static override args = {group: Args.string({description: 'Node group (default: every baked group).'})}
+  static override strict = false
+  static override args = {groups: Args.string({description: 'Node groups (default: every baked group).'})}
   static override flags = stackFlags
 
   public async run(): Promise<ApplyResult> {
-    const {args, flags} = await this.parse(PackerRun)
-    const result = await packerRun({cwd: process.cwd(), nodesPath: flags.nodes, groups: args.group ? [args.group] : undefined, previewOnly: flags.preview, parallel: flags.parallel}, this.host(flags))
-    if (!this.jsonEnabled()) {
-      for (const g of result.groups) {
-        if (!flags.preview) this.log(`${g.group}: ${g.applied ? 'baked' : 'unchanged, not rebaked'} ${String(g.outputs?.ami ?? '')}`.trimEnd())
-      }
-    }
+    const {argv, flags} = await this.parse(PackerRun)
+    const groups = (argv as string[]).filter(Boolean)
+    const result = await packerRun({cwd: process.cwd(), nodesPath: flags.nodes, groups: groups.length > 0 ? groups : undefined, previewOnly: flags.preview, parallel: flags.parallel}, this.host(flags))
+    this.report(result, flags.preview ? undefined : describeBake)
     return result
   }
 }
