@@ -128,7 +128,7 @@ export interface FollowHandlers {
   update(update: FollowUpdate): void
   /** Called once per node that failed (or was lost), with its status (message: the log's last lines). */
   failure(node: DeployProgress['nodes'][number]): void
-  /** The follower wrote the stop key. */
+  /** The rollout stopped handing out slots (said once, whoever wrote the stop key). */
   stopped(stop: DeployStop): void
   /** Something worth saying that changes nothing (the registry not answering for a while). */
   warning?(text: string): void
@@ -172,6 +172,7 @@ export async function followDeploy(options: FollowOptions): Promise<FollowResult
   let watch: Watch | undefined
   let resnapshot = false
   let writingStop = false
+  let stopAnnounced = false
 
   const openWatch = async (): Promise<void> => {
     watch = await store.watch(rolloutPrefix(project, id), keys.revision + 1, {
@@ -218,10 +219,14 @@ export async function followDeploy(options: FollowOptions): Promise<FollowResult
             const {stop, written} = await stopDeploy(store, project, id, reason, at, options.env).finally(() => {
               writingStop = false
             })
-            keys.stop = stop
-            if (written) handlers.stopped(stop)
+            if (written || keys.stop === undefined) keys.stop = stop
             progress = deployProgress(keys.state() as DeployState, at)
           }
+        }
+        // Said once, whoever wrote it: this follower, an agent past max-errors, a deploy:cancel.
+        if (keys.stop && !stopAnnounced) {
+          stopAnnounced = true
+          handlers.stopped(keys.stop)
         }
         for (const entry of progress.nodes) {
           if ((entry.outcome === 'failed' || entry.outcome === 'lost') && !reported.has(entry.node)) {

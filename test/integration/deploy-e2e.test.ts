@@ -3,8 +3,9 @@
 // processes of one group against a real etcd; releases in moto's S3; `muster role:update` then
 // `muster instance:deploy GROUP -n 2 --yes`. Every node provisions once more, with
 // MUSTER_REASON=deploy and the new run list, never more than two at once; the CLI exits 0 with one
-// summary row per node.
-import {existsSync, mkdirSync, readFileSync, writeFileSync} from 'node:fs'
+// summary row per node. Then a node whose provision fails with --max-errors 0: the CLI reports it
+// with its log lines and exits 1, and no node starts after the failure.
+import {existsSync, mkdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
 import {expect} from 'chai'
@@ -75,6 +76,30 @@ describe('the paper\'s deploy workflow: edit, role:update, instance:deploy (real
     expect(maxConcurrent(runs), describeRuns(runs)).to.be.at.most(2)
     for (const agent of agents) {
       expect(readFileSync(join(agent.stateDir, 'current', 'cookbooks', 'fail2ban', 'recipes', 'default.rb'), 'utf8')).to.contain('fail2ban')
+    }
+  })
+
+  it('a failing node with --max-errors 0: reported with its log lines, no node starts after it, exit 1', async function () {
+    writeFileSync(join(project.recordDir, 'bee-0.fail'), '')
+    try {
+      const env = {...moto.env, MUSTER_ETCD_ENDPOINTS: etcd.endpoint, MUSTER_PROJECT: project.project, MUSTER_RELEASE_BUCKET: BUCKET}
+      const since = Date.now()
+      const deploy = await startMuster(['instance:deploy', '12_04-bee', '-n', '1', '--max-errors', '0', '--yes'], {cwd: project.dir, env, timeoutMs: 180_000}).result
+      const runs = nodes.flatMap((node) => project.runs(node)).filter((r) => r.reason === 'deploy' && r.start >= since)
+      expect(deploy.code, `${deploy.stderr}\n${describeRuns(runs)}`).to.equal(1)
+      expect(deploy.stderr).to.contain('role: unchanged since release').and.contain('cookbooks: unchanged')
+      expect(deploy.stderr).to.match(/✗ bee-0 \(12_04-bee\) failed: provision failed \(exit 3\):\n(    .*\n)*    FATAL: recipe failed on bee-0/)
+      expect(deploy.stderr).to.contain('no further node starts: too many failures (--max-errors)')
+      const rows = deploy.stdout.trimEnd().split('\n').slice(1).map((r) => r.split(/\s{2,}/))
+      expect(rows.map((r) => r[0])).to.deep.equal(nodes)
+      expect(rows.find((r) => r[0] === 'bee-0')?.[2]).to.equal('failed')
+      for (const row of rows.filter((r) => r[0] !== 'bee-0')) expect(row[2], row.join(' ')).to.be.oneOf(['ok', 'not started (stopped)'])
+      const failed = runs.find((r) => r.node === 'bee-0')
+      expect(failed, describeRuns(runs)).to.not.equal(undefined)
+      // With one slot and no failure allowed, nothing starts once bee-0's run has ended.
+      expect(runs.filter((r) => r.start > (failed?.end ?? 0)).map((r) => r.node), describeRuns(runs)).to.deep.equal([])
+    } finally {
+      rmSync(join(project.recordDir, 'bee-0.fail'), {force: true})
     }
   })
 })
