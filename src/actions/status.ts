@@ -57,6 +57,8 @@ export interface GroupStatus {
   region: string
   /** Whether the group has a stack in the backend. */
   stack: boolean
+  /** Why the stack could not be read (outputs, intent), or null. */
+  stackProblem: string | null
   /** The AMI the stack last baked (its ami output), or null. */
   stackAmi: string | null
   /**
@@ -74,6 +76,8 @@ export interface StatusResult {
   registry: {project: string; endpoints: string[]} | null
   groups: GroupStatus[]
   orphans: string[]
+  /** Why the orphans could not be listed (the backend did not answer), or null. */
+  orphansUnknown: string | null
   nodesFile: string
 }
 
@@ -107,7 +111,8 @@ export async function status(options: StatusOptions, io: Pick<IoHost, 'progress'
   const project = new Project(options, io)
   const named = options.group !== undefined
   const session = project.session()
-  const orphans = await orphanStacks(project)
+  const listed = await settle(() => orphanStacks(project))
+  const orphans = 'unknown' in listed ? [] : listed
   // A named group that is gone from the nodes file but has a stack is shown as an orphan only.
   const groups: Group[] = named ? (orphans.includes(options.group as string) ? [] : [project.group(options.group as string, {what: 'status', done: 'nothing was read'})]) : nodeGroups(project.nodes)
   const snapshot = options.registry ? await settle(() => (deps.registry ?? defaultRegistry)(options.registry as RegistryTarget)) : {unknown: NO_REGISTRY}
@@ -117,7 +122,8 @@ export async function status(options: StatusOptions, io: Pick<IoHost, 'progress'
   const owner = {project: readProjectName(project.root)}
   const rows = await mapBounded(groups, project.parallel, async (group): Promise<GroupStatus> => {
     io.progress(`[${group.name}] reading…`)
-    const stack = await session.openExisting(group.name)
+    const opened = await settle(() => session.openExisting(group.name))
+    const stack = opened === undefined || 'unknown' in opened ? undefined : opened
     const outputs = stack ? await settle(() => stack.outputs()) : {}
     const intent = stack ? await settle(() => stack.intent()) : undefined
     const out = 'unknown' in outputs ? {} : outputs
@@ -142,6 +148,7 @@ export async function status(options: StatusOptions, io: Pick<IoHost, 'progress'
       group: group.name,
       region: group.region,
       stack: stack !== undefined,
+      stackProblem: [opened, outputs, intent].find((part): part is Unknown => part !== undefined && 'unknown' in part)?.unknown ?? null,
       stackAmi: typeof out.ami === 'string' && out.ami !== '' ? out.ami : null,
       images,
       asgs,
@@ -153,6 +160,7 @@ export async function status(options: StatusOptions, io: Pick<IoHost, 'progress'
     registry: options.registry ? {project: options.registry.project, endpoints: options.registry.endpoints} : null,
     groups: rows,
     orphans: named ? orphans.filter((o) => o === options.group) : orphans,
+    orphansUnknown: 'unknown' in listed ? listed.unknown : null,
     nodesFile: project.nodes.file,
   }
 }

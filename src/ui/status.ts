@@ -34,6 +34,7 @@ export function deployOutcome(d: DeployResult): string {
 
 function groupTable(g: GroupStatus): string {
   const rows: Array<[string, string]> = [['AMI', amiCell(g)], ['ASG', asgCell(g)]]
+  if (g.stackProblem) rows.unshift(['STACK', unknown({unknown: g.stackProblem})])
   if (isUnknown(g.registry)) {
     rows.push(['NODES', unknown(g.registry)], ['RELEASE', 'unknown'], ['LAST DEPLOY', 'unknown'])
   } else {
@@ -49,6 +50,7 @@ export function formatStatus(result: StatusResult): string {
   const parts = result.groups.map(groupTable)
   const orphans = formatOrphans(result.orphans, result.nodesFile)
   if (orphans) parts.push(orphans)
+  if (result.orphansUnknown) parts.push(`Orphan stacks: unknown: ${neutralise(result.orphansUnknown)}\n`)
   if (parts.length === 0) return 'No groups.\n'
   return parts.join('\n')
 }
