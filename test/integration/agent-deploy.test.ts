@@ -230,6 +230,26 @@ describe('muster agent: instance:deploy on the nodes (real etcd, moto S3, agent 
     })
   })
 
+  describe('waiting nodes that died (or forged waiting statuses) ahead in line', function () {
+    const s = setup('line')
+
+    it('hold nobody up for long: the live nodes take the slot after a quiet spell', async function () {
+      const release = await s.release()
+      const live = ['z-1', 'z-2']
+      const dead = ['a-dead-0', 'a-dead-1', 'a-dead-2', 'a-dead-3']
+      const agents = await Promise.all(live.map((n) => s.start(n)))
+      await Promise.all(agents.map((a) => waitForBoot(a, 30_000)))
+      // They sort first and say `waiting` (written before the request), but no agent stands behind them.
+      const id = newDeployId(new Date())
+      for (const node of dead) await client.put(`/muster/line/rollout/${id}/nodes/${node}`).value(JSON.stringify({node, group: 'app', state: 'waiting', startedAt: null, finishedAt: null, message: null, lease: null}))
+      await writeDeployRequest(client, {id, project: 'line', releases: {app: release.ref}, targets: {app: [...dead, ...live]}, n: 1})
+      const done = await s.until(id, 'the live nodes ok', (d) => live.every((n) => d.state.statuses.get(n)?.state === 'ok'), 30_000)
+      // The forged ones stay waiting; nothing claims in their name.
+      expect(done.progress.counts.waiting).to.equal(4)
+      expect(maxConcurrent(live.flatMap((n) => deployRuns(s.project(), n)))).to.equal(1)
+    })
+  })
+
   describe('a tampered tarball', function () {
     const s = setup('tamper')
 

@@ -110,6 +110,8 @@ export interface RequestSpec {
   n: number
   maxErrors?: number
   deadlineMs?: number
+  /** The deploy id (default: a new one), e.g. to write keys under rollout/ID/ before the request. */
+  id?: string
   /** Also record each group's current release at groups/GROUP/release (as the CLI does). */
   setGroupRelease?: boolean
 }
@@ -117,7 +119,7 @@ export interface RequestSpec {
 /** Writes groups/GROUP/release for each group, then the request; resolves with the deploy id. */
 export async function writeDeployRequest(client: Etcd3, spec: RequestSpec): Promise<string> {
   const now = new Date()
-  const id = newDeployId(now)
+  const id = spec.id ?? newDeployId(now)
   const groups = Object.keys(spec.releases).sort()
   const request: DeployRequest = {
     id,
