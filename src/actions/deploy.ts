@@ -227,7 +227,6 @@ export class Deploy {
     for (const record of view.nodes.values()) live.set(record.group, [...(live.get(record.group) ?? []), record.node])
 
     const {groups, unknownGroups} = selectTargets(nodes, named, live)
-    if (unknownGroups.length > 0) this.io.progress(`Left out: live nodes of ${unknownGroups.join(', ')}, which the nodes file does not have.`)
 
     const releases = await registryCall(endpoints, () => store.snapshot(`${projectPrefix(project)}groups/`))
     const currentRelease = new Map<string, ReleaseRef>()
@@ -298,6 +297,7 @@ export class Deploy {
   async start(plan: DeployPlan): Promise<DeployStarted> {
     if (!this.bucket || !this.store) throw new Error('Deploy.plan() first')
     const store = this.store
+    this.io.progress(`Uploading to s3://${plan.bucket}/muster/${plan.project}/ (what is there already is not sent again)…`)
     const uploads = await uploadReleases(this.bucket, plan.project, this.packed, this.built)
     const requestedAt = this.deps.now()
     const request: DeployRequest = {

@@ -194,6 +194,16 @@ describe('instance:deploy, deploy:status, deploy:cancel (real etcd, moto S3, CLI
       })
     }
 
+    it('deploy:status and deploy:cancel in a project with no deploy', async () => {
+      const status = await startMuster(['deploy:status'], {cwd: project.dir, env}).result
+      expect(status.code, status.stderr).to.equal(1)
+      expect(status.stderr).to.contain(`no deploy in project ${project.project}`).and.contain('muster instance:deploy GROUP')
+      const cancel = await startMuster(['deploy:cancel', '20990101T000000Z-000000'], {cwd: project.dir, env}).result
+      expect(cancel.code, cancel.stderr).to.equal(1)
+      expect(cancel.stderr).to.contain('no deploy 20990101T000000Z-000000')
+      expect([...(await readPrefix(client, `/muster/${project.project}/rollout/`)).keys()], 'cancel of an unknown deploy writes no stop key').to.deep.equal([])
+    })
+
     it('an unreachable bucket endpoint', async () => {
       const port = await freePort()
       const run = await startMuster(['instance:deploy', 'web', '--yes'], {cwd: project.dir, env: {...env, AWS_ENDPOINT_URL: `http://127.0.0.1:${port}`, AWS_MAX_ATTEMPTS: '1'}, timeoutMs: 60_000}).result
