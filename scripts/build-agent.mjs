@@ -4,7 +4,7 @@
 // file for every architecture, and the image already has the Node it runs on. esbuild is the
 // bundler (already here through tsx). The build fails if anything of Pulumi or the EC2/Auto
 // Scaling SDKs got in: the node side must never carry them.
-import {statSync, writeFileSync} from 'node:fs'
+import {readFileSync, statSync, writeFileSync} from 'node:fs'
 import {readFile} from 'node:fs/promises'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
@@ -13,7 +13,7 @@ import {build} from 'esbuild'
 import protobuf from 'protobufjs'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
-const {version} = JSON.parse(await import('node:fs').then((fs) => fs.readFileSync(join(root, 'package.json'), 'utf8')))
+const {version} = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
 const outfile = join(root, 'dist', 'muster-agent.mjs')
 
 // etcd3 reads its .proto files from disk when it loads (proto-loader's loadSync on a path beside
@@ -62,7 +62,8 @@ const result = await build({
   // CommonJS dependencies (grpc-js, etcd3) call require() on Node's built-ins; in an ES module
   // bundle that needs a require of its own.
   banner: {js: "import {createRequire as __musterCreateRequire} from 'node:module'; const require = __musterCreateRequire(import.meta.url);"},
-  define: {MUSTER_VERSION: JSON.stringify(version)},
+  // muster's own haproxy template travels inside the bundle (src/agent/haproxy-template.ts).
+  define: {MUSTER_VERSION: JSON.stringify(version), MUSTER_HAPROXY_TEMPLATE: JSON.stringify(readFileSync(join(root, 'templates', 'haproxy.cfg'), 'utf8'))},
   legalComments: 'eof',
   metafile: true,
   plugins: [inlineEtcdProto, lazyRequires],

@@ -15,10 +15,13 @@ import {DeployFeed} from '../registry/deploy-feed.js'
 import {readCurrentRelease} from '../release/fetch.js'
 import {Agent, identityFromRelease} from './agent.js'
 import {bootRelease, Deployer} from './deployer.js'
+import {HaproxyController} from './haproxy.js'
+import {haproxyIo} from './haproxy-io.js'
+import {haproxyTemplateReader} from './haproxy-template.js'
 import {checkProvisionCommand, fromInstanceMetadata, type Identity, loadIdentity} from './identity.js'
 import {createLogger, type Logger} from './log.js'
 import {CommandProvisioner} from './provisioner.js'
-import type {AgentSettings} from './settings.js'
+import type {AgentSettings, HaproxySettings} from './settings.js'
 import {createMetrics, serveStatus, type StatusServer} from './status.js'
 
 export interface DaemonContext {
@@ -87,17 +90,20 @@ export async function runAgent(settings: AgentSettings, context: DaemonContext):
   const allowedBucket = context.env.MUSTER_RELEASE_BUCKET
   const fetch = allowedBucket ? {allowedBucket} : {}
   const deployer = new Deployer({project, node, group: identity.group, stateDir, ttlSeconds: settings.ttlSeconds, store, feed: deploys, target: agent, log, fetch})
+  const haproxy = settings.haproxy && createHaproxy(settings.haproxy, agent, feed, log)
   let status: StatusServer | undefined
   try {
     // The status port first: a port already taken must fail before anything is registered.
-    if (settings.statusAddr) status = await serveStatus(settings.statusAddr, () => ({...agent.health(), deploy: deployer.status}), metrics.registry)
+    if (settings.statusAddr) status = await serveStatus(settings.statusAddr, () => ({...agent.health(), deploy: deployer.status, ...(haproxy ? {haproxy: haproxy.status} : {})}), metrics.registry)
     // A late node (a new ASG instance) converges its group's current release at its boot provision.
     const release = await bootRelease({project, group: identity.group, stateDir, store, log, fetch})
     if (release) agent.useRelease(release)
     await agent.start()
     deployer.start()
+    await haproxy?.start()
   } catch (error) {
     await status?.close()
+    await haproxy?.stop()
     await deployer.stop()
     await agent.stop()
     await deploys.stop()
@@ -116,14 +122,33 @@ export async function runAgent(settings: AgentSettings, context: DaemonContext):
     return current ? identityFromRelease(fromFile, current) : fromFile
   }
   return waitForSignals(agent, deployer, reread, log, async () => {
+    await haproxy?.stop()
     await status?.close()
     await deploys.stop()
     await feed.stop()
     store.close()
-  })
+  }, () => haproxy?.changed())
 }
 
-function waitForSignals(agent: Agent, deployer: Deployer, readIdentity: () => Identity, log: Logger, cleanup: () => Promise<void>): Promise<number> {
+/** haproxy fed by the registry: re-rendered on every change of the view and on each reload. */
+function createHaproxy(settings: HaproxySettings, agent: Agent, feed: RegistryFeed, log: Logger): HaproxyController {
+  const controller = new HaproxyController({
+    io: haproxyIo({configPath: settings.configPath, binary: settings.binary, masterSocket: settings.socket, reloadCommand: settings.reload}),
+    configPath: settings.configPath,
+    node: agent.identity.node,
+    group: agent.identity.group,
+    template: haproxyTemplateReader(settings.template, agent.identity.projectDir),
+    dependencies: () => agent.identity.dependsOn.map((name) => ({name, port: agent.identity.dependencySpecs?.[name]?.port, healthCheck: agent.identity.dependencySpecs?.[name]?.health_check})),
+    where: (service) => feed.view.where(service),
+    log,
+  })
+  feed.subscribe((change) => {
+    if (agent.identity.dependsOn.some((name) => change.services.has(name))) controller.changed()
+  })
+  return controller
+}
+
+function waitForSignals(agent: Agent, deployer: Deployer, readIdentity: () => Identity, log: Logger, cleanup: () => Promise<void>, onReload?: () => void): Promise<number> {
   return new Promise((resolveExit) => {
     let reloading: Promise<void> = Promise.resolve()
     const onHup = (): void => {
@@ -138,6 +163,7 @@ function waitForSignals(agent: Agent, deployer: Deployer, readIdentity: () => Id
         }
         log.info('configuration reloaded', {services: next.services.map((s) => s.name), dependsOn: next.dependsOn})
         await agent.reload(next)
+        onReload?.()
       })
     }
     let stopping = false

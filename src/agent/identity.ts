@@ -21,6 +21,8 @@ export interface Identity {
   dnaFile: string
   /** Directory of the nodes file: where Pulumi.yaml and dna/ are looked for. */
   projectDir: string
+  /** What the nodes file says of each service in dependsOn (port, health check): haproxy's frontends. */
+  dependencySpecs?: Record<string, {port?: number; health_check?: string}>
 }
 
 export interface IdentityInput {
@@ -48,7 +50,15 @@ export function loadIdentity(input: IdentityInput): Identity {
     dna: readDna(dnaFile),
     dnaFile,
     projectDir,
+    dependencySpecs: Object.fromEntries(dependenciesOf(group).map((name) => [name, {...pickSpec(group.services[name])}])),
   }
+}
+
+function pickSpec(spec: {port?: number | undefined; health_check?: string | undefined} | undefined): {port?: number; health_check?: string} {
+  const out: {port?: number; health_check?: string} = {}
+  if (spec?.port !== undefined) out.port = spec.port
+  if (spec?.health_check !== undefined) out.health_check = spec.health_check
+  return out
 }
 
 /** --dna, else the one-off instance's dna, else the Auto Scaling group's, beside the nodes file. */

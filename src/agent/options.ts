@@ -22,6 +22,11 @@ export const AGENT_OPTIONS: readonly OptionSpec[] = [
   {flag: 'drain', kind: 'integer', description: 'Seconds to wait for dependents to let go of a removed service (default 60).', helpValue: 'SECONDS'},
   {flag: 'dna', kind: 'string', description: 'The node\'s dna (default: dna/instances/GROUP-NODE.json, else dna/asg/GROUP.json beside the nodes file).', helpValue: 'FILE'},
   {flag: 'log-format', kind: 'string', description: 'Log lines on stderr as text or json.', helpValue: 'text|json'},
+  {flag: 'haproxy', kind: 'string', description: 'Render haproxy\'s config from the registry (templates/haproxy.cfg) and install it here.', helpValue: 'PATH'},
+  {flag: 'haproxy-socket', kind: 'string', description: 'haproxy\'s master CLI socket (haproxy -W -S PATH): reloads, and server changes without a reload.', helpValue: 'PATH'},
+  {flag: 'haproxy-reload', kind: 'string', description: 'Command that reloads haproxy, instead of the master CLI (e.g. "systemctl reload haproxy").', helpValue: 'CMD'},
+  {flag: 'haproxy-template', kind: 'string', description: 'The haproxy template (default: templates/haproxy.cfg beside the nodes file, else muster\'s).', helpValue: 'FILE'},
+  {flag: 'haproxy-bin', kind: 'string', description: 'The haproxy binary that checks configs (default: haproxy on PATH).', helpValue: 'PATH'},
 ]
 
 /** "state-dir" → "stateDir": the config file's key for a flag. */

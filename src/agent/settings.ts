@@ -29,9 +29,14 @@ export interface AgentInput {
   etcdKey?: string
   etcdUser?: string
   etcdPasswordFile?: string
+  haproxy?: string
+  haproxySocket?: string
+  haproxyReload?: string
+  haproxyTemplate?: string
+  haproxyBin?: string
 }
 
-export const CONFIG_KEYS: ReadonlyArray<keyof AgentInput> = ['group', 'nodes', 'node', 'address', 'etcd', 'project', 'provision', 'stateDir', 'statusAddr', 'ttl', 'wait', 'drain', 'dna', 'logFormat', 'etcdCa', 'etcdCert', 'etcdKey', 'etcdUser', 'etcdPasswordFile']
+export const CONFIG_KEYS: ReadonlyArray<keyof AgentInput> = ['group', 'nodes', 'node', 'address', 'etcd', 'project', 'provision', 'stateDir', 'statusAddr', 'ttl', 'wait', 'drain', 'dna', 'logFormat', 'etcdCa', 'etcdCert', 'etcdKey', 'etcdUser', 'etcdPasswordFile', 'haproxy', 'haproxySocket', 'haproxyReload', 'haproxyTemplate', 'haproxyBin']
 
 export const DEFAULTS = {ttlSeconds: 15, wait: '2s:10s', drainSeconds: 60}
 
@@ -57,6 +62,19 @@ export interface AgentSettings {
   drainMs: number
   dna: string | undefined
   logFormat: 'json' | 'text'
+  haproxy: HaproxySettings | undefined
+}
+
+export interface HaproxySettings {
+  /** Where the rendered config is installed. */
+  configPath: string
+  /** haproxy's master CLI socket: reloads and runtime API changes go through it. */
+  socket: string | undefined
+  /** A reload command instead of the master CLI (the runtime API still needs the socket). */
+  reload: string | undefined
+  /** The template; default templates/haproxy.cfg beside the nodes file, else muster's own. */
+  template: string | undefined
+  binary: string
 }
 
 const UNITS: Record<string, number> = {ms: 1, s: 1000, m: 60_000, h: 3_600_000}
@@ -164,5 +182,21 @@ export function resolveSettings(flags: AgentInput, config: AgentInput, env: Node
     drainMs: Math.round(drain * 1000),
     dna: merged.dna,
     logFormat,
+    haproxy: haproxySettings(merged, from),
   }
+}
+
+function haproxySettings(merged: AgentInput, from: (key: keyof AgentInput, flag: string) => string): HaproxySettings | undefined {
+  const given = (['haproxySocket', 'haproxyReload', 'haproxyTemplate', 'haproxyBin'] as const).find((k) => merged[k] !== undefined)
+  if (merged.haproxy === undefined) {
+    if (given) throw new UserError(`${from(given, `--${given.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`)} is an haproxy setting, but haproxy is off`, {hint: 'Give --haproxy PATH (where the agent installs the rendered config) to turn it on.'})
+    return undefined
+  }
+  if (merged.haproxy === '' || merged.haproxy.endsWith('/')) throw new UserError(`${from('haproxy', '--haproxy')}: expected the path of the config file to install, got ${JSON.stringify(merged.haproxy)}`, {hint: 'Example: --haproxy /etc/haproxy/haproxy.cfg'})
+  if (merged.haproxySocket === undefined && merged.haproxyReload === undefined) {
+    throw new UserError(`${from('haproxy', '--haproxy')} needs a way to reach haproxy`, {
+      hint: 'Give --haproxy-socket PATH (haproxy -W -S PATH: reloads and server changes without reloads), and/or --haproxy-reload CMD for reloads.',
+    })
+  }
+  return {configPath: merged.haproxy, socket: merged.haproxySocket, reload: merged.haproxyReload, template: merged.haproxyTemplate, binary: merged.haproxyBin ?? 'haproxy'}
 }

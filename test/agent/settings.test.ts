@@ -63,6 +63,17 @@ describe('agent settings', () => {
     }
   })
 
+  it('turns haproxy on with a config path and a way to reach haproxy, and refuses half a setting', () => {
+    const etcd = {MUSTER_ETCD_ENDPOINTS: 'http://127.0.0.1:2379'}
+    expect(resolveSettings({group: 'g'}, {}, etcd).haproxy).to.equal(undefined)
+    expect(resolveSettings({group: 'g', haproxy: '/etc/haproxy/haproxy.cfg', haproxySocket: '/run/haproxy-master.sock'}, {}, etcd).haproxy).to.deep.equal({
+      configPath: '/etc/haproxy/haproxy.cfg', socket: '/run/haproxy-master.sock', reload: undefined, template: undefined, binary: 'haproxy',
+    })
+    expect(userError(() => resolveSettings({group: 'g', haproxy: '/etc/haproxy/haproxy.cfg'}, {}, etcd)).message).to.equal('--haproxy needs a way to reach haproxy')
+    expect(userError(() => resolveSettings({group: 'g'}, {haproxySocket: '/run/s.sock'}, etcd)).message).to.equal('"haproxySocket" in --config is an haproxy setting, but haproxy is off')
+    expect(userError(() => resolveSettings({group: 'g', haproxyReload: 'systemctl reload haproxy'}, {}, etcd)).message).to.equal('--haproxy-reload is an haproxy setting, but haproxy is off')
+  })
+
   it('refuses a provision command whose program does not exist', () => {
     expect(userError(() => checkProvisionCommand('no-such-chef --x', {PATH: '/usr/bin:/bin'})).message).to.match(/"no-such-chef" is not on PATH/)
     expect(userError(() => checkProvisionCommand('/nope/run.sh', {PATH: '/usr/bin'})).message).to.match(/not an executable file/)

@@ -137,7 +137,7 @@ function canConnect(port: number): Promise<boolean> {
 }
 
 /** Sends one command to the master CLI socket and parses the current workers out of `show proc`. */
-function masterCommand(socketPath: string, command: string): Promise<{text: string; workers: number[]}> {
+export function masterCommand(socketPath: string, command: string): Promise<{text: string; workers: number[]}> {
   return new Promise((resolve, reject) => {
     const socket = createConnection(socketPath)
     let text = ''
