@@ -14,7 +14,7 @@
 //
 // Late nodes: at boot, before the boot provision, the node converges its group's current release
 // (groups/GROUP/release) if it is not the one it runs. No slot is taken for that.
-import {type DeployNodeStatus, type DeployRequest, rolloutNodeKey, rolloutSlotKey, rolloutStopKey, groupReleaseKey, mayTakeSlot, parseReleaseRef} from '../registry/deploys.js'
+import {type DeployNodeStatus, type DeployRequest, rolloutNodeKey, rolloutSlotKey, rolloutStopKey, groupReleaseKey, parseReleaseRef} from '../registry/deploys.js'
 import type {DeployFeed} from '../registry/deploy-feed.js'
 import type {RegistryStore, StoreLease} from '../registry/store.js'
 import {currentDigest, fetchRelease, type FetchOptions, type InstalledRelease, readCurrentRelease, ReleaseRefused, switchCurrent} from '../release/fetch.js'
@@ -155,27 +155,29 @@ export class Deployer {
     if (this.stopped || !active || active.phase !== 'waiting') return
     const {id} = active
     const {feed, node} = this.options
-    const state = feed.state(id)
-    if (!state) return this.giveUp(id, 'the request is gone')
     const now = new Date(this.clock.now())
-    const progress = feed.progress(id, now)
-    if (!progress) return this.giveUp(id, 'the request is gone')
-    if (!mayTakeSlot(progress, state, now)) {
+    // Read on every event by every waiting node: what the feed computed once for this change.
+    const line = feed.line(id, now)
+    if (!line) return this.giveUp(id, 'the request is gone')
+    if (!line.open) {
+      const state = feed.state(id)
+      if (!state) return this.giveUp(id, 'the request is gone')
+      const {progress} = line
       if (state.stop === undefined && progress.failures > state.request.maxErrors) await this.writeStop(id, state.request)
-      return this.giveUp(id, state.stop ? `stopped (${state.stop.reason})` : now.getTime() > Date.parse(state.request.deadline) ? 'past the deadline' : 'too many failures')
+      return this.giveUp(id, state.stop ? `stopped (${state.stop.reason})` : now.getTime() > line.deadline ? 'past the deadline' : 'too many failures')
     }
     // Wake at the deadline (to give up), and after a spell without a slot try out of line: armed
     // once, not pushed back by every event of a busy rollout.
-    if (this.timer === undefined) this.schedule(Math.max(0, Date.parse(state.request.deadline) - now.getTime() + 10))
+    if (this.timer === undefined) this.schedule(Math.max(0, line.deadline - now.getTime() + 10))
     if (this.quietTimer === undefined) {
       this.quietTimer = this.clock.setTimeout(() => {
         this.quietTimer = undefined
         void this.tryClaim(true)
       }, jitteredDelay(0, QUIET_MS, QUIET_MS * 2))
     }
-    const free = feed.freeSlots(id)
+    const {free} = line
     if (free.length === 0) return
-    const place = feed.placeInLine(id, node, now)
+    const place = line.waiting.get(node)
     // Not in line until its own `waiting` is read back (so hundreds of nodes joining at once do not
     // all race for the first slots), and then only near the head of the line.
     if (!force && (place === undefined || place >= free.length + LINE_SLACK)) return
@@ -202,7 +204,7 @@ export class Deployer {
           }
           active.phase = 'running'
           this.clearTimer()
-          this.running = this.run(id, state.request, slot, lease, startedAt, active.fetched)
+          this.running = this.run(id, line.request, slot, lease, startedAt, active.fetched)
           return
         }
       }

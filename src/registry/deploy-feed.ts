@@ -5,7 +5,7 @@
 // the order of its waiting nodes are computed once per change and shared, so many agents in one
 // process (bench/) can read them on every event.
 import {jitteredDelay, sleep} from '../lib/backoff.js'
-import {type DeployNodeStatus, type DeployProgress, type DeployRequest, type DeployState, type DeployStop, deployProgress, deploysPrefix, parseDeployKey, rolloutsPrefix, parseDeployNodeStatus, parseDeployRequest, parseDeployStop} from './deploys.js'
+import {type DeployNodeStatus, type DeployProgress, type DeployRequest, type DeployState, type DeployStop, deployProgress, deploysPrefix, mayTakeSlot, parseDeployKey, rolloutsPrefix, parseDeployNodeStatus, parseDeployRequest, parseDeployStop} from './deploys.js'
 import type {FeedLog} from './feed.js'
 import type {RegistryStore, Watch} from './store.js'
 import type {KeyEvent} from './view.js'
@@ -21,7 +21,20 @@ interface Rollout {
   /** Over well past its deadline: its progress is no longer kept (memory stays bounded by live rollouts). */
   retired: boolean
   version: number
-  cache: {version: number; halted: boolean; progress: DeployProgress; waiting: Map<string, number>} | undefined
+  cache: (RolloutLine & {version: number; halted: boolean}) | undefined
+}
+
+/** What a waiting node reads on every event, computed once per change of the rollout. */
+export interface RolloutLine {
+  request: DeployRequest
+  progress: DeployProgress
+  /** node → its place among the nodes reporting `waiting`, by name */
+  waiting: Map<string, number>
+  /** Slots 0..n-1 not held. */
+  free: number[]
+  /** Whether slots are still handed out (mayTakeSlot): no stop key, not past the deadline, failures within max-errors. */
+  open: boolean
+  deadline: number
 }
 
 /** A rollout this long past its deadline is dropped from memory (nothing can start in it any more). */
@@ -86,15 +99,21 @@ export class DeployFeed {
     return this.cached(id, now)?.waiting.get(node)
   }
 
+  /** The rollout as a waiting node reads it (shared by every agent of this process until it changes). */
+  line(id: string, now: Date): RolloutLine | undefined {
+    return this.cached(id, now)
+  }
+
   private cached(id: string, now: Date): Rollout['cache'] {
     const r = this.rollouts.get(id)
-    const state = this.state(id)
-    if (!r || !state) return undefined
-    const halted = now.getTime() > Date.parse(state.request.deadline)
+    if (!r?.request || r.retired) return undefined
+    const deadline = Date.parse(r.request.deadline)
+    const halted = now.getTime() > deadline
     if (r.cache?.version !== r.version || r.cache.halted !== halted) {
+      const state = this.state(id) as DeployState
       const progress = deployProgress(state, now)
       const waiting = progress.nodes.filter((n) => n.status?.state === 'waiting').map((n) => n.node).sort()
-      r.cache = {version: r.version, halted, progress, waiting: new Map(waiting.map((node, i) => [node, i]))}
+      r.cache = {version: r.version, halted, request: r.request, progress, waiting: new Map(waiting.map((node, i) => [node, i])), free: this.freeSlots(id), open: mayTakeSlot(progress, state, now), deadline}
     }
     return r.cache
   }
