@@ -4,6 +4,7 @@ import {InterruptedError, UserError} from '../errors.js'
 import {mapBounded} from '../lib/parallel.js'
 import {type ChangeSet, hasChanges} from '../stacks/changes.js'
 import {buildContext} from '../stacks/context.js'
+import {withdrawIntent, type Withdrawable} from '../stacks/intent.js'
 import {groupProgram} from '../stacks/program.js'
 import type {GroupStack} from '../stacks/workspace.js'
 import {runHooks} from './engine-output.js'
@@ -16,13 +17,16 @@ export interface UpOptions extends ProjectOptions {
   previewOnly: boolean
   /** After an interrupted update: clear pending creates first. */
   clearPending: boolean
+  /** Parts whose recorded intent to take back first (their resources then go). */
+  withdraw?: readonly Withdrawable[]
 }
 
 /** muster up: converge each group's stack to everything its verbs recorded. */
 export async function up(options: UpOptions, io: IoHost): Promise<ApplyResult> {
   const project = new Project(options, io)
   const groups = project.select(options.groups, undefined, undefined, {what: 'nodes', done: 'nothing was changed'})
-  return updateStacks(project, {groups, change: (intent) => intent, parts: undefined, previewOnly: options.previewOnly, clearPending: options.clearPending}, io)
+  const withdraw = options.withdraw ?? []
+  return updateStacks(project, {groups, change: (intent) => withdrawIntent(intent, withdraw), parts: undefined, previewOnly: options.previewOnly, clearPending: options.clearPending}, io)
 }
 
 /** Programs an opened stack with what it records, against the current nodes file; writes nothing. */

@@ -80,3 +80,15 @@ function isInstanceIntent(value: unknown): value is InstanceIntent {
   const v = value as Record<string, unknown>
   return typeof v.name === 'string' && typeof v.zone === 'string' && (v.publicKey === undefined || typeof v.publicKey === 'string')
 }
+
+/** The parts of a recorded intent that `muster up --withdraw` takes back. */
+export const WITHDRAWABLE = ['fleet', 'instances'] as const
+export type Withdrawable = (typeof WITHDRAWABLE)[number]
+
+/**
+ * The intent without the parts named: no fleet (its generations stay, so a later autoscale:run
+ * names its ASG as before), no one-off instances. Converging it removes their resources.
+ */
+export function withdrawIntent(intent: Intent, parts: readonly Withdrawable[]): Intent {
+  return {...intent, ...(parts.includes('fleet') ? {fleet: false} : {}), ...(parts.includes('instances') ? {instances: []} : {})}
+}

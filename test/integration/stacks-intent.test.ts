@@ -5,9 +5,11 @@
 // never ran a fleet; a group removed from the nodes file leaves an orphan stack that preview lists
 // and destroy takes down.
 import {expect} from 'chai'
+import {spawnSync} from 'node:child_process'
 import {existsSync, readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
+import {findTool} from '../support/integration.js'
 import type {MotoServer} from '../support/moto.js'
 import {startStackProject, type MusterProject} from '../support/project.js'
 
@@ -77,6 +79,23 @@ describe('stack intent under failure (integration)', function () {
     expect(text, text).to.match(/muster:instances: ("|')\[\]/)
     const baked = project.muster('packer:run', 'web', '--yes')
     expect(baked.code, baked.stderr).to.equal(0)
+  })
+
+  it('a fleet recorded before (a killed run, an older muster) is taken back with up --withdraw fleet', () => {
+    // What a run killed mid-update leaves: the fleet recorded, never created.
+    const env = {...process.env, ...project.env, PULUMI_BACKEND_URL: `file://${join(project.dir, '.muster', 'state')}`, PULUMI_CONFIG_PASSPHRASE_FILE: join(project.dir, '.muster', 'passphrase')}
+    const set = spawnSync(findTool('pulumi') as string, ['config', 'set', 'muster:fleet', 'true', '--stack', 'web'], {cwd: project.dir, env, encoding: 'utf8'})
+    expect(set.status, set.stderr).to.equal(0)
+    const blocked = project.muster('packer:run', 'web', '--yes')
+    expect(blocked.code).to.equal(1)
+    const withdrawn = project.muster('up', 'web', '--withdraw', 'fleet', '--yes')
+    expect(withdrawn.code, withdrawn.stderr).to.equal(0)
+    expect(readFileSync(configFile('web'), 'utf8')).to.match(/muster:fleet: "false"/)
+    const baked = project.muster('packer:run', 'web', '--yes')
+    expect(baked.code, baked.stderr).to.equal(0)
+    const bad = project.muster('up', 'web', '--withdraw', 'bake')
+    expect(bad.code).to.not.equal(0)
+    expect(bad.stderr).to.match(/fleet, instances|fleet,instances/)
   })
 
   it('a group removed from the nodes file: preview lists its orphan stack, destroy takes it down', () => {
