@@ -16,6 +16,7 @@ import {type Clock, Debouncer, Lock, systemClock, type Wait} from './debounce.js
 import type {Identity} from './identity.js'
 import type {Logger} from './log.js'
 import type {ProvisionResult, Provisioner} from './provisioner.js'
+import {HEALTH_DEFAULTS, HealthGate, type HealthTiming, type Probe, type ServiceHealth} from './health.js'
 import {Registration} from './registration.js'
 import {type InstalledRelease, releaseRunList} from '../release/fetch.js'
 
@@ -40,6 +41,9 @@ export interface AgentOptions {
   writeFile(path: string, text: string): Promise<void>
   metrics?: AgentMetrics
   clock?: Clock
+  /** Runs services' health checks; without it no service is health-gated (bench, unit tests). */
+  healthProbe?: Probe
+  healthTiming?: HealthTiming
   /** Skip the provision at start (bench: agents that only register and react). */
   bootProvision?: boolean
 }
@@ -57,6 +61,8 @@ export interface AgentHealth {
   /** The rollout the node is taking part in and where it is (waiting, running…); added by the daemon. */
   deploy?: {deploy: string | null; phase: string | null}
   queue: {provisionPending: boolean; running: boolean; retryAt: string | null; decommissioning: string[]}
+  /** Health checks of the services that have one: healthy (registered), counts, last failure. */
+  checks: Record<string, ServiceHealth>
 }
 
 const RETRY_BASE_MS = 5000
@@ -82,6 +88,8 @@ export class Agent {
   private readonly since = new Date().toISOString()
   /** The release the node runs (instance:deploy), if it has switched to one: its run list and cookbooks. */
   private release: {dir: string; digest: string; runList: string | undefined} | undefined
+  /** Health checks of the services that have one (absent: every service counts as healthy). */
+  private readonly checks: HealthGate | undefined
 
   constructor(private readonly options: AgentOptions) {
     this.identity = options.identity
@@ -97,7 +105,20 @@ export class Agent {
       nodeId: options.identity.node,
       node: () => this.nodeRecord(),
       service: (name) => this.serviceRecord(name),
+      ready: (name) => this.checks?.ready(name) ?? true,
     })
+    if (options.healthProbe !== undefined) {
+      this.checks = new HealthGate({
+        specs: () => this.identity.services.filter((s) => s.health_check !== undefined).map((s) => ({service: s.name, check: s.health_check as string, port: s.port})),
+        address: () => this.identity.address,
+        timing: options.healthTiming ?? HEALTH_DEFAULTS,
+        probe: options.healthProbe,
+        clock: this.clock,
+        log: options.log,
+        // Rising or falling changes what may be registered: write it now.
+        changed: () => void this.registration.publish(),
+      })
+    }
   }
 
   get attributesFile(): string {
@@ -122,6 +143,7 @@ export class Agent {
   async start(): Promise<void> {
     this.unsubscribe = this.options.feed.subscribe((change) => this.onChange(change))
     await this.registration.register()
+    this.checks?.start()
     if (this.options.bootProvision === false) {
       this.registration.add(this.identity.services.map((s) => s.name))
       await this.registration.publish()
@@ -352,6 +374,7 @@ export class Agent {
     this.stopped = true
     this.debouncer.stop()
     this.clearRetry()
+    this.checks?.stop()
     if (this.verifyTimer !== undefined) this.clock.clearTimeout(this.verifyTimer)
     const offered = [...this.registration.services]
     const revision = await this.registration.close()
@@ -374,6 +397,7 @@ export class Agent {
       provision: this.provisionStatus,
       release: this.releaseDigest,
       queue: {provisionPending: this.debouncer.pending, running: this.lock.busy, retryAt: this.retryAt === undefined ? null : new Date(this.retryAt).toISOString(), decommissioning: this.decommissioning},
+      checks: this.checks?.status ?? {},
     }
   }
 }
@@ -383,7 +407,7 @@ export function identityFromRelease(current: Identity, release: InstalledRelease
   const {manifest} = release
   return {
     ...current,
-    services: manifest.agent.services.map((s) => ({name: s.name, cookbook: s.cookbook, recipe: `recipe[${s.cookbook}::${s.name}]`, ...(s.port === undefined ? {} : {port: s.port})})),
+    services: manifest.agent.services.map((s) => ({name: s.name, cookbook: s.cookbook, recipe: `recipe[${s.cookbook}::${s.name}]`, ...(s.port === undefined ? {} : {port: s.port}), ...(s.health_check === undefined ? {} : {health_check: s.health_check})})),
     dependsOn: [...manifest.agent.dependsOn].sort(),
     dna: manifest.dna,
     dnaFile: join(release.dir, 'dna.json'),

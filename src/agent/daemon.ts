@@ -16,6 +16,7 @@ import {readCurrentRelease} from '../release/fetch.js'
 import {Agent, identityFromRelease} from './agent.js'
 import {bootRelease, Deployer} from './deployer.js'
 import {HaproxyController} from './haproxy.js'
+import {systemProbe} from './health.js'
 import {haproxyIo} from './haproxy-io.js'
 import {haproxyTemplateReader} from './haproxy-template.js'
 import {checkProvisionCommand, fromInstanceMetadata, type Identity, loadIdentity} from './identity.js'
@@ -85,6 +86,8 @@ export async function runAgent(settings: AgentSettings, context: DaemonContext):
     log,
     metrics,
     writeFile: (path, text) => atomicWrite(path, text, {mode: 0o600}),
+    healthProbe: systemProbe(context.env),
+    healthTiming: settings.health,
   })
   // Release downloads use the node's own credentials; MUSTER_RELEASE_BUCKET, when set, is the only bucket accepted.
   const allowedBucket = context.env.MUSTER_RELEASE_BUCKET

@@ -22,6 +22,7 @@ export const AGENT_OPTIONS: readonly OptionSpec[] = [
   {flag: 'drain', kind: 'integer', description: 'Seconds to wait for dependents to let go of a removed service (default 60).', helpValue: 'SECONDS'},
   {flag: 'dna', kind: 'string', description: 'The node\'s dna (default: dna/instances/GROUP-NODE.json, else dna/asg/GROUP.json beside the nodes file).', helpValue: 'FILE'},
   {flag: 'log-format', kind: 'string', description: 'Log lines on stderr as text or json.', helpValue: 'text|json'},
+  {flag: 'health', kind: 'string', description: 'Health checks of services with a health_check: inter=2s,timeout=1s,rise=2,fall=3 (the defaults, as haproxy\'s).', helpValue: 'K=V,…'},
   {flag: 'haproxy', kind: 'string', description: 'Render haproxy\'s config from the registry (templates/haproxy.cfg) and install it here.', helpValue: 'PATH'},
   {flag: 'haproxy-socket', kind: 'string', description: 'haproxy\'s master CLI socket (haproxy -W -S PATH): reloads, and server changes without a reload.', helpValue: 'PATH'},
   {flag: 'haproxy-reload', kind: 'string', description: 'Command that reloads haproxy, instead of the master CLI (e.g. "systemctl reload haproxy").', helpValue: 'CMD'},

@@ -23,6 +23,8 @@ export interface RegistrationOptions {
   node(): NodeRecord
   /** A service's record as it should be now. */
   service(name: string): ServiceRecord
+  /** May the service be in the registry now (its health check passes)? Default: always. */
+  ready?(name: string): boolean
 }
 
 export class Registration {
@@ -108,11 +110,19 @@ export class Registration {
     }
   }
 
+  /** The registered services that may be in the registry now (health-gated ones only while healthy). */
+  private readyServices(): string[] {
+    return [...this.registered].filter((name) => this.options.ready?.(name) ?? true).sort()
+  }
+
   private writeAll(lease: StoreLease): Promise<void> {
     return this.writes.run(async () => {
       // `registered` is read inside the lock, so it is what the last deregistration left.
       let revision = await lease.put(this.key, JSON.stringify(this.options.node()))
-      const names = [...this.registered].sort()
+      const names = this.readyServices()
+      // A service whose health check fell since the last write leaves the registry now.
+      const withheld = [...this.written].filter((name) => !names.includes(name))
+      if (withheld.length > 0) revision = await this.options.store.deleteKeys(withheld.map((name) => this.serviceKey(name)))
       for (const name of names) {
         revision = await lease.put(this.serviceKey(name), JSON.stringify(this.options.service(name)))
       }
@@ -184,7 +194,7 @@ export class Registration {
     const want = this.options.node()
     const node = view.nodes.get(want.node)
     if (node === undefined || node.address !== want.address || node.group !== want.group) return false
-    return [...this.registered].every((s) => {
+    return this.readyServices().every((s) => {
       const record = view.services.get(s)?.get(want.node)
       const expected = this.options.service(s)
       return record !== undefined && record.address === expected.address && record.port === expected.port

@@ -7,6 +7,7 @@ import {UserError} from '../errors.js'
 import {parseEndpoints} from '../registry/etcd.js'
 import {pick, type RegistrySecurity, resolveSecurity, SECURITY_ENV, type SecurityInput} from '../registry/security.js'
 import type {Wait} from './debounce.js'
+import {HEALTH_DEFAULTS, type HealthTiming} from './health.js'
 import {DEFAULT_PROVISION} from './provisioner.js'
 
 export interface AgentInput {
@@ -34,9 +35,10 @@ export interface AgentInput {
   haproxyReload?: string
   haproxyTemplate?: string
   haproxyBin?: string
+  health?: string
 }
 
-export const CONFIG_KEYS: ReadonlyArray<keyof AgentInput> = ['group', 'nodes', 'node', 'address', 'etcd', 'project', 'provision', 'stateDir', 'statusAddr', 'ttl', 'wait', 'drain', 'dna', 'logFormat', 'etcdCa', 'etcdCert', 'etcdKey', 'etcdUser', 'etcdPasswordFile', 'haproxy', 'haproxySocket', 'haproxyReload', 'haproxyTemplate', 'haproxyBin']
+export const CONFIG_KEYS: ReadonlyArray<keyof AgentInput> = ['group', 'nodes', 'node', 'address', 'etcd', 'project', 'provision', 'stateDir', 'statusAddr', 'ttl', 'wait', 'drain', 'dna', 'logFormat', 'etcdCa', 'etcdCert', 'etcdKey', 'etcdUser', 'etcdPasswordFile', 'haproxy', 'haproxySocket', 'haproxyReload', 'haproxyTemplate', 'haproxyBin', 'health']
 
 export const DEFAULTS = {ttlSeconds: 15, wait: '2s:10s', drainSeconds: 60}
 
@@ -63,6 +65,7 @@ export interface AgentSettings {
   dna: string | undefined
   logFormat: 'json' | 'text'
   haproxy: HaproxySettings | undefined
+  health: HealthTiming
 }
 
 export interface HaproxySettings {
@@ -183,6 +186,7 @@ export function resolveSettings(flags: AgentInput, config: AgentInput, env: Node
     dna: merged.dna,
     logFormat,
     haproxy: haproxySettings(merged, from),
+    health: merged.health === undefined ? HEALTH_DEFAULTS : parseHealthTiming(merged.health, from('health', '--health')),
   }
 }
 
@@ -199,4 +203,26 @@ function haproxySettings(merged: AgentInput, from: (key: keyof AgentInput, flag:
     })
   }
   return {configPath: merged.haproxy, socket: merged.haproxySocket, reload: merged.haproxyReload, template: merged.haproxyTemplate, binary: merged.haproxyBin ?? 'haproxy'}
+}
+
+/** `inter=2s,timeout=1s,rise=2,fall=3`, any of them (haproxy's words); the rest keep their defaults. */
+export function parseHealthTiming(text: string, what: string): HealthTiming {
+  const timing = {...HEALTH_DEFAULTS}
+  const hint = 'Example: --health inter=2s,timeout=1s,rise=2,fall=3 (the defaults, as haproxy\'s).'
+  for (const part of text.split(',').map((p) => p.trim()).filter((p) => p !== '')) {
+    const [key, value = ''] = part.split('=', 2) as [string, string?]
+    if (key === 'inter' || key === 'timeout') {
+      const ms = parseDuration(value, `${what} ${key}`)
+      if (ms < 100 || ms > 3_600_000) throw new UserError(`${what} ${key}=${value}: expected 100ms to 1h`, {hint})
+      timing[key === 'inter' ? 'intervalMs' : 'timeoutMs'] = ms
+    } else if (key === 'rise' || key === 'fall') {
+      const n = Number(value)
+      if (!Number.isInteger(n) || n < 1 || n > 100) throw new UserError(`${what} ${key}=${value}: expected a whole number from 1 to 100`, {hint})
+      timing[key] = n
+    } else {
+      throw new UserError(`${what}: unknown setting ${JSON.stringify(key)}`, {hint})
+    }
+  }
+  if (timing.timeoutMs > timing.intervalMs) throw new UserError(`${what}: the timeout (${timing.timeoutMs} ms) is longer than the interval (${timing.intervalMs} ms)`, {hint})
+  return timing
 }

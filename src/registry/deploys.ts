@@ -65,7 +65,7 @@ export interface ReleaseManifest {
   /** The group's dna, as dna/asg/GROUP.json holds it. */
   dna: Record<string, unknown>
   /** The agent's settings for the group: its services (name, cookbook, port) and what it depends on. */
-  agent: {services: Array<{name: string; cookbook: string; port?: number}>; dependsOn: string[]}
+  agent: {services: Array<{name: string; cookbook: string; port?: number; health_check?: string}>; dependsOn: string[]}
   /** The project's cookbooks/ as one gzipped tarball (absent when the project has none). */
   cookbooks: {url: string; sha256: string; bytes: number} | null
   createdAt: string

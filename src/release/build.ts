@@ -34,7 +34,7 @@ export function buildManifest(project: string, group: Group, cookbooks: Cookbook
     role: {...buildRole(group)},
     dna: {...buildDna(group)},
     agent: {
-      services: servicesOf(group).map((s) => ({name: s.name, cookbook: s.cookbook, ...(s.port === undefined ? {} : {port: s.port})})),
+      services: servicesOf(group).map((s) => ({name: s.name, cookbook: s.cookbook, ...(s.port === undefined ? {} : {port: s.port}), ...(s.health_check === undefined ? {} : {health_check: s.health_check})})),
       dependsOn: dependenciesOf(group),
     },
     cookbooks,

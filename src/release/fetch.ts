@@ -64,7 +64,8 @@ export function parseReleaseManifest(text: string, expect: {project: string; gro
   for (const s of agent.services as unknown[]) {
     if (!isObject(s) || typeof s.name !== 'string' || !isSegment(s.name) || typeof s.cookbook !== 'string' || !COOKBOOK.test(s.cookbook)) throw bad('agent.services has an entry without a usable name and cookbook')
     if (s.port !== undefined && !(Number.isInteger(s.port) && (s.port as number) > 0 && (s.port as number) < 65_536)) throw bad(`agent.services ${s.name} has a bad port`)
-    services.push({name: s.name, cookbook: s.cookbook, ...(s.port === undefined ? {} : {port: s.port as number})})
+    if (s.health_check !== undefined && (typeof s.health_check !== 'string' || s.health_check.length > 1024)) throw bad('agent.services has a health_check that is not a string of at most 1024 characters')
+    services.push({name: s.name, cookbook: s.cookbook, ...(s.port === undefined ? {} : {port: s.port as number}), ...(s.health_check === undefined ? {} : {health_check: s.health_check as string})})
   }
   if (!Array.isArray(agent.dependsOn) || agent.dependsOn.length > 1000 || !agent.dependsOn.every((d) => typeof d === 'string' && isSegment(d))) throw bad('agent.dependsOn is not a list of service names')
   let cookbooks: ReleaseManifest['cookbooks'] = null
