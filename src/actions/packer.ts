@@ -4,9 +4,9 @@ import {readProjectName} from '../artifacts/project-name.js'
 import {retainGroupImages} from '../aws/clean.js'
 import type {ImageStore} from '../aws/ec2.js'
 import type {RetentionResult} from '../aws/retention.js'
-import {bakedNodeGroups, isBaked, requirePacker} from '../nodes/model.js'
+import {BASE, bakedNodeGroups, type Group, isBaked, requirePacker} from '../nodes/model.js'
 import type {IoHost} from './io.js'
-import {Project, type ProjectOptions} from './project.js'
+import {buildsFromBase, Project, type ProjectOptions} from './project.js'
 import {type ApplyResult, updateStacks} from './update.js'
 
 export interface PackerRunOptions extends ProjectOptions {
@@ -14,11 +14,26 @@ export interface PackerRunOptions extends ProjectOptions {
   previewOnly: boolean
 }
 
-/** packer:run: record "bake" and update the bake part (and the retention that follows a bake). */
+/**
+ * packer:run: record "bake" and update the bake part (and the retention that follows a bake).
+ * With no GROUP, __base__ is baked too when a group builds from it, and first: the groups built
+ * from it are previewed and baked after it, against the base image it made.
+ */
 export async function packerRun(options: PackerRunOptions, io: IoHost): Promise<ApplyResult> {
   const project = new Project(options, io)
-  const groups = project.select(options.groups, isBaked, requirePacker)
-  return updateStacks(project, {groups, change: (intent) => ({...intent, bake: true}), parts: ['bake', 'retention'], previewOnly: options.previewOnly}, io)
+  const named = options.groups !== undefined && options.groups.length > 0
+  const groups = project.withBaseFirst(project.select(options.groups, isBaked, requirePacker), named)
+  const run = (some: Group[]): Promise<ApplyResult> =>
+    updateStacks(project, {groups: some, change: (intent) => ({...intent, bake: true}), parts: ['bake', 'retention'], previewOnly: options.previewOnly}, io)
+  const [first, ...rest] = groups
+  const fromBase = rest.filter(buildsFromBase)
+  if (first?.name !== BASE || fromBase.length === 0) return run(groups)
+  io.progress(`${BASE} first: ${fromBase.map((g) => g.name).join(', ')} ${fromBase.length === 1 ? 'builds' : 'build'} from its image`)
+  const base = await run([first])
+  // The groups built from the base are programmed with the image it has now.
+  project.forgetBaseImages()
+  const others = await run(rest)
+  return {...others, groups: [...base.groups, ...others.groups]}
 }
 
 export interface PackerCleanOptions extends ProjectOptions {

@@ -31,7 +31,8 @@ export async function up(options: UpOptions, io: IoHost): Promise<ApplyResult> {
 
 /** Programs an opened stack with what it records, against the current nodes file; writes nothing. */
 async function programmed(project: Project, stack: GroupStack): Promise<GroupStack> {
-  stack.setProgram(groupProgram(buildContext(project.root, project.nodes, project.group(stack.group), await stack.intent()).program))
+  const group = project.group(stack.group)
+  stack.setProgram(groupProgram(buildContext(project.root, project.nodes, group, await stack.intent(), await project.contextInputs(group)).program))
   return stack
 }
 
@@ -61,7 +62,9 @@ export async function orphanStacks(project: Project): Promise<string[]> {
 /** Previews every recorded part of many stacks in parallel, for review; changes nothing. */
 export async function preview(options: PreviewOptions, io: Pick<IoHost, 'progress' | 'interrupt'>): Promise<PreviewResult> {
   const project = new Project(options, io)
-  const groups = project.select(options.groups, undefined, undefined, {what: 'nodes', done: 'nothing was changed'})
+  const named = options.groups !== undefined && options.groups.length > 0
+  // With no GROUP, __base__ too when a group builds from it: a new base image is a change to review.
+  const groups = project.withBaseFirst(project.select(options.groups, undefined, undefined, {what: 'nodes', done: 'nothing was changed'}), named)
   const session = project.session()
   const results = await mapBounded(groups, project.parallel, async (group) => {
     try {

@@ -108,7 +108,7 @@ export async function updateStacks(project: Project, update: StackUpdate, io: Io
       if (!stack) return undefined
       const intent = update.change(await stack.intent(), group)
       outcome.intent = intent
-      const context = buildContext(project.root, project.nodes, group, intent)
+      const context = buildContext(project.root, project.nodes, group, intent, await project.contextInputs(group))
       if (!update.previewOnly) writeArtifacts(project.root, context.files, {check: false})
       stack.setProgram(groupProgram(context.program))
       if (update.clearPending) {

@@ -124,6 +124,12 @@ export function sortByOwner(images: readonly GroupImage[], owner: ImageOwner): {
   return {ours, legacy: legacy.sort(compareNewestFirst), otherProjects}
 }
 
+/** The id of the owner's newest usable image of a group ('' when it has none): what Packer's source_ami_filter of a from_base group picks. */
+export async function newestOwnImage(store: ImageStore, group: string, owner: ImageOwner): Promise<string> {
+  const {ours} = sortByOwner(await store.listGroupImages(group), owner)
+  return ours.filter((i) => i.state === 'available').sort(compareNewestFirst)[0]?.id ?? ''
+}
+
 export interface RetireOptions {
   store: ImageStore
   group: string

@@ -58,7 +58,7 @@ async function run(intent: Intent, groupValue: Record<string, unknown> = {}): Pr
     project: 'alpha',
     roleText: renderRole(group),
     dnaText: renderDna(group),
-    ...(group.packer === false ? {} : {bake: {templatePath: 'packer/web.pkr.json', templateHash: 'th1', cookbooksHash: 'ch1'}}),
+    ...(group.packer === false ? {} : {bake: {templatePath: 'packer/web.pkr.json', templateHash: 'th1', cookbooksHash: 'ch1', ...(group.from_base ? {baseImage: 'ami-base1'} : {})}}),
     userDataTemplate: '#!/bin/sh\necho {{group}}\n',
   }
   const raw = (await groupProgram(ctx)()) as Record<string, unknown>
@@ -100,6 +100,11 @@ describe('group program', () => {
     expect(String(retain?.inputs.create)).to.include("packer:retain 'web' --keep 4")
     expect(retain?.inputs.triggers).to.deep.equal([BAKED_AMI, '4', ''])
     expect(named(seen, 'muster:stack:Bake', 'bake')).to.not.equal(undefined)
+  })
+
+  it('a from_base group has the base image among its bake triggers: a new base image rebakes it', async () => {
+    const {seen} = await run({...emptyIntent(), bake: true}, {from_base: true})
+    expect(named(seen, COMMAND, 'packer-build')?.inputs.triggers).to.deep.equal(['th1', 'ch1', 'ami-base1'])
   })
 
   it('packer:clean alone records a retention run without a bake', async () => {

@@ -7,9 +7,17 @@
 //   moto's API makes such an image. So source images are seeded at start-up via MOTO_AMIS_PATH
 //   (see `sourceImages`); they come back after reset() too.
 // - Default AMIs are off (MOTO_EC2_LOAD_DEFAULT_AMIS=false, 1,177 images): only seeded images exist.
+// - CreateImage (what Packer's amazon-ebs does) also gives RootDeviceType "standard", so an image
+//   baked during a test cannot be the source of the next bake (a from_base group built from the
+//   __base__ image baked just before). Seeding cannot help (MOTO_AMIS_PATH is read at start-up, and
+//   a restart loses every resource); RegisterImage and CopyImage give "standard" too, and moto's API
+//   has no call that changes it. So such a bake talks to moto through `startRootDeviceProxy`, a
+//   pass-through HTTP proxy (its own process: root-device-proxy.mjs) that rewrites `<rootDeviceType>standard</rootDeviceType>` to `ebs` in
+//   moto's answers and changes nothing else: filters, tags, ids and dates are moto's own.
 import {CreateTagsCommand, EC2Client, RegisterImageCommand} from '@aws-sdk/client-ec2'
 import {existsSync, writeFileSync} from 'node:fs'
-import {join} from 'node:path'
+import {dirname, join} from 'node:path'
+import {fileURLToPath} from 'node:url'
 
 import {findTool, integrationRequired, toolsBin} from './integration.js'
 import {freePort, httpAnswers, makeTempDir, type ManagedProcess, removeDir, startProcess, waitUntil} from './process.js'
@@ -170,6 +178,32 @@ export async function registerImage(
     return ImageId
   } finally {
     ec2.destroy()
+  }
+}
+
+export interface RootDeviceProxy {
+  /** http://127.0.0.1:PORT: give it to Packer as custom_endpoint_ec2. */
+  endpoint: string
+  /** How many answers had a root device type rewritten (a test can check the proxy was used). */
+  rewrites(): Promise<number>
+  stop(): Promise<void>
+}
+
+/**
+ * A pass-through proxy to moto for Packer, so an image baked in the test (RootDeviceType "standard"
+ * in moto) can be a bake's source, as EBS-backed images are in EC2. See the comment at the top. It
+ * runs as a process of its own (root-device-proxy.mjs): the CLI runs under spawnSync, which blocks
+ * the test's own event loop.
+ */
+export async function startRootDeviceProxy(moto: MotoServer): Promise<RootDeviceProxy> {
+  const port = await freePort()
+  const proc = startProcess(process.execPath, [join(dirname(fileURLToPath(import.meta.url)), 'root-device-proxy.mjs'), String(port), String(moto.port)], {env: process.env})
+  const endpoint = `http://127.0.0.1:${port}`
+  await waitUntil('root-device proxy', () => httpAnswers(`${endpoint}/__rewrites`), {proc, timeoutMs: 15_000})
+  return {
+    endpoint,
+    rewrites: async () => Number(await (await fetch(`${endpoint}/__rewrites`)).text()),
+    stop: () => proc.stop(),
   }
 }
 
