@@ -23,16 +23,17 @@ export async function packerRun(options: PackerRunOptions, io: IoHost): Promise<
   const project = new Project(options, io)
   const named = options.groups !== undefined && options.groups.length > 0
   const groups = project.withBaseFirst(project.select(options.groups, isBaked, requirePacker), named)
-  const run = (some: Group[]): Promise<ApplyResult> =>
-    updateStacks(project, {groups: some, change: (intent) => ({...intent, bake: true}), parts: ['bake', 'retention'], previewOnly: options.previewOnly}, io)
+  const run = (some: Group[], stepOfRun = false): Promise<ApplyResult> =>
+    updateStacks(project, {groups: some, change: (intent) => ({...intent, bake: true}), parts: ['bake', 'retention'], previewOnly: options.previewOnly, stepOfRun}, io)
   const [first, ...rest] = groups
   const fromBase = rest.filter(buildsFromBase)
   if (first?.name !== BASE || fromBase.length === 0) return run(groups)
   io.progress(`${BASE} first: ${fromBase.map((g) => g.name).join(', ')} ${fromBase.length === 1 ? 'builds' : 'build'} from its image`)
+  // A failed base bake is the verb's error: the groups built from it are not baked on the old image.
   const base = await run([first])
   // The groups built from the base are programmed with the image it has now.
   project.forgetBaseImages()
-  const others = await run(rest)
+  const others = await run(rest, true)
   return {...others, groups: [...base.groups, ...others.groups]}
 }
 

@@ -48,6 +48,11 @@ export interface StackUpdate {
   refuseMissing?: (group: Group) => UserError
   /** false: the verb has asked already; update without a separate preview. */
   ask?: boolean
+  /**
+   * This call is one step of a larger run (packer:run bakes __base__, then the groups built from
+   * it): a failure comes back as the group's outcome even when the step has one group.
+   */
+  stepOfRun?: boolean
 }
 
 export type OutcomeStatus = 'ok' | 'failed' | 'interrupted'
@@ -129,7 +134,7 @@ export async function updateStacks(project: Project, update: StackUpdate, io: Io
   const result = (): ApplyResult => ({backend: session.backend.describe, groups: kept})
   const previews = prepared.flatMap((p) => (p?.preview ? [p.preview] : []))
   if (previews.length > 0) io.showPreview(previews)
-  if (update.previewOnly) return finish(result(), failures)
+  if (update.previewOnly) return finish(result(), failures, update.stepOfRun)
 
   const ready = prepared.map((p, i) => (p ? {p, outcome: outcomes[i] as GroupOutcome} : undefined)).filter((x) => x !== undefined)
   const changing = ready.filter(({p}) => p.preview && hasChanges(p.preview))
@@ -145,13 +150,13 @@ export async function updateStacks(project: Project, update: StackUpdate, io: Io
     if (interrupted()) return settle(outcome, failures, () => Promise.reject(new InterruptedError(`${p.group.name} was not updated: interrupted before its update started; nothing was changed`)))
     return settle(outcome, failures, () => applyOne(project.root, p, outcome, update.parts, io))
   })
-  return finish(result(), failures)
+  return finish(result(), failures, update.stepOfRun)
 }
 
-/** One group alone: its failure is the verb's. Several: every outcome, failures included. */
-function finish(result: ApplyResult, failures: Map<string, unknown>): ApplyResult {
+/** One group alone: its failure is the verb's. Several (or a step of a larger run): every outcome, failures included. */
+function finish(result: ApplyResult, failures: Map<string, unknown>, stepOfRun = false): ApplyResult {
   if (result.groups.some((g) => g.status === 'interrupted')) throw interruptedSummary(result)
-  if (result.groups.length === 1 && failures.size === 1) throw failures.values().next().value
+  if (!stepOfRun && result.groups.length === 1 && failures.size === 1) throw failures.values().next().value
   return result
 }
 
