@@ -24,6 +24,7 @@
 // the cookbooks tarball it names is at s3://BUCKET/muster/PROJECT/cookbooks/SHA256.tgz, so an
 // unchanged cookbook set is never uploaded twice.
 import {isSegment, projectPrefix} from './keys.js'
+import {type Json, object} from './records.js'
 
 export const deploysPrefix = (project: string): string => `${projectPrefix(project)}deploys/`
 export const deployKey = (project: string, id: string): string => `${deploysPrefix(project)}${id}`
@@ -111,16 +112,6 @@ export interface DeployStop {
 
 // --- parsing: every value comes from a registry any node can write, so shapes are checked ---
 
-type Json = Record<string, unknown>
-
-function object(text: string): Json | undefined {
-  try {
-    const value: unknown = JSON.parse(text)
-    return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Json) : undefined
-  } catch {
-    return undefined
-  }
-}
 
 const HEX64 = /^[0-9a-f]{64}$/
 const S3_URL = /^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\/[A-Za-z0-9!_.*'()/-]{1,1024}$/

@@ -42,9 +42,10 @@ export function initialProvision(): ProvisionStatus {
   return {state: 'pending', ok: null, reason: null, startedAt: null, finishedAt: null, revision: 0, message: null}
 }
 
-type Json = Record<string, unknown>
+export type Json = Record<string, unknown>
 
-function object(text: string): Json | undefined {
+/** A JSON object from registry text, or undefined for anything else (bad JSON, arrays, scalars). */
+export function object(text: string): Json | undefined {
   try {
     const value: unknown = JSON.parse(text)
     return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Json) : undefined
