@@ -9,7 +9,7 @@ import {formatRetention, formatRetentionSummary} from '../../ui/retention.js'
 
 export default class PackerClean extends StackCommand {
   static override summary = "Retire a group's old AMIs: keep the newest N and any in use."
-  static override description = `Images are the account's AMIs tagged muster:group=GROUP in the group's region. The newest N stay, and so does every image a launch template version, an Auto Scaling group or a non-terminated instance uses, however old; the rest are deregistered and their snapshots deleted. N is recorded in the group's stack, whose retention part applies it now and again after every bake.
+  static override description = `Images are the account's AMIs tagged muster:group=GROUP and muster:project=PROJECT (the name in Pulumi.yaml) in the group's region; legacy images (the group tag alone) are listed and never touched (packer:adopt takes them in). The newest N stay, and so does every image a launch template version, an Auto Scaling group or a non-terminated instance uses, however old; the rest are deregistered and their snapshots deleted. N is recorded in the group's stack, whose retention part applies it now and again after every bake.
 
 --dry-run asks AWS only and lists, one line per image, what would stay and what would go, and why; --preview shows the stack's preview. No GROUP means every baked group.`
   static override examples = [

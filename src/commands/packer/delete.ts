@@ -5,7 +5,7 @@ import {packerDelete, type PackerDeleteResult} from '../../actions/packer-delete
 
 export default class PackerDelete extends MusterCommand {
   static override summary = 'Delete every AMI of a group that will never be baked again, and its Packer template.'
-  static override description = `Deregisters all the group's images (tagged muster:group=GROUP) and deletes their snapshots, removes the bake part from the group's stack and deletes packer/GROUP.pkr.json. Nothing else: no Auto Scaling group, instance, role or dna is touched. Refuses while an image is in use (by a launch template, an Auto Scaling group or an instance) unless --force.`
+  static override description = `Deregisters all the group's images this project baked (tagged muster:group=GROUP and muster:project=PROJECT, the name in Pulumi.yaml) and deletes their snapshots; another project's images are left alone, and legacy images (the group tag alone: see packer:adopt) are listed and left alone. It removes the bake part from the group's stack and deletes packer/GROUP.pkr.json. Nothing else: no Auto Scaling group, instance, role or dna is touched. Refuses while an image is in use (by a launch template, an Auto Scaling group or an instance) unless --force.`
   static override examples = [
     {description: 'See what would go', command: '<%= config.bin %> <%= command.id %> 12_04-bee --dry-run'},
     {description: 'Delete, without a terminal', command: '<%= config.bin %> <%= command.id %> 12_04-bee --yes'},

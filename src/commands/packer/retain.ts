@@ -8,7 +8,7 @@ import {formatRetention, formatRetentionSummary} from '../../ui/retention.js'
 export default class PackerRetain extends MusterCommand {
   static override hidden = true
   static override summary = "Keep a group's newest N AMIs and those in use; deregister the rest and delete their snapshots."
-  static override description = `What the retention part of a group's stack runs after each bake and for packer:clean; run it by hand only to repair. Images are the account's AMIs tagged muster:group=GROUP in the group's region. An image a launch template version, an Auto Scaling group or a non-terminated instance uses is never removed, however old. Prints one line per image: kept or removed, and why. Credentials and endpoint (AWS_ENDPOINT_URL) come from the environment.`
+  static override description = `What the retention part of a group's stack runs after each bake and for packer:clean; run it by hand only to repair. Images are the account's AMIs tagged muster:group=GROUP and muster:project=PROJECT (the name in Pulumi.yaml) in the group's region; legacy images (the group tag alone) are listed as such and never touched (packer:adopt takes them in). An image a launch template version, an Auto Scaling group or a non-terminated instance uses is never removed, however old. Prints one line per image: kept or removed, and why. Credentials and endpoint (AWS_ENDPOINT_URL) come from the environment.`
   static override examples = [
     {description: 'Keep the newest 10 images of a group', command: '<%= config.bin %> <%= command.id %> 12_04-bee --keep 10'},
     {description: 'Only list what would go', command: '<%= config.bin %> <%= command.id %> 12_04-bee --keep 3 --dry-run'},
