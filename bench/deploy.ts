@@ -76,8 +76,8 @@ async function main(): Promise<void> {
   const store = openEtcd({endpoints: [etcd.endpoint]})
   const feed = new RegistryFeed(store, PROJECT, silentLogger)
   const deploys = new DeployFeed(store, PROJECT, silentLogger)
+  deploys.follow(feed)
   await feed.start()
-  await deploys.start()
   const agents: Agent[] = []
   const deployers: Deployer[] = []
   const nodes = Array.from({length: AGENTS}, (_, i) => `web-${String(i).padStart(4, '0')}`)

@@ -63,9 +63,10 @@ export async function runAgent(settings: AgentSettings, context: DaemonContext):
   const store = openEtcd({endpoints: settings.endpoints, callTimeoutMs: 3000, security: settings.security})
   const feed = new RegistryFeed(store, project, log)
   const deploys = new DeployFeed(store, project, log)
+  // The rollouts come through the feed's one watch of the project (one watch per agent).
+  deploys.follow(feed)
   try {
     await feed.start()
-    await deploys.start()
   } catch (error) {
     await feed.stop()
     store.close()

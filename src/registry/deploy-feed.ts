@@ -1,12 +1,13 @@
 // The rollouts as a node sees them: the requests under /muster/PROJECT/deploys/ and their progress
 // under /muster/PROJECT/rollout/ (apart so that etcd's RBAC can let agents write only the latter),
-// each one snapshot then a watch, folded into one DeployState per deploy id (every value parsed defensively; a malformed one is
+// read from the registry feed's own watch of the project (follow) or, standalone, from a snapshot and a
+// watch of each prefix (start), folded into one DeployState per deploy id (every value parsed defensively; a malformed one is
 // ignored as if absent). Listeners hear which deploy ids changed. The progress of a rollout and
 // the order of its waiting nodes are computed once per change and shared, so many agents in one
 // process (bench/) can read them on every event.
 import {jitteredDelay, sleep} from '../lib/backoff.js'
 import {type DeployNodeStatus, type DeployProgress, type DeployRequest, type DeployState, type DeployStop, deployProgress, deploysPrefix, mayTakeSlot, parseDeployKey, rolloutsPrefix, parseDeployNodeStatus, parseDeployRequest, parseDeployStop} from './deploys.js'
-import type {FeedLog} from './feed.js'
+import type {FeedLog, RegistryFeed} from './feed.js'
 import type {RegistryStore, Watch} from './store.js'
 import type {KeyEvent} from './view.js'
 
@@ -48,14 +49,37 @@ export class DeployFeed {
   private readonly rollouts = new Map<string, Rollout>()
   private readonly listeners = new Set<DeployListener>()
   private watches: Watch[] = []
+  private unfollow: (() => void) | undefined
   private stopped = false
   private resyncing: Promise<void> | undefined
   connected = false
 
   constructor(private readonly store: RegistryStore, readonly project: string, private readonly log: FeedLog) {}
 
+  /** Standalone: its own snapshots and watches of deploys/ and rollout/. */
   async start(): Promise<void> {
     await this.sync()
+  }
+
+  /**
+   * Reads the rollouts from a registry feed's snapshots and watch (call before feed.start()): one
+   * watch per agent, not three, and a re-snapshot of the feed is one here too.
+   */
+  follow(feed: RegistryFeed): void {
+    this.connected = true
+    const unsubscribe = feed.subscribeEvents((events, snapshot) => {
+      if (this.stopped) return
+      if (!snapshot) {
+        this.emit(this.apply(events))
+        return
+      }
+      const before = new Set(this.rollouts.keys())
+      this.rollouts.clear()
+      const changed = this.apply(events)
+      for (const id of before) changed.add(id)
+      this.emit(changed)
+    })
+    this.unfollow = unsubscribe
   }
 
   subscribe(listener: DeployListener): () => void {
@@ -65,6 +89,7 @@ export class DeployFeed {
 
   async stop(): Promise<void> {
     this.stopped = true
+    this.unfollow?.()
     await this.closeWatches()
   }
 

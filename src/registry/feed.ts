@@ -6,9 +6,11 @@
 import {jitteredDelay, sleep} from '../lib/backoff.js'
 import {projectPrefix} from './keys.js'
 import type {RegistryStore, Watch} from './store.js'
-import {RegistryView, type ViewChange} from './view.js'
+import {type KeyEvent, RegistryView, type ViewChange} from './view.js'
 
 export type FeedListener = (change: ViewChange, view: RegistryView) => void
+/** Every key event under the project, as read: a whole snapshot (replacing what was known), or a watch batch. */
+export type FeedEventListener = (events: readonly KeyEvent[], snapshot: boolean) => void
 
 export interface FeedLog {
   warn(message: string, fields?: Record<string, unknown>): void
@@ -27,6 +29,7 @@ export class RegistryFeed {
   readonly stats: FeedStats = {events: 0, reconnects: 0, resyncs: 0, rejected: 0}
   connected = false
   private readonly listeners = new Set<FeedListener>()
+  private readonly eventListeners = new Set<FeedEventListener>()
   private watch: Watch | undefined
   private stopped = false
   private resyncing: Promise<void> | undefined
@@ -44,9 +47,16 @@ export class RegistryFeed {
   private async sync(): Promise<void> {
     const snapshot = await this.store.snapshot(projectPrefix(this.project))
     if (this.stopped) return
+    for (const listener of this.eventListeners) listener(snapshot.events, true)
     this.emit(this.view.replace(snapshot.events, snapshot.revision))
     await this.openWatch(snapshot.revision + 1)
     this.connected = true
+  }
+
+  /** The raw events (the deploy feed reads the rollouts' keys from this one watch). */
+  subscribeEvents(listener: FeedEventListener): () => void {
+    this.eventListeners.add(listener)
+    return () => this.eventListeners.delete(listener)
   }
 
   subscribe(listener: FeedListener): () => void {
@@ -64,6 +74,7 @@ export class RegistryFeed {
     this.watch = await this.store.watch(projectPrefix(this.project), fromRevision, {
       events: (events, revision) => {
         this.stats.events += events.length
+        for (const listener of this.eventListeners) listener(events, false)
         this.emit(this.view.apply(events, revision))
       },
       broken: (error) => {
