@@ -2,7 +2,8 @@
 // retention itself (packer:retain, packer:clean --dry-run), which asks AWS directly.
 import {readProjectName} from '../artifacts/project-name.js'
 import {retainGroupImages} from '../aws/clean.js'
-import type {ImageStore} from '../aws/ec2.js'
+import {createImageStore, type ImageStore} from '../aws/ec2.js'
+import {findBakedImage} from '../aws/orphans.js'
 import type {RetentionResult} from '../aws/retention.js'
 import {BASE, bakedNodeGroups, type Group, isBaked, requirePacker} from '../nodes/model.js'
 import type {IoHost} from './io.js'
@@ -71,4 +72,28 @@ export async function retainImages(options: RetainOptions, io: Pick<IoHost, 'pro
   const groups = options.group === undefined ? bakedNodeGroups(project.nodes) : [project.group(options.group)]
   const owner = {project: readProjectName(project.root)}
   return retainGroupImages({groups, owner, keep: options.keep, dryRun: options.dryRun, ...(options.openStore ? {openStore: options.openStore} : {})})
+}
+
+export interface AdoptableOptions extends ProjectOptions {
+  group: string
+  templateHash: string
+  cookbooksHash: string
+  openStore?: (region: string) => ImageStore & {close(): void}
+}
+
+/**
+ * Inside the bake, before Packer runs: an image already baked from the same template and cookbooks
+ * (left by a bake whose muster was killed), which the bake adopts instead of baking a duplicate.
+ */
+export async function adoptableImage(options: AdoptableOptions, io: Pick<IoHost, 'progress'>): Promise<string | undefined> {
+  const project = new Project(options, io)
+  const group = project.group(options.group)
+  const open = options.openStore ?? ((region: string) => createImageStore({region}))
+  const store = open(group.region)
+  try {
+    const image = await findBakedImage(store, {group: group.name, project: readProjectName(project.root), templateHash: options.templateHash, cookbooksHash: options.cookbooksHash})
+    return image?.id
+  } finally {
+    store.close()
+  }
 }

@@ -12,6 +12,7 @@ import type {Group} from '../nodes/model.js'
 import {mapBounded} from '../lib/parallel.js'
 import {type ChangeSet, collectChanges, hasChanges} from '../stacks/changes.js'
 import {buildContext} from '../stacks/context.js'
+import {interruptPart} from '../stacks/bake.js'
 import type {Intent} from '../stacks/intent.js'
 import {groupProgram, type Part} from '../stacks/program.js'
 import {targetsFor} from '../stacks/session.js'
@@ -168,9 +169,18 @@ async function applyOne(root: string, p: Prepared, outcome: GroupOutcome, parts:
   }
   io.progress(`[${p.group.name}] updating…`)
   const stopTail = tailPartLogs(root, p.group.name, io)
+  // Ctrl-C: the engine stops after its current step; a bake in that step is asked to stop too.
+  const started = Date.now()
+  const stopBake = (): void => {
+    if (interruptPart(root, p.group.name, 'bake', started)) io.progress(`[${p.group.name}] asked Packer to stop; it removes its temporary instance…`)
+  }
+  io.interrupt?.addEventListener('abort', stopBake, {once: true})
   let result: Awaited<ReturnType<GroupStack['up']>>
   try {
-    result = await p.stack.up(targetsFor(p.stack, parts), runHooks(p.group.name, io, {events: true}), io.interrupt).finally(stopTail)
+    result = await p.stack.up(targetsFor(p.stack, parts), runHooks(p.group.name, io, {events: true}), io.interrupt).finally(() => {
+      io.interrupt?.removeEventListener('abort', stopBake)
+      stopTail()
+    })
   } catch (error) {
     // A verb that fails leaves the group as it was: its intent goes, so it cannot block the next
     // verb (a fleet the engine cannot create would otherwise fail every later packer:run too).
@@ -192,5 +202,5 @@ function interruptedSummary(result: ApplyResult): InterruptedError {
     return `  ${g.group}: ${(g.error?.message ?? '').split('\n').join('\n    ')}`
   })
   const hints = [...new Set(result.groups.flatMap((g) => (g.status !== 'ok' && g.error?.hint ? [g.error.hint] : [])))]
-  return new InterruptedError(`interrupted (Ctrl-C); what is left:\n${lines.join('\n')}`, {hint: hints.length > 0 ? hints.join('\n→ ') : 'Run the same command again to finish: it picks up where this one stopped.'})
+  return new InterruptedError(`interrupted (Ctrl-C); what is left:\n${lines.join('\n')}`, {hint: [...hints, 'Next: run the same command again; it picks up where this one stopped.'].join('\n→ ')})
 }

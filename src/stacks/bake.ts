@@ -5,7 +5,8 @@
 // Nothing machine-specific goes into the resource's inputs (they live in state, shared by a team):
 // muster's own path, the project root and packer's path reach the command through the
 // environment the engine passes on (MUSTER_NODE, MUSTER_BIN, MUSTER_ROOT, MUSTER_PACKER).
-import {dirname} from 'node:path'
+import {readFileSync, statSync} from 'node:fs'
+import {dirname, join} from 'node:path'
 
 import * as pulumi from '@pulumi/pulumi'
 
@@ -14,6 +15,25 @@ import {ShellCommand} from './shell-command.js'
 
 /** Where a part's command writes its stderr, relative to the project root; muster streams it. */
 export const partLog = (group: string, part: string): string => `.muster/logs/${group}-${part}.log`
+
+/**
+ * On Ctrl-C: SIGINT to the process group of a part's command that is running (the shell and Packer
+ * with its plugins), which the command resource writes beside its log. Packer cancels its build,
+ * removes its temporary instance, key pair and security group, and exits; the step then fails and
+ * the engine stops. A pid file older than `since` is left from another run and is not trusted.
+ */
+export function interruptPart(root: string, group: string, part: string, since: number): boolean {
+  const pidPath = join(root, partLog(group, part).replace(/\.log$/, '.pid'))
+  try {
+    if (statSync(pidPath).mtimeMs < since - 1000) return false
+    const pid = Number.parseInt(readFileSync(pidPath, 'utf8').trim(), 10)
+    if (!Number.isInteger(pid) || pid <= 1) return false
+    process.kill(-pid, 'SIGINT')
+    return true
+  } catch {
+    return false
+  }
+}
 
 export const BAKE_TYPE = 'muster:stack:Bake'
 export const RETENTION_TYPE = 'muster:stack:Retention'
@@ -34,17 +54,26 @@ const shellQuote = (s: string): string => `'${s.replaceAll("'", `'\\''`)}'`
 
 export class Bake extends pulumi.ComponentResource {
   readonly imageId: pulumi.Output<string>
+  /** True when the bake adopted an image a killed bake had left instead of running Packer. */
+  readonly adopted: pulumi.Output<boolean>
 
   constructor(name: string, args: BakeArgs, opts?: pulumi.ComponentResourceOptions) {
     super(BAKE_TYPE, name, {}, opts)
-    const create = [
-      'cd "$MUSTER_ROOT"',
-      // Packer's manifest post-processor does not create its directory (and fails after the AMI exists).
-      `mkdir -p ${shellQuote(dirname(packerManifestPath(args.group)))}`,
+    const bake = [
       // Packer's own output goes to stderr, where it streams to the user; stdout is the AMI id alone.
       // The cookbooks hash reaches the image's muster:cookbooks-hash tag through a Packer variable.
       `"\${MUSTER_PACKER:-packer}" build -color=false -var ${shellQuote(`${COOKBOOKS_HASH_VAR}=${args.cookbooksHash}`)} ${shellQuote(args.templatePath)} 1>&2`,
       `"$MUSTER_NODE" "$MUSTER_BIN" packer:ami ${shellQuote(args.group)} --nodes ${shellQuote(args.nodesPath)}`,
+    ].join(' && ')
+    // First, an image a killed bake of the same inputs finished (its muster gone before the stack
+    // recorded it) is adopted rather than baked twice: stdout is then "AMI adopted". Not for
+    // from_base groups: their base image is no tag, so an older image could be of an older base.
+    const adopt = `"$MUSTER_NODE" "$MUSTER_BIN" packer:orphan ${shellQuote(args.group)} --nodes ${shellQuote(args.nodesPath)} --template-hash ${shellQuote(args.templateHash)} --cookbooks-hash ${shellQuote(args.cookbooksHash)}`
+    const create = [
+      'cd "$MUSTER_ROOT"',
+      // Packer's manifest post-processor does not create its directory (and fails after the AMI exists).
+      `mkdir -p ${shellQuote(dirname(packerManifestPath(args.group)))}`,
+      args.baseImage === undefined ? `{ ${adopt} || { ${bake}; }; }` : bake,
     ].join(' && ')
     const build = new ShellCommand(
       'packer-build',
@@ -52,8 +81,9 @@ export class Bake extends pulumi.ComponentResource {
       // A new image never deletes the old one: retention decides what goes.
       {parent: this, deleteBeforeReplace: false},
     )
-    this.imageId = build.stdout.apply((s) => s.trim())
-    this.registerOutputs({imageId: this.imageId})
+    this.imageId = build.stdout.apply((s) => s.trim().split(/\s+/)[0] ?? '')
+    this.adopted = build.stdout.apply((s) => /\badopted\b/.test(s))
+    this.registerOutputs({imageId: this.imageId, adopted: this.adopted})
   }
 }
 

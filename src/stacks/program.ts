@@ -41,6 +41,7 @@ export function groupProgram(ctx: ProgramContext): PulumiFn {
       bake = new Bake(PART_COMPONENTS.bake.name, {group: ctx.group.name, nodesPath: ctx.nodesPath, ...ctx.bake})
       image = bake.imageId
       outputs.ami = bake.imageId
+      outputs.adopted = bake.adopted
     }
     // Retention runs after every bake and whenever packer:clean asks again.
     if (bake || ctx.intent.cleanedAt) {

@@ -35,19 +35,38 @@ interface ShellCommandOutputs extends ShellCommandInputs {
   stdout: string
 }
 
+/** Whether any process of a process group is left. */
+function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0)
+    return true
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
 const shellCommandProvider: pulumi.dynamic.ResourceProvider<ShellCommandInputs, ShellCommandOutputs> = {
   async create(inputs) {
     const root = process.env.MUSTER_ROOT ?? process.cwd()
     const logPath = path.join(root, inputs.log)
+    // The command's process group, for muster to interrupt (see interruptPart in bake.ts).
+    const pidPath = logPath.replace(/\.log$/, '') + '.pid'
+    const engine = process.ppid
     fs.mkdirSync(path.dirname(logPath), {recursive: true})
     const log = fs.openSync(logPath, 'w')
     try {
       const stdout = await new Promise<string>((resolve, reject) => {
-        const child = childProcess.spawn('/bin/sh', ['-c', inputs.create], {cwd: root, env: process.env, stdio: ['ignore', 'pipe', log]})
+        // Its own process group: the engine stops its plugins by signalling their group, and on
+        // Ctrl-C muster signals this one, so Packer gets SIGINT (and cleans up) exactly once.
+        const child = childProcess.spawn('/bin/sh', ['-c', inputs.create], {cwd: root, env: process.env, stdio: ['ignore', 'pipe', log], detached: true})
+        if (child.pid !== undefined) fs.writeFileSync(pidPath, `${child.pid}\n`)
         const chunks: Buffer[] = []
         child.stdout?.on('data', (chunk: Buffer) => chunks.push(chunk))
         child.on('error', reject)
-        child.on('close', (code, signal) => {
+        child.on('close', async (code, signal) => {
+          // The shell can end before what it started (Packer's plugins): wait, bounded, for the
+          // whole group, so the step ends only when nothing of it runs any more.
+          for (let i = 0; i < 600 && child.pid !== undefined && groupAlive(child.pid); i++) await new Promise((r) => setTimeout(r, 100))
           if (code === 0) return resolve(Buffer.concat(chunks).toString('utf8'))
           // muster streams the log while the command runs: the error names the log and its last
           // error line only, so nothing of the log is printed twice.
@@ -59,10 +78,16 @@ const shellCommandProvider: pulumi.dynamic.ResourceProvider<ShellCommandInputs, 
       return {id: `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`, outs: {...inputs, stdout}}
     } finally {
       fs.closeSync(log)
+      fs.rmSync(pidPath, {force: true})
+      // The engine that asked is gone (its muster was killed): nobody will stop this host, and
+      // nothing can take the answer; end it rather than linger.
+      if (process.ppid !== engine) setTimeout(() => process.exit(1), 200)
     }
   },
+  // Only the triggers say what the command makes; a new way of running it (muster's own command
+  // line changing between versions) is no reason to run it again.
   async diff(_id, olds, news) {
-    const changed = JSON.stringify(olds.triggers) !== JSON.stringify(news.triggers) || olds.create !== news.create
+    const changed = JSON.stringify(olds.triggers) !== JSON.stringify(news.triggers)
     return {changes: changed, replaces: changed ? ['triggers'] : [], deleteBeforeReplace: false}
   },
   // Removing the record runs nothing: a baked AMI outlives it (retention decides what goes).
