@@ -11,6 +11,7 @@ import {InterruptedError, UserError} from '../errors.js'
 import type {Group} from '../nodes/model.js'
 import {mapBounded} from '../lib/parallel.js'
 import {type ChangeSet, collectChanges, hasChanges} from '../stacks/changes.js'
+import {installAgentBundle} from '../artifacts/agent-bundle.js'
 import {buildContext} from '../stacks/context.js'
 import {interruptPart} from '../stacks/bake.js'
 import type {Intent} from '../stacks/intent.js'
@@ -115,7 +116,10 @@ export async function updateStacks(project: Project, update: StackUpdate, io: Io
       const intent = update.change(await stack.intent(), group)
       outcome.intent = intent
       const context = buildContext(project.root, project.nodes, group, intent, await project.contextInputs(group))
-      if (!update.previewOnly) writeArtifacts(project.root, context.files, {check: false})
+      if (!update.previewOnly) {
+        writeArtifacts(project.root, context.files, {check: false})
+        if (context.agentBundle) installAgentBundle(project.root, context.agentBundle)
+      }
       stack.setProgram(groupProgram(context.program))
       if (update.clearPending) {
         io.progress(`[${group.name}] clearing pending operations (refresh)…`)

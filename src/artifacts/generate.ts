@@ -7,7 +7,7 @@ import {UserError} from '../errors.js'
 import {loadNodes} from '../nodes/load.js'
 import {BASE, bakedGroups, type Group, isAutoscaled, isBaked, nodeGroups, type NodesFile, refuseBase, requireGroup, requirePacker} from '../nodes/model.js'
 import {asgDnaPath, renderDna} from './dna.js'
-import {buildPackerTemplate, packerTemplatePath, PROVISION_SCRIPT, type PackerOptions} from './packer.js'
+import {AGENT_UNIT, buildPackerTemplate, CONVERGE_SCRIPT, packerTemplatePath, PROVISION_SCRIPT, type PackerOptions} from './packer.js'
 import {readProjectName} from './project-name.js'
 import {renderRole, rolePath} from './role.js'
 import {type Artifact, readProjectTemplate, type WritePolicy, type WriteReport, writeArtifacts} from './writer.js'
@@ -61,7 +61,14 @@ function checkApplies(group: Group, kind: ArtifactKind): void {
   if (kind === 'packer') requirePacker(group)
 }
 
-export function planArtifacts(nodes: NodesFile, options: Omit<GenerateOptions, 'cwd' | 'check'> & {provisionScript: string; project: string}): Artifact[] {
+/** The project's files a bake reads besides its template and role: yours to change, muster's defaults when missing. */
+export interface BakeTexts {
+  provisionScript: string
+  agentUnit: string
+  convergeScript: string
+}
+
+export function planArtifacts(nodes: NodesFile, options: Omit<GenerateOptions, 'cwd' | 'check'> & BakeTexts & {project: string}): Artifact[] {
   const artifacts = new Map<string, Artifact>()
   const add = (artifact: Artifact): void => {
     const existing = artifacts.get(artifact.path)
@@ -87,26 +94,41 @@ export function planArtifacts(nodes: NodesFile, options: Omit<GenerateOptions, '
         add({path: rolePath(group.name), content: roleText, policy: 'ensure', group: group.name})
       }
       if (kind === 'packer') {
-        const packer = buildPackerTemplate(group, {flavor, provisionScript: options.provisionScript, roleText, project: options.project})
-        for (const artifact of packerArtifacts(group, {templateText: packer.text, roleText, provisionScript: options.provisionScript}, policy)) add(artifact)
+        const texts = {provisionScript: options.provisionScript, agentUnit: options.agentUnit, convergeScript: options.convergeScript}
+        const packer = buildPackerTemplate(group, {flavor, ...texts, roleText, project: options.project})
+        for (const artifact of packerArtifacts(group, {templateText: packer.text, roleText, ...texts}, policy)) add(artifact)
       }
     }
   }
   return [...artifacts.values()]
 }
 
-/** A group's Packer template and the files it reads (its role and the provisioning script, kept when present). */
-export function packerArtifacts(group: Group, texts: {templateText: string; roleText: string; provisionScript: string}, policy: WritePolicy): Artifact[] {
+/**
+ * A group's Packer template and the files it reads, kept when present: its role, the provisioning
+ * script, and the agent's unit and converge command (the agent bundle itself: agent-bundle.ts).
+ */
+export function packerArtifacts(group: Group, texts: BakeTexts & {templateText: string; roleText: string}, policy: WritePolicy): Artifact[] {
   return [
     {path: packerTemplatePath(group.name), content: texts.templateText, policy, group: group.name},
     {path: rolePath(group.name), content: texts.roleText, policy: 'ensure', group: group.name},
     {path: PROVISION_SCRIPT, content: texts.provisionScript, policy: 'ensure'},
+    {path: AGENT_UNIT, content: texts.agentUnit, policy: 'ensure'},
+    {path: CONVERGE_SCRIPT, content: texts.convergeScript, policy: 'ensure'},
   ]
 }
 
 /** The project's provisioning script, or muster's default when the project has none yet. */
 export function readProvisionScript(cwd: string): string {
   return readProjectTemplate(cwd, PROVISION_SCRIPT, join(BUNDLED_TEMPLATES, 'packer', 'provision.sh'))
+}
+
+/** The project's bake files (provisioning script, agent unit, converge command), or muster's defaults. */
+export function readBakeTexts(cwd: string): BakeTexts {
+  return {
+    provisionScript: readProvisionScript(cwd),
+    agentUnit: readProjectTemplate(cwd, AGENT_UNIT, join(BUNDLED_TEMPLATES, 'muster-agent.service')),
+    convergeScript: readProjectTemplate(cwd, CONVERGE_SCRIPT, join(BUNDLED_TEMPLATES, 'muster-converge.sh')),
+  }
 }
 
 export interface GenerateResult extends WriteReport {
@@ -117,7 +139,7 @@ export function generate(options: GenerateOptions): GenerateResult {
   const nodes = loadNodes({cwd: options.cwd, path: options.nodesPath})
   const artifacts = planArtifacts(nodes, {
     ...options,
-    provisionScript: readProvisionScript(options.cwd),
+    ...readBakeTexts(options.cwd),
     packerFlavor: options.packerFlavor ?? packerFlavorFromEnv(),
     // Read only when a Packer template is made: the other artifacts do not name the project.
     project: options.kinds.packer ? readProjectName(options.cwd) : '',

@@ -6,6 +6,7 @@
 import {BASE, type Group} from '../nodes/model.js'
 import {IMDS, ownerTags, TAG_COOKBOOKS_HASH, TAG_GROUP, TAG_PROJECT, TAG_TEMPLATE_HASH} from '../lib/tags.js'
 import {sha256, toJsonText} from './json.js'
+import {AGENT_USER, NODE_PATHS, SUDOERS_LINE} from './node-agent.js'
 import {roleName, rolePath} from './role.js'
 
 export const packerTemplatePath = (group: string): string => `packer/${group}.pkr.json`
@@ -22,6 +23,20 @@ export const BUILD_NAME = 'muster'
  */
 export const COOKBOOKS_HASH_VAR = 'cookbooks_hash'
 
+/**
+ * The Packer variable the bake sets to the sha256 of the agent bundle it copied to AGENT_BUNDLE: the
+ * install step checks the uploaded file against it. A variable for the same reason as the cookbooks
+ * hash: the committed template stays the same across muster upgrades, and the bake's trigger (not
+ * the template hash) rebakes when the agent changes. Empty (a build by hand): not checked.
+ */
+export const AGENT_SHA256_VAR = 'agent_sha256'
+
+/** The agent bundle as the bake copies it into the project (from muster's package; see agent-bundle.ts). */
+export const AGENT_BUNDLE = '.muster/agent/muster-agent.mjs'
+/** The agent's systemd unit and the converge command: the project's, yours to change. */
+export const AGENT_UNIT = 'templates/muster-agent.service'
+export const CONVERGE_SCRIPT = 'templates/muster-converge.sh'
+
 export interface PackerOptions {
   /**
    * Packer ≥ 1.7 with the external amazon plugin wants a `required_plugins` block and knows
@@ -34,6 +49,10 @@ export interface PackerOptions {
   roleText: string
   /** The Pulumi project's name (readProjectName): every image is tagged muster:project=PROJECT. */
   project: string
+  /** Content of templates/muster-agent.service: part of the template hash when the bake installs the agent. */
+  agentUnit?: string
+  /** Content of templates/muster-converge.sh: likewise. */
+  convergeScript?: string
 }
 
 export const AMAZON_PLUGIN_VERSION = '>= 1.2.0'
@@ -70,12 +89,15 @@ const escapeStrings = (record: Record<string, string>): Record<string, string> =
 export function buildPackerTemplate(group: Group, options: PackerOptions): PackerTemplate {
   const extra = group.packer === false ? {} : (escapeHclValue(group.packer) as Record<string, unknown>)
   const source = {...packerSource(group, options), ...extra}
-  // With no communicator nothing can be uploaded or run during the bake: the image converges at boot.
-  const provisioners = extra.communicator === 'none' ? [] : packerProvisioners(group)
+  const provisions = bakeProvisions(group)
+  const provisioners = provisions ? packerProvisioners(group) : []
   const assemble = (hash: string): Record<string, unknown> => assembleTemplate(group, options, {source, provisioners, hash})
   // The hash covers everything that shapes the image: the template itself (with a fixed
-  // placeholder where the hash goes), the role it converges and the provisioning script.
-  const hash = sha256(JSON.stringify(assemble('')), options.roleText, options.provisionScript).slice(0, 16)
+  // placeholder where the hash goes), the role it converges, the provisioning script and, when the
+  // bake installs the agent, its unit and converge command. The agent bundle is not in it (see
+  // AGENT_SHA256_VAR).
+  const agentParts = provisions ? [options.agentUnit ?? '', options.convergeScript ?? ''] : []
+  const hash = sha256(JSON.stringify(assemble('')), options.roleText, options.provisionScript, ...agentParts).slice(0, 16)
   const template = assemble(hash)
   return {template, text: toJsonText(template), hash}
 }
@@ -110,10 +132,46 @@ function packerSource(group: Group, {flavor, project}: Pick<PackerOptions, 'flav
   return source
 }
 
-/** Upload the role and cookbooks, then converge with chef-solo through the provisioning script. */
+/**
+ * Whether the bake runs provisioners (converge, install the agent). With no communicator nothing can
+ * be uploaded or run during the bake: the image converges at boot.
+ */
+export function bakeProvisions(group: Group): boolean {
+  return group.packer !== false && group.packer.communicator !== 'none'
+}
+
+const AGENT_UPLOAD = '/tmp/muster/agent'
+
+/**
+ * Installs the agent, its unit, the converge command and the sudo rule that lets the agent's user
+ * run that command alone. Run as root after the converge (a cookbook may be what installs Node).
+ * The unit is not enabled: the user data does that, once the node has its settings. No `${`
+ * anywhere: Packer would read it as HCL (the sha256 comes in through the environment).
+ */
+export const AGENT_INSTALL_STEPS: readonly string[] = [
+  'set -eu',
+  `A=${AGENT_UPLOAD}`,
+  `if [ -n "$MUSTER_AGENT_SHA256" ]; then echo "$MUSTER_AGENT_SHA256  $A/muster-agent.mjs" | sha256sum -c -; fi`,
+  "if [ ! -x /usr/bin/node ]; then echo 'muster: the image has no /usr/bin/node, which runs the muster agent (Node.js >= 20); install it in the source image or from a cookbook in the run list' >&2; exit 1; fi",
+  "if ! command -v sudo >/dev/null 2>&1; then echo 'muster: the image has no sudo, through which the muster agent converges the node' >&2; exit 1; fi",
+  `id -u ${AGENT_USER} >/dev/null 2>&1 || useradd --system --user-group --home-dir ${NODE_PATHS.state} --no-create-home --shell /usr/sbin/nologin ${AGENT_USER}`,
+  `install -d -o root -g root -m 0755 ${NODE_PATHS.agentDir} ${NODE_PATHS.etc} /usr/local/sbin`,
+  `install -d -o ${AGENT_USER} -g ${AGENT_USER} -m 0700 ${NODE_PATHS.state}`,
+  `install -o root -g root -m 0644 $A/muster-agent.mjs ${NODE_PATHS.agent}`,
+  `install -o root -g root -m 0644 $A/muster-agent.service ${NODE_PATHS.unit}`,
+  `install -o root -g root -m 0755 $A/muster-converge.sh ${NODE_PATHS.converge}`,
+  `printf '%s\\n' '${SUDOERS_LINE}' >$A/sudoers`,
+  'if command -v visudo >/dev/null 2>&1; then visudo -cf $A/sudoers; fi',
+  `install -d -o root -g root -m 0750 /etc/sudoers.d`,
+  `install -o root -g root -m 0440 $A/sudoers ${NODE_PATHS.sudoers}`,
+  'if command -v systemctl >/dev/null 2>&1; then systemctl daemon-reload; fi',
+  'rm -rf $A',
+]
+
+/** Upload the role and cookbooks, converge with chef-solo through the provisioning script, then install the agent. */
 function packerProvisioners(group: Group): Array<Record<string, unknown>> {
   return [
-    {shell: {inline: ['mkdir -p /tmp/muster/roles']}},
+    {shell: {inline: [`mkdir -p /tmp/muster/roles ${AGENT_UPLOAD}`]}},
     // chef-solo finds role[role-GROUP] by its file name in role_path.
     {file: {source: rolePath(group.name), destination: `/tmp/muster/roles/${roleName(group.name)}.json`}},
     {file: {source: COOKBOOKS_DIR, destination: '/tmp/muster'}},
@@ -121,6 +179,17 @@ function packerProvisioners(group: Group): Array<Record<string, unknown>> {
       shell: {
         script: PROVISION_SCRIPT,
         environment_vars: [`MUSTER_ROLE=${roleName(group.name)}`, 'MUSTER_DIR=/tmp/muster'],
+        execute_command: "chmod +x {{ .Path }}; sudo -E sh -c '{{ .Vars }} {{ .Path }}'",
+      },
+    },
+    // The agent (see agent-bundle.ts for how the bundle gets into the project), its unit and the converge command.
+    {file: {source: AGENT_BUNDLE, destination: `${AGENT_UPLOAD}/muster-agent.mjs`}},
+    {file: {source: AGENT_UNIT, destination: `${AGENT_UPLOAD}/muster-agent.service`}},
+    {file: {source: CONVERGE_SCRIPT, destination: `${AGENT_UPLOAD}/muster-converge.sh`}},
+    {
+      shell: {
+        inline: [...AGENT_INSTALL_STEPS],
+        environment_vars: [`MUSTER_AGENT_SHA256=\${var.${AGENT_SHA256_VAR}}`],
         execute_command: "chmod +x {{ .Path }}; sudo -E sh -c '{{ .Vars }} {{ .Path }}'",
       },
     },
@@ -138,6 +207,12 @@ function assembleTemplate(
     template.packer = {required_plugins: {amazon: {version: AMAZON_PLUGIN_VERSION, source: 'github.com/hashicorp/amazon'}}}
   }
   template.variable = {[COOKBOOKS_HASH_VAR]: {type: 'string', default: '', description: "The hash of the cookbooks the group's run list uses; muster's bake sets it."}}
+  if (parts.provisioners.length > 0) {
+    template.variable = {
+      ...(template.variable as Record<string, unknown>),
+      [AGENT_SHA256_VAR]: {type: 'string', default: '', description: `The sha256 of ${AGENT_BUNDLE}; muster's bake sets it and the install step checks the upload against it.`},
+    }
+  }
   template.locals = {timestamp: '${formatdate("YYYYMMDDhhmmss", timestamp())}'}
   const owner = escapeStrings(ownerTags({project}))
   const tags = {

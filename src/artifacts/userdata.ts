@@ -5,6 +5,7 @@
 import type {Group} from '../nodes/model.js'
 import {UserError} from '../errors.js'
 import {renderDna} from './dna.js'
+import {type FleetSettings, renderAgentConfig, renderNodeNodesFile} from './node-agent.js'
 import {renderRole, roleName} from './role.js'
 
 export const USER_DATA_TEMPLATE = 'templates/user-data.sh'
@@ -12,7 +13,7 @@ export const USER_DATA_TEMPLATE = 'templates/user-data.sh'
 /** EC2 refuses user data over 16 KiB (before base64). */
 export const USER_DATA_LIMIT = 16 * 1024
 
-export const USER_DATA_PLACEHOLDERS = ['group', 'role_name', 'role_json', 'dna_json'] as const
+export const USER_DATA_PLACEHOLDERS = ['group', 'role_name', 'role_json', 'dna_json', 'agent_json', 'nodes_json', 'start_agent'] as const
 export type UserDataPlaceholder = (typeof USER_DATA_PLACEHOLDERS)[number]
 
 const PLACEHOLDER = /\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}/g
@@ -45,6 +46,12 @@ const CREDENTIALS: ReadonlyArray<[RegExp, string]> = [
 export interface UserDataOptions {
   /** The dna's id; the group's name (the Auto Scaling group's dna) unless given. */
   dnaId?: string
+  /**
+   * The nodes file's fleet-wide settings (registry, release bucket) and the project: what the
+   * node's agent.json and nodes.json need besides the group. Without a registry the agent is
+   * installed but not started: it would have nowhere to register.
+   */
+  fleet?: FleetSettings
 }
 
 /** The user data of a node of `group`, from the text of templates/user-data.sh. */
@@ -58,6 +65,9 @@ export function renderUserData(template: string, group: Group, options: UserData
     role_name: roleName(group.name),
     role_json: renderRole(group).trimEnd(),
     dna_json: renderDna(group, options.dnaId).trimEnd(),
+    agent_json: renderAgentConfig(group, options.fleet).trimEnd(),
+    nodes_json: renderNodeNodesFile(group, options.fleet).trimEnd(),
+    start_agent: options.fleet?.registry === undefined ? 'no' : 'yes',
   }
   const text = renderTemplate(template, values)
   for (const [pattern, what] of CREDENTIALS) {

@@ -39,6 +39,14 @@ export interface NodesFile {
   groups: Map<string, Group>
   /** __base__.release_bucket: where instance:deploy uploads releases (a fleet-wide setting). */
   releaseBucket?: string
+  /** __base__.registry: the etcd the agents on the nodes use (a fleet-wide setting). */
+  registry?: RegistrySetting
+}
+
+export interface RegistrySetting {
+  endpoints: string[]
+  /** The registry project; the Pulumi project's name when absent. */
+  project?: string
 }
 
 /** Groups named on the command line, or every group but __base__. */

@@ -98,6 +98,28 @@ function buildSchemas(z: typeof Z) {
           .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, {error: 'expected an S3 bucket name (3–63 of a–z 0–9 . -, no s3:// and no path), such as "my-releases"'})
           .optional()
           .describe('__base__ only: the S3 bucket instance:deploy uploads releases to (--bucket and MUSTER_RELEASE_BUCKET take precedence).'),
+        registry: z
+          .strictObject(
+            {
+              endpoints: z
+                .array(
+                  z.string({error: 'expected an etcd endpoint such as "http://10.0.0.5:2379"'}).regex(/^https?:\/\/[^/@\s]+:\d{1,5}\/?$/, {
+                    error: 'expected an etcd endpoint http(s)://HOST:PORT, with no user name, password or path, such as "http://10.0.0.5:2379"',
+                  }),
+                  {error: 'expected a list of etcd endpoints, e.g. ["http://10.0.0.5:2379"]'},
+                )
+                .min(1, {error: 'expected at least one etcd endpoint'})
+                .describe('etcd endpoints the agents register in, http(s)://HOST:PORT.'),
+              project: z
+                .string({error: 'expected a project name'})
+                .regex(/^[A-Za-z0-9_.-]{1,128}$/, {error: 'expected a project name of 1–128 of A–Z a–z 0–9 _ . -'})
+                .optional()
+                .describe('The registry project the agents use (default: the Pulumi project\'s name).'),
+            },
+            {error: 'expected a dict {endpoints, project}'},
+          )
+          .optional()
+          .describe('__base__ only: the registry (etcd) the agents on the nodes use; written into each node\'s /etc/muster/agent.json. Never credentials.'),
         default_attributes: attributes.optional(),
         override_attributes: attributes.optional(),
         run_list: runList.optional(),

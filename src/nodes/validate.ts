@@ -9,6 +9,7 @@ import {fileURLToPath} from 'node:url'
 
 import type {Diagnostic} from '../errors.js'
 import {TAG_COOKBOOKS_HASH, TAG_GENERATION, TAG_GROUP, TAG_GROUP_PLAIN, TAG_PROJECT, TAG_TEMPLATE_HASH} from '../lib/tags.js'
+import {endpointProblem} from '../registry/endpoint.js'
 import {unknownDependencies} from './dependencies.js'
 import {inherit, isDict, uniqueRunList, type Plain} from './inherit.js'
 import {BASE, type Group, type NodesFile} from './model.js'
@@ -175,6 +176,12 @@ export function validateNodes(doc: SourceDocument): ValidationResult {
   for (const [name, group] of raw) {
     // One release bucket for the fleet: a deploy of several groups uploads to one place.
     if (name !== BASE && group.release_bucket !== undefined) report([name, 'release_bucket'], `release_bucket is a setting of the whole fleet; set it in ${BASE} only`, 'key')
+    // One registry for the fleet: agents of every group must see each other's services.
+    if (name !== BASE && group.registry !== undefined) report([name, 'registry'], `registry is a setting of the whole fleet; set it in ${BASE} only`, 'key')
+    group.registry?.endpoints.forEach((url, i) => {
+      const problem = endpointProblem(url)
+      if (problem !== undefined) report([name, 'registry', 'endpoints', i], problem)
+    })
   }
   if (diagnostics.length > 0) return {ok: false, diagnostics}
 
@@ -190,6 +197,8 @@ export function validateNodes(doc: SourceDocument): ValidationResult {
   const nodes: NodesFile = {file: doc.file, groups}
   const releaseBucket = raw.get(BASE)?.release_bucket
   if (releaseBucket !== undefined) nodes.releaseBucket = releaseBucket
+  const registry = raw.get(BASE)?.registry
+  if (registry !== undefined) nodes.registry = {endpoints: [...registry.endpoints], ...(registry.project === undefined ? {} : {project: registry.project})}
   for (const problem of unknownDependencies(raw, nodes, didYouMean)) report(problem.path, problem.message)
   if (diagnostics.length > 0) return {ok: false, diagnostics}
   return {ok: true, nodes}

@@ -10,7 +10,7 @@ import {dirname, join} from 'node:path'
 
 import * as pulumi from '@pulumi/pulumi'
 
-import {COOKBOOKS_HASH_VAR, packerManifestPath} from '../artifacts/packer.js'
+import {AGENT_SHA256_VAR, COOKBOOKS_HASH_VAR, packerManifestPath} from '../artifacts/packer.js'
 import {ShellCommand} from './shell-command.js'
 
 /** Where a part's command writes its stderr, relative to the project root; muster streams it. */
@@ -48,6 +48,8 @@ export interface BakeArgs {
   cookbooksHash: string
   /** from_base groups: the base image they build from; a new one rebakes them. */
   baseImage?: string
+  /** When the bake installs the agent: the sha256 of the bundle it copied; a new agent rebakes. */
+  agentSha256?: string
 }
 
 const shellQuote = (s: string): string => `'${s.replaceAll("'", `'\\''`)}'`
@@ -62,7 +64,8 @@ export class Bake extends pulumi.ComponentResource {
     const bake = [
       // Packer's own output goes to stderr, where it streams to the user; stdout is the AMI id alone.
       // The cookbooks hash reaches the image's muster:cookbooks-hash tag through a Packer variable.
-      `"\${MUSTER_PACKER:-packer}" build -color=false -var ${shellQuote(`${COOKBOOKS_HASH_VAR}=${args.cookbooksHash}`)} ${shellQuote(args.templatePath)} 1>&2`,
+      // So does the agent bundle's sha256, which the install step checks the upload against.
+      `"\${MUSTER_PACKER:-packer}" build -color=false -var ${shellQuote(`${COOKBOOKS_HASH_VAR}=${args.cookbooksHash}`)}${args.agentSha256 === undefined ? '' : ` -var ${shellQuote(`${AGENT_SHA256_VAR}=${args.agentSha256}`)}`} ${shellQuote(args.templatePath)} 1>&2`,
       `"$MUSTER_NODE" "$MUSTER_BIN" packer:ami ${shellQuote(args.group)} --nodes ${shellQuote(args.nodesPath)}`,
     ].join(' && ')
     // First, an image a killed bake of the same inputs finished (its muster gone before the stack
@@ -77,7 +80,7 @@ export class Bake extends pulumi.ComponentResource {
     ].join(' && ')
     const build = new ShellCommand(
       'packer-build',
-      {create, triggers: [args.templateHash, args.cookbooksHash, ...(args.baseImage === undefined ? [] : [args.baseImage])], log: partLog(args.group, 'bake')},
+      {create, triggers: [args.templateHash, args.cookbooksHash, ...(args.baseImage === undefined ? [] : [args.baseImage]), ...(args.agentSha256 === undefined ? [] : [`agent:${args.agentSha256}`])], log: partLog(args.group, 'bake')},
       // A new image never deletes the old one: retention decides what goes.
       {parent: this, deleteBeforeReplace: false},
     )

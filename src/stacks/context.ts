@@ -3,11 +3,13 @@
 // uses what the nodes file says) and not before a preview.
 import {join, relative} from 'node:path'
 
-import {BUNDLED_TEMPLATES, packerArtifacts, packerFlavorFromEnv, readProvisionScript} from '../artifacts/generate.js'
+import {type AgentBundle, readAgentBundle} from '../artifacts/agent-bundle.js'
+import {BUNDLED_TEMPLATES, packerArtifacts, packerFlavorFromEnv, readBakeTexts} from '../artifacts/generate.js'
 import {USER_DATA_TEMPLATE} from '../artifacts/userdata.js'
 import {renderDna} from '../artifacts/dna.js'
+import {fleetSettings} from '../artifacts/node-agent.js'
 import {cookbooksHash, type CookbookTree, groupRunList, readCookbookTree} from '../artifacts/cookbooks.js'
-import {buildPackerTemplate, COOKBOOKS_DIR, packerTemplatePath} from '../artifacts/packer.js'
+import {bakeProvisions, buildPackerTemplate, COOKBOOKS_DIR, packerTemplatePath} from '../artifacts/packer.js'
 import {readProjectName} from '../artifacts/project-name.js'
 import {renderRole} from '../artifacts/role.js'
 import {type Artifact, readProjectTemplate} from '../artifacts/writer.js'
@@ -24,6 +26,8 @@ export interface GroupContext {
   program: ProgramContext
   /** Files the bake reads (its Packer template, role, provisioning script), to write before an update. */
   files: Artifact[]
+  /** muster's agent bundle, to copy into the project before an update that bakes (installAgentBundle). */
+  agentBundle?: AgentBundle
 }
 
 export interface ContextInputs {
@@ -41,12 +45,21 @@ export function buildContext(root: string, nodes: NodesFile, group: Group, inten
   const nodesPath = relative(root, join(root, nodes.file)) || nodes.file
   const project = readProjectName(root)
   const program: ProgramContext = {group, intent, nodesPath, project, roleText: renderRole(group), dnaText: renderDna(group)}
-  if (intent.fleet || intent.instances.length > 0) program.userDataTemplate = readUserDataTemplate(root)
+  if (intent.fleet || intent.instances.length > 0) {
+    program.userDataTemplate = readUserDataTemplate(root)
+    program.fleet = fleetSettings(nodes, project)
+  }
   if (group.packer === false) return {program, files: []}
-  const provisionScript = readProvisionScript(root)
-  const template = buildPackerTemplate(group, {flavor: packerFlavorFromEnv(), provisionScript, roleText: program.roleText, project})
+  const texts = readBakeTexts(root)
+  const template = buildPackerTemplate(group, {flavor: packerFlavorFromEnv(), ...texts, roleText: program.roleText, project})
   const cookbooks = inputs.cookbooks ?? readCookbookTree(join(root, COOKBOOKS_DIR))
   program.bake = {templatePath: packerTemplatePath(group.name), templateHash: template.hash, cookbooksHash: cookbooksHash(groupRunList(group), cookbooks)}
   if (group.from_base) program.bake.baseImage = inputs.baseImage ?? ''
-  return {program, files: packerArtifacts(group, {templateText: template.text, roleText: program.roleText, provisionScript}, 'update')}
+  const context: GroupContext = {program, files: packerArtifacts(group, {templateText: template.text, roleText: program.roleText, ...texts}, 'update')}
+  // Only a bake that provisions installs the agent; the bundle is read (and must exist) only then.
+  if (intent.bake && bakeProvisions(group)) {
+    context.agentBundle = readAgentBundle()
+    program.bake.agentSha256 = context.agentBundle.sha256
+  }
+  return context
 }

@@ -4,7 +4,7 @@ import * as aws from '@pulumi/aws'
 import type * as pulumi from '@pulumi/pulumi'
 
 import {TAG_GROUP, TAG_PROJECT} from '../lib/tags.js'
-import {renderUserData} from '../artifacts/userdata.js'
+import {renderUserData, type UserDataOptions} from '../artifacts/userdata.js'
 import {UserError} from '../errors.js'
 import type {Group} from '../nodes/model.js'
 import {requireAutoscale} from '../nodes/model.js'
@@ -34,6 +34,8 @@ export function machineImage(group: Group, project: string, baked: pulumi.Input<
     .apply((ami) => ami.id)
 }
 
+const userDataOptions = (ctx: ProgramContext): UserDataOptions => (ctx.fleet === undefined ? {} : {fleet: ctx.fleet})
+
 export async function addMachines(ctx: ProgramContext, baked: pulumi.Input<string> | undefined): Promise<Record<string, unknown>> {
   // Refuse before any look-up: the reason is the nodes file, not AWS.
   if (ctx.intent.fleet) requireAutoscale(ctx.group)
@@ -41,7 +43,7 @@ export async function addMachines(ctx: ProgramContext, baked: pulumi.Input<strin
   const template = ctx.userDataTemplate ?? ''
   const outputs: Record<string, unknown> = {}
   if (ctx.intent.fleet) {
-    const fleet = new Fleet('fleet', {group: ctx.group, imageId, userData: renderUserData(template, ctx.group), generations: ctx.intent.generations})
+    const fleet = new Fleet('fleet', {group: ctx.group, imageId, userData: renderUserData(template, ctx.group, userDataOptions(ctx)), generations: ctx.intent.generations})
     outputs.launchTemplateId = fleet.launchTemplateId
     outputs.launchTemplateVersion = fleet.launchTemplateVersion
     outputs.asgName = fleet.asgName
@@ -53,7 +55,7 @@ export async function addMachines(ctx: ProgramContext, baked: pulumi.Input<strin
       instances: ctx.intent.instances,
       imageId,
       // Each one-off node converges with a dna of its own name.
-      userData: (instance) => renderUserData(template, ctx.group, {dnaId: `${ctx.group.name}-${instance.name}`}),
+      userData: (instance) => renderUserData(template, ctx.group, {...userDataOptions(ctx), dnaId: `${ctx.group.name}-${instance.name}`}),
     })
     outputs.instances = instances.instances
   }

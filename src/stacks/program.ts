@@ -3,6 +3,7 @@
 import * as pulumi from '@pulumi/pulumi'
 import type {PulumiFn} from '@pulumi/pulumi/automation/index.js'
 
+import type {FleetSettings} from '../artifacts/node-agent.js'
 import type {Group} from '../nodes/model.js'
 import {Bake, BAKE_TYPE, Retention, RETENTION_TYPE} from './bake.js'
 import type {Intent} from './intent.js'
@@ -17,9 +18,11 @@ export interface ProgramContext {
   roleText: string
   dnaText: string
   /** Set when the group bakes (its packer isn't false). */
-  bake?: {templatePath: string; templateHash: string; cookbooksHash: string; baseImage?: string}
+  bake?: {templatePath: string; templateHash: string; cookbooksHash: string; baseImage?: string; agentSha256?: string}
   /** Text of templates/user-data.sh, rendered per machine (fleet, instances). */
   userDataTemplate?: string
+  /** The nodes file's fleet-wide settings the user data's agent.json and nodes.json need. */
+  fleet?: FleetSettings
 }
 
 export type Part = 'bake' | 'retention' | 'fleet' | 'instances'

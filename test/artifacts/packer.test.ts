@@ -1,6 +1,8 @@
 import {expect} from 'chai'
 
-import {buildPackerTemplate, packerManifestPath} from '../../src/artifacts/packer.js'
+import {AGENT_BUNDLE, AGENT_INSTALL_STEPS, AGENT_SHA256_VAR, AGENT_UNIT, buildPackerTemplate, CONVERGE_SCRIPT, packerManifestPath} from '../../src/artifacts/packer.js'
+import {SUDOERS_LINE} from '../../src/artifacts/node-agent.js'
+import {execFileSync} from 'node:child_process'
 import {TAG_COOKBOOKS_HASH, TAG_GROUP, TAG_PROJECT, TAG_TEMPLATE_HASH} from '../../src/lib/tags.js'
 import {planArtifacts} from '../../src/artifacts/generate.js'
 import {renderRole} from '../../src/artifacts/role.js'
@@ -71,7 +73,7 @@ describe('packer template', () => {
     const nodes = nodesOf({__base__: base, web: {}, boot: {packer: {communicator: 'none'}}})
     const web = group(nodes, 'web')
     const provisioners = buildOf(buildPackerTemplate(web, opts(web)).template).provisioner as Array<Record<string, Record<string, unknown>>>
-    expect(provisioners.map((p) => Object.keys(p)[0])).to.deep.equal(['shell', 'file', 'file', 'shell'])
+    expect(provisioners.map((p) => Object.keys(p)[0])).to.deep.equal(['shell', 'file', 'file', 'shell', 'file', 'file', 'file', 'shell'])
     expect(provisioners[1]?.file?.source).to.equal('roles/web.json')
     expect(provisioners[3]?.shell?.script).to.equal('templates/packer/provision.sh')
     expect(provisioners[3]?.shell?.environment_vars).to.include('MUSTER_ROLE=role-web')
@@ -121,7 +123,7 @@ describe('packer template', () => {
 
   it('plans no template for packer: false groups and the base image only when a group builds from it', () => {
     const plan = (value: unknown) =>
-      planArtifacts(nodesOf(value), {kinds: {packer: 'update'}, provisionScript: '#!/bin/sh\n', project: 'alpha'})
+      planArtifacts(nodesOf(value), {kinds: {packer: 'update'}, provisionScript: '#!/bin/sh\n', agentUnit: '', convergeScript: '', project: 'alpha'})
         .map((a) => a.path)
         .filter((p) => p.startsWith('packer/'))
     expect(plan({__base__: base, web: {}, boot: {packer: false}})).to.deep.equal(['packer/web.pkr.json'])
@@ -149,5 +151,71 @@ describe('packer template', () => {
     expect(source.security_group_ids).to.deep.equal(['%%{w}'])
     // muster's own expression stays live.
     expect(source.ami_name).to.equal('web ${local.timestamp}')
+  })
+
+  describe('installing the agent', () => {
+    const agentOpts = (g: Group) => ({...opts(g), agentUnit: '[Unit]\n', convergeScript: '#!/bin/sh\nexec chef-solo\n'})
+    const provisionersOf = (template: Record<string, unknown>) => (buildOf(template).provisioner ?? []) as Array<Record<string, Record<string, unknown>>>
+
+    it('uploads the bundle, the unit and the converge command, then installs them as root, without enabling the unit', () => {
+      const g = group(nodesOf({__base__: base, web: {}}), 'web')
+      const {template, text} = buildPackerTemplate(g, agentOpts(g))
+      const steps = provisionersOf(template)
+      const files = steps.filter((p) => p.file).map((p) => [p.file?.source, p.file?.destination])
+      expect(files).to.deep.equal([
+        ['roles/web.json', '/tmp/muster/roles/role-web.json'],
+        ['cookbooks', '/tmp/muster'],
+        [AGENT_BUNDLE, '/tmp/muster/agent/muster-agent.mjs'],
+        [AGENT_UNIT, '/tmp/muster/agent/muster-agent.service'],
+        [CONVERGE_SCRIPT, '/tmp/muster/agent/muster-converge.sh'],
+      ])
+      expect(AGENT_BUNDLE).to.equal('.muster/agent/muster-agent.mjs')
+      // The install step is last, after the converge, run through sudo with the sha256 from the variable.
+      const install = steps.at(-1)?.shell as {inline: string[]; environment_vars: string[]; execute_command: string}
+      expect(install.inline).to.deep.equal([...AGENT_INSTALL_STEPS])
+      expect(install.environment_vars).to.deep.equal(['MUSTER_AGENT_SHA256=${var.agent_sha256}'])
+      expect(install.execute_command).to.match(/sudo -E sh -c/)
+      expect((template.variable as Record<string, {default: string}>)[AGENT_SHA256_VAR]?.default).to.equal('')
+      const script = install.inline.join('\n')
+      expect(script).to.include('useradd --system --user-group --home-dir /var/lib/muster --no-create-home --shell /usr/sbin/nologin muster')
+      expect(script).to.include('install -d -o muster -g muster -m 0700 /var/lib/muster')
+      expect(script).to.include('install -o root -g root -m 0755 $A/muster-converge.sh /usr/local/sbin/muster-converge')
+      expect(script).to.include('install -o root -g root -m 0644 $A/muster-agent.service /etc/systemd/system/muster-agent.service')
+      expect(script).to.include('install -o root -g root -m 0644 $A/muster-agent.mjs /opt/muster/muster-agent.mjs')
+      expect(script).to.include(`printf '%s\\n' '${SUDOERS_LINE}' >$A/sudoers`)
+      expect(SUDOERS_LINE).to.equal('muster ALL=(root) NOPASSWD: /usr/local/sbin/muster-converge')
+      expect(script).to.include('visudo -cf $A/sudoers')
+      expect(script).to.include('install -o root -g root -m 0440 $A/sudoers /etc/sudoers.d/muster')
+      expect(script).to.include('systemctl daemon-reload')
+      expect(script).not.to.match(/systemctl (enable|start)/)
+      // Packer would evaluate ${…} and %{…} in the inline lines; the only live expression is the variable.
+      expect(script).not.to.match(/[$%]\{/)
+      execFileSync('sh', ['-n', '-c', script])
+      expect(text).not.to.match(/AKIA|aws_secret|PRIVATE KEY|password|secret_key|access_key/i)
+    })
+
+    it('has no agent steps when the bake has no communicator', () => {
+      const g = group(nodesOf({__base__: base, web: {packer: {communicator: 'none'}}}), 'web')
+      const {template} = buildPackerTemplate(g, agentOpts(g))
+      expect(buildOf(template).provisioner).to.equal(undefined)
+      expect(template.variable).not.to.have.property(AGENT_SHA256_VAR)
+    })
+
+    it('the template hash changes with the unit and the converge command (not with the bundle: a variable)', () => {
+      const g = group(nodesOf({__base__: base, web: {}}), 'web')
+      const h = (o: Record<string, string>) => buildPackerTemplate(g, {...agentOpts(g), ...o}).hash
+      expect(h({})).to.equal(h({}))
+      expect(h({agentUnit: '[Unit]\nDescription=x\n'})).not.to.equal(h({}))
+      expect(h({convergeScript: '#!/bin/sh\n'})).not.to.equal(h({}))
+    })
+
+    it('plans the unit and the converge command as the project\'s files, kept when present', () => {
+      const artifacts = planArtifacts(nodesOf({__base__: base, web: {}}), {kinds: {packer: 'update'}, provisionScript: 'p', agentUnit: 'u', convergeScript: 'c', project: 'alpha'})
+      expect(artifacts.filter((a) => a.path.startsWith('templates/')).map((a) => [a.path, a.content, a.policy])).to.deep.equal([
+        ['templates/packer/provision.sh', 'p', 'ensure'],
+        [AGENT_UNIT, 'u', 'ensure'],
+        [CONVERGE_SCRIPT, 'c', 'ensure'],
+      ])
+    })
   })
 })
