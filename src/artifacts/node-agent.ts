@@ -1,7 +1,8 @@
 // What a node's agent is given at boot, as files the user data writes: /etc/muster/agent.json
 // (the agent's settings) and /etc/muster/nodes.json (a nodes file of the node's own group alone).
 // Pure and deterministic: both are part of the user data, so of the launch template.
-import {BASE, type Group, type NodesFile, type RegistrySetting} from '../nodes/model.js'
+import {BASE, type Group, nodeGroups, type NodesFile, type RegistrySetting} from '../nodes/model.js'
+import {dependenciesOf, servicesOf} from '../nodes/services.js'
 import {toJsonText} from './json.js'
 
 /** Where the bake installs the agent, its unit and the converge command (templates/packer). */
@@ -39,6 +40,8 @@ export interface FleetSettings {
   releaseBucket?: string
   /** __base__'s source_ami: what a from_base group's base image is built from. */
   baseSourceAmi?: string
+  /** Each service, the first group that runs it and how (its recipe): what a node's dependencies resolve against. */
+  providers?: Record<string, {group: string; recipe: string; cookbook: string}>
 }
 
 export function fleetSettings(nodes: NodesFile, project: string): FleetSettings {
@@ -47,6 +50,11 @@ export function fleetSettings(nodes: NodesFile, project: string): FleetSettings 
   if (nodes.releaseBucket !== undefined) settings.releaseBucket = nodes.releaseBucket
   const baseAmi = nodes.groups.get(BASE)?.source_ami
   if (baseAmi !== undefined) settings.baseSourceAmi = baseAmi
+  const providers: NonNullable<FleetSettings['providers']> = {}
+  for (const group of nodeGroups(nodes)) {
+    for (const service of servicesOf(group)) providers[service.name] ??= {group: group.name, recipe: service.recipe, cookbook: service.cookbook}
+  }
+  settings.providers = providers
   return settings
 }
 
@@ -63,28 +71,45 @@ export function renderAgentConfig(group: Group, fleet: FleetSettings | undefined
   return toJsonText(config)
 }
 
+const MACHINE_KEYS = ['region', 'instance_type', 'source_ami'] as const
+
 /**
- * /etc/muster/nodes.json: the node's group, resolved, as __base__, and the group itself with nothing
- * of its own but what __base__ cannot hold (from_base). Loaded by muster's own loader it resolves to
- * the same group; the node never sees the other groups.
+ * /etc/muster/nodes.json: a nodes file of the node's own group, resolved, that muster's loader
+ * resolves to the same group. __base__ holds what every group needs (region, instance type,
+ * source image) and the fleet-wide settings; the group holds the rest of its resolved settings.
+ * The groups that run what it depends on are there only as the one recipe that runs each such
+ * service, so the dependencies check; the node knows nothing else of the fleet.
  */
 export function renderNodeNodesFile(group: Group, fleet: FleetSettings | undefined): string {
   const {name, from_base: fromBase, ...settings} = group
-  const base: Record<string, unknown> = {...settings}
+  const own: Record<string, unknown> = {...settings}
   // Defaults the loader fills in anyway are left out: the user data has 16 KiB.
-  for (const key of ['description', 'security_groups', 'subnets', 'post_run_list', 'service_cookbooks', 'depends_on'] as const) {
-    const value = base[key]
-    if (value === '' || (Array.isArray(value) && value.length === 0)) delete base[key]
+  const defaults: Record<string, unknown> = {type: 'amazon-ebs', ssh_username: 'ubuntu', autoscale: false, description: ''}
+  for (const [key, value] of Object.entries(own)) {
+    const empty = (Array.isArray(value) && value.length === 0) || (typeof value === 'object' && value !== null && !Array.isArray(value) && Object.keys(value).length === 0)
+    if (empty || defaults[key] === value) delete own[key]
   }
-  for (const key of ['tags', 'default_attributes', 'override_attributes', 'services'] as const) {
-    const value = base[key]
-    if (typeof value === 'object' && value !== null && Object.keys(value).length === 0) delete base[key]
+  const base: Record<string, unknown> = {}
+  for (const key of MACHINE_KEYS) {
+    if (own[key] !== undefined) base[key] = own[key]
+    delete own[key]
   }
-  if (typeof base.packer === 'object' && base.packer !== null && Object.keys(base.packer).length === 0) delete base.packer
   // A from_base group has no source_ami of its own; __base__ needs one, and the base image's is the truth.
-  if (fromBase && fleet?.baseSourceAmi !== undefined) base.source_ami = fleet.baseSourceAmi
+  if (fromBase) {
+    if (fleet?.baseSourceAmi !== undefined) base.source_ami = fleet.baseSourceAmi
+    own.from_base = true
+  }
   if (fleet?.registry !== undefined) base.registry = fleet.registry
   if (fleet?.releaseBucket !== undefined) base.release_bucket = fleet.releaseBucket
+  const file: Record<string, Record<string, unknown>> = {[BASE]: base, [name]: own}
+  const runs = new Set(servicesOf(group).map((s) => s.name))
+  for (const dependency of dependenciesOf(group)) {
+    const provider = fleet?.providers?.[dependency]
+    if (runs.has(dependency) || provider === undefined || provider.group === name) continue
+    const stub = (file[provider.group] ??= {run_list: []}) as {run_list: string[]; service_cookbooks?: string[]}
+    stub.run_list.push(provider.recipe)
+    if (!provider.cookbook.endsWith('-service')) stub.service_cookbooks = [...new Set([...(stub.service_cookbooks ?? []), provider.cookbook])]
+  }
   // One line: read by the agent, not by people, and the user data has 16 KiB.
-  return toJsonText({[BASE]: base, [name]: fromBase ? {from_base: true} : {}}, 0)
+  return toJsonText(file, 0)
 }
