@@ -317,6 +317,7 @@ function mapIssue(issue: z.core.$ZodIssue, prefix: KeyPath, groupValue: unknown,
 function knownKeysAt(path: ReadonlyArray<string | number>): string[] {
   if (path[0] === 'autoscale') return Object.keys(schemas().autoscaleSchema.shape)
   if (path[0] === 'services') return Object.keys(schemas().serviceSchema.shape)
+  if (path[0] === 'registry') return ['endpoints', 'project']
   return [...Object.keys(schemas().groupSchema.shape)]
 }
 

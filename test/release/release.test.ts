@@ -204,3 +204,42 @@ describe('release_bucket in the nodes file', () => {
     ])
   })
 })
+
+describe('registry in the nodes file', () => {
+  const check = (value: Record<string, unknown>) => validateNodes(parseSource('nodes.json', JSON.stringify(value, null, 2)))
+  const problems = (value: Record<string, unknown>) => {
+    const result = check(value)
+    return result.ok ? [] : result.diagnostics.map((d) => `${d.position?.line}:${d.position?.column} ${d.path.join('.')}: ${d.message}`)
+  }
+
+  it('is read from __base__', () => {
+    const result = check({__base__: {...machine, registry: {endpoints: ['http://10.0.0.5:2379', 'https://etcd.internal:2379'], project: 'shop'}}, web: {}})
+    expect(result.ok && result.nodes.registry).to.deep.equal({endpoints: ['http://10.0.0.5:2379', 'https://etcd.internal:2379'], project: 'shop'})
+    const none = check({__base__: machine, web: {}})
+    expect(none.ok && none.nodes.registry).to.equal(undefined)
+  })
+
+  it('is refused in a group, with its place', () => {
+    expect(problems({__base__: machine, web: {registry: {endpoints: ['http://10.0.0.5:2379']}}})).to.deep.equal([
+      '8:5 web.registry: registry is a setting of the whole fleet; set it in __base__ only',
+    ])
+  })
+
+  it('refuses endpoints with a user name or password, a path, or no port, and unknown keys', () => {
+    const fake = ['user', 'pw'].join(':')
+    const bad = problems({__base__: {...machine, registry: {endpoints: [`http://${fake}@10.0.0.5:2379`, 'http://10.0.0.5:2379/v3', 'http://10.0.0.5', 'http://10.0.0.5:99999'], token: 'x'}}, web: {}})
+    expect(bad.map((p) => p.replace(/^\d+:\d+ /, '').replace(/, got .*$/, ''))).to.deep.equal([
+      '__base__.registry.endpoints.0: expected an etcd endpoint http(s)://HOST:PORT, with no user name, password or path, such as "http://10.0.0.5:2379"',
+      '__base__.registry.endpoints.1: expected an etcd endpoint http(s)://HOST:PORT, with no user name, password or path, such as "http://10.0.0.5:2379"',
+      '__base__.registry.endpoints.2: expected an etcd endpoint http(s)://HOST:PORT, with no user name, password or path, such as "http://10.0.0.5:2379"',
+      '__base__.registry.token: unknown key "token" (known keys: endpoints, project)',
+    ])
+    // Past the schema's shape, parseEndpoints' rules (a port out of range is no URL).
+    expect(problems({__base__: {...machine, registry: {endpoints: ['http://10.0.0.5:99999']}}, web: {}}).map((p) => p.replace(/^\d+:\d+ /, ''))).to.deep.equal([
+      '__base__.registry.endpoints.0: "http://10.0.0.5:99999" is not an etcd endpoint; write it as http://HOST:PORT (https:// for TLS)',
+    ])
+    expect(problems({__base__: {...machine, registry: {endpoints: []}}, web: {}}).map((p) => p.replace(/^\d+:\d+ /, '').replace(/, got .*$/, ''))).to.deep.equal([
+      '__base__.registry.endpoints: expected at least one etcd endpoint',
+    ])
+  })
+})
