@@ -41,6 +41,8 @@ describe('golden: the paper\'s example', () => {
       'packer/12_04-www.pkr.json',
       'roles/12_04-bee.json',
       'roles/12_04-www.json',
+      'templates/muster-agent.service',
+      'templates/muster-converge.sh',
       'templates/packer/provision.sh',
     ])
     expect(readFileSync(join(dir, 'roles/12_04-www.json'), 'utf8')).to.equal(golden('role-12_04-www.json'))
