@@ -1,9 +1,11 @@
 import {DeregisterImageCommand, DescribeImagesCommand, DescribeInstancesCommand, type EC2Client} from '@aws-sdk/client-ec2'
 import {expect} from 'chai'
-import {mkdirSync, readFileSync, writeFileSync} from 'node:fs'
+import {mkdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
-import {buildPackerTemplate, packerManifestPath} from '../../src/artifacts/packer.js'
+import {installAgentBundle, readAgentBundle} from '../../src/artifacts/agent-bundle.js'
+import {readBakeTexts} from '../../src/artifacts/generate.js'
+import {AGENT_BUNDLE, AGENT_SHA256_VAR, AGENT_UNIT, buildPackerTemplate, CONVERGE_SCRIPT, packerManifestPath, PROVISION_SCRIPT} from '../../src/artifacts/packer.js'
 import {renderRole} from '../../src/artifacts/role.js'
 import {loadNodes} from '../../src/nodes/load.js'
 import {type Group, requireGroup} from '../../src/nodes/model.js'
@@ -32,6 +34,8 @@ function testGroup(name: string, packer: Record<string, unknown>, own: Record<st
     removeDir(dir)
   }
 }
+
+const repoRootDir = join(import.meta.dirname, '..', '..')
 
 interface Manifest {
   builds: {name: string; builder_type: string; artifact_id: string; custom_data?: Record<string, string>}[]
@@ -70,6 +74,36 @@ describe('packer (validate, build against moto)', function () {
     const result = await runPacker(['validate', path], {cwd: sandbox.dir, env: sandbox.env})
     expect(result.code, result.stdout + result.stderr).to.equal(0)
     expect(result.stdout).to.match(/The configuration is valid/)
+  })
+
+  it('validates the template that installs the agent, with the project\'s files in place; without the bundle it is refused', async function () {
+    // A group with a communicator: the bake converges and installs the agent (file and shell provisioners).
+    const project = join(sandbox.dir, 'agent-project')
+    mkdirSync(join(project, 'roles'), {recursive: true})
+    mkdirSync(join(project, 'cookbooks', 'web'), {recursive: true})
+    const texts = readBakeTexts(repoRootDir)
+    const group = testGroup('agentweb', {...motoSourceOptions(moto), communicator: 'ssh'})
+    const roleText = renderRole(group)
+    const {text} = buildPackerTemplate(group, {flavor: 'current', ...texts, roleText, project: 'it'})
+    writeFileSync(join(project, 'roles', 'agentweb.json'), roleText)
+    writeFileSync(join(project, 'cookbooks', 'web', 'metadata.rb'), "name 'web'\n")
+    for (const [path, content] of [[PROVISION_SCRIPT, texts.provisionScript], [AGENT_UNIT, texts.agentUnit], [CONVERGE_SCRIPT, texts.convergeScript]] as const) {
+      mkdirSync(join(project, path, '..'), {recursive: true})
+      writeFileSync(join(project, path), content)
+    }
+    // The bake's own copy of muster's bundle (dist/muster-agent.mjs, from npm run build).
+    const bundle = readAgentBundle()
+    installAgentBundle(project, bundle)
+    expect(readFileSync(join(project, AGENT_BUNDLE))).to.deep.equal(readFileSync(bundle.source))
+    writeFileSync(join(project, 'agentweb.pkr.json'), text)
+    const args = ['validate', '-var', `${AGENT_SHA256_VAR}=${bundle.sha256}`, 'agentweb.pkr.json']
+    const ok = await runPacker(args, {cwd: project, env: sandbox.env})
+    expect(ok.code, ok.stdout + ok.stderr).to.equal(0)
+    expect(ok.stdout).to.match(/The configuration is valid/)
+    rmSync(join(project, AGENT_BUNDLE))
+    const missing = await runPacker(args, {cwd: project, env: sandbox.env})
+    expect(missing.code).to.not.equal(0)
+    expect(missing.stdout + missing.stderr).to.include('muster-agent.mjs')
   })
 
   it('needs the installed plugin: with an empty plugin path the same template is refused', async function () {
