@@ -19,7 +19,7 @@ const COMMAND = 'pulumi-nodejs:dynamic/muster:ShellCommand'
 const BAKED_AMI = 'ami-0000baked'
 const LOOKED_UP_AMI = 'ami-0000newest'
 
-async function run(intent: Intent, groupValue: Record<string, unknown> = {}): Promise<{seen: Seen[]; calls: pulumi.runtime.MockCallArgs[]; outputs: Record<string, unknown>}> {
+async function run(intent: Intent, groupValue: Record<string, unknown> = {}, bakeExtra: {agentSha256?: string} = {}): Promise<{seen: Seen[]; calls: pulumi.runtime.MockCallArgs[]; outputs: Record<string, unknown>}> {
   const seen: Seen[] = []
   const calls: pulumi.runtime.MockCallArgs[] = []
   await pulumi.runtime.setMocks(
@@ -58,7 +58,7 @@ async function run(intent: Intent, groupValue: Record<string, unknown> = {}): Pr
     project: 'alpha',
     roleText: renderRole(group),
     dnaText: renderDna(group),
-    ...(group.packer === false ? {} : {bake: {templatePath: 'packer/web.pkr.json', templateHash: 'th1', cookbooksHash: 'ch1', ...(group.from_base ? {baseImage: 'ami-base1'} : {})}}),
+    ...(group.packer === false ? {} : {bake: {templatePath: 'packer/web.pkr.json', templateHash: 'th1', cookbooksHash: 'ch1', ...(group.from_base ? {baseImage: 'ami-base1'} : {}), ...bakeExtra}}),
     userDataTemplate: '#!/bin/sh\necho {{group}}\n',
   }
   const raw = (await groupProgram(ctx)()) as Record<string, unknown>
@@ -105,6 +105,14 @@ describe('group program', () => {
   it('a from_base group has the base image among its bake triggers: a new base image rebakes it', async () => {
     const {seen} = await run({...emptyIntent(), bake: true}, {from_base: true})
     expect(named(seen, COMMAND, 'packer-build')?.inputs.triggers).to.deep.equal(['th1', 'ch1', 'ami-base1'])
+  })
+
+  it('a bake that installs the agent passes the bundle\'s sha256 to Packer and has it among its triggers: a new agent rebakes', async () => {
+    const sha = 'ab'.repeat(32)
+    const {seen} = await run({...emptyIntent(), bake: true}, {}, {agentSha256: sha})
+    const build = named(seen, COMMAND, 'packer-build')
+    expect(build?.inputs.triggers).to.deep.equal(['th1', 'ch1', `agent:${sha}`])
+    expect(String(build?.inputs.create)).to.include(`build -color=false -var 'cookbooks_hash=ch1' -var 'agent_sha256=${sha}' 'packer/web.pkr.json'`)
   })
 
   it('packer:clean alone records a retention run without a bake', async () => {
