@@ -71,12 +71,14 @@ export class Bake extends pulumi.ComponentResource {
     // First, an image a killed bake of the same inputs finished (its muster gone before the stack
     // recorded it) is adopted rather than baked twice: stdout is then "AMI adopted". Not for
     // from_base groups: their base image is no tag, so an older image could be of an older base.
+    // Nor when the bake installs the agent: its sha256 is no tag either (yet), so an orphan could
+    // carry an older agent.
     const adopt = `"$MUSTER_NODE" "$MUSTER_BIN" packer:orphan ${shellQuote(args.group)} --nodes ${shellQuote(args.nodesPath)} --template-hash ${shellQuote(args.templateHash)} --cookbooks-hash ${shellQuote(args.cookbooksHash)}`
     const create = [
       'cd "$MUSTER_ROOT"',
       // Packer's manifest post-processor does not create its directory (and fails after the AMI exists).
       `mkdir -p ${shellQuote(dirname(packerManifestPath(args.group)))}`,
-      args.baseImage === undefined ? `{ ${adopt} || { ${bake}; }; }` : bake,
+      args.baseImage === undefined && args.agentSha256 === undefined ? `{ ${adopt} || { ${bake}; }; }` : bake,
     ].join(' && ')
     const build = new ShellCommand(
       'packer-build',

@@ -113,6 +113,8 @@ describe('group program', () => {
     const build = named(seen, COMMAND, 'packer-build')
     expect(build?.inputs.triggers).to.deep.equal(['th1', 'ch1', `agent:${sha}`])
     expect(String(build?.inputs.create)).to.include(`build -color=false -var 'cookbooks_hash=ch1' -var 'agent_sha256=${sha}' 'packer/web.pkr.json'`)
+    // An orphan image is not adopted: nothing on it says which agent it carries.
+    expect(String(build?.inputs.create)).not.to.include('packer:orphan')
   })
 
   it('packer:clean alone records a retention run without a bake', async () => {
