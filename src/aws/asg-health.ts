@@ -10,7 +10,13 @@ export interface AsgHealth {
   inService(asgName: string): Promise<{healthy: number; desired: number}>
 }
 
-export function createAsgHealth(region: string): AsgHealth & {close(): void} {
+/** The instance ids of an ASG (the agents' node ids on EC2, see src/agent/identity.ts). */
+export interface AsgInstances {
+  /** Ids of the ASG's instances that are InService; with `all`, every instance it has, whatever its state. */
+  instanceIds(asgName: string, options?: {all?: boolean}): Promise<string[]>
+}
+
+export function createAsgHealth(region: string): AsgHealth & AsgInstances & {close(): void} {
   const client = new AutoScalingClient({region})
   return {
     async inService(asgName) {
@@ -20,6 +26,13 @@ export function createAsgHealth(region: string): AsgHealth & {close(): void} {
         if (!asg) throw new UserError(`Auto Scaling group ${asgName} does not exist`, {hint: 'Run muster up GROUP to converge the stack.'})
         const healthy = (asg.Instances ?? []).filter((i) => i.LifecycleState === 'InService' && i.HealthStatus === 'Healthy').length
         return {healthy, desired: asg.DesiredCapacity ?? 0}
+      })
+    },
+    async instanceIds(asgName, options = {}) {
+      return aws(`reading Auto Scaling group ${asgName}`, async () => {
+        const out = await client.send(new DescribeAutoScalingGroupsCommand({AutoScalingGroupNames: [asgName]}))
+        const instances = out.AutoScalingGroups?.[0]?.Instances ?? []
+        return instances.filter((i) => options.all === true || i.LifecycleState === 'InService').flatMap((i) => (i.InstanceId ? [i.InstanceId] : []))
       })
     },
     close: () => client.destroy(),

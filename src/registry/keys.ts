@@ -3,6 +3,9 @@
 //
 //   services/SERVICE/NODE   a service a node offers, on the node's lease
 //   nodes/NODE              the node itself and its last provision, on the node's lease
+//   retire/NODE             operator-written (autoscale:update --strategy blue-green): the node's
+//                           agent deregisters its services, drains and reports retired; agents may
+//                           not write it (access.ts), and the registry view ignores it
 import {UserError} from '../errors.js'
 
 /** Project names, service names and node ids become key segments: no "/" and nothing exotic. */
@@ -32,6 +35,14 @@ export function servicesPrefix(project: string): string {
 
 export function nodesPrefix(project: string): string {
   return `${projectPrefix(project)}nodes/`
+}
+
+export function retirePrefix(project: string): string {
+  return `${projectPrefix(project)}retire/`
+}
+
+export function retireKey(project: string, node: string): string {
+  return `${retirePrefix(project)}${node}`
 }
 
 export function serviceKey(project: string, service: string, node: string): string {

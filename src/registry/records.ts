@@ -36,6 +36,8 @@ export interface NodeRecord {
   dependsOn: string[]
   provision: ProvisionStatus
   since: string
+  /** Set once the agent has acted on its retire key: services deregistered and drained (an ISO time). */
+  retired?: string
 }
 
 export function initialProvision(): ProvisionStatus {
@@ -105,5 +107,6 @@ export function parseNodeRecord(text: string, keyNode: string): NodeRecord | und
   if (!isStringList(o.services) || !isStringList(o.dependsOn)) return undefined
   const provision = parseProvision(o.provision)
   if (!provision) return undefined
-  return {node: keyNode, group: o.group, address: o.address, services: o.services, dependsOn: o.dependsOn, provision, since: o.since}
+  const retired = isTime(o.retired) ? {retired: o.retired} : {}
+  return {node: keyNode, group: o.group, address: o.address, services: o.services, dependsOn: o.dependsOn, provision, since: o.since, ...retired}
 }
