@@ -63,6 +63,8 @@ export interface AgentHealth {
   queue: {provisionPending: boolean; running: boolean; retryAt: string | null; decommissioning: string[]}
   /** Health checks of the services that have one: healthy (registered), counts, last failure. */
   checks: Record<string, ServiceHealth>
+  /** When the node retired (its retire key: every service deregistered and drained), or null. */
+  retired: string | null
 }
 
 const RETRY_BASE_MS = 5000
@@ -85,6 +87,9 @@ export class Agent {
   private readonly waiters = new Set<() => void>()
   private decommissioning: string[] = []
   private stopped = false
+  /** Set when the operator's retire key arrived: services never register again. */
+  private retiring = false
+  private retiredAt: string | undefined
   private readonly since = new Date().toISOString()
   /** The release the node runs (instance:deploy), if it has switched to one: its run list and cookbooks. */
   private release: {dir: string; digest: string; runList: string | undefined} | undefined
@@ -145,7 +150,7 @@ export class Agent {
     await this.registration.register()
     this.checks?.start()
     if (this.options.bootProvision === false) {
-      this.registration.add(this.identity.services.map((s) => s.name))
+      if (!this.retiring) this.registration.add(this.identity.services.map((s) => s.name))
       await this.registration.publish()
       return
     }
@@ -193,6 +198,7 @@ export class Agent {
       dependsOn: this.identity.dependsOn,
       provision: this.provisionStatus,
       since: this.since,
+      ...(this.retiredAt === undefined ? {} : {retired: this.retiredAt}),
     }
   }
 
@@ -235,7 +241,7 @@ export class Agent {
         // A converged run list means its services run: register them (after boot, or after a
         // config change or decommission whose first converge failed and was retried). A delete
         // recipe's run (runList) converges nothing new.
-        if (runList === undefined) this.registration.add(this.identity.services.map((s) => s.name))
+        if (runList === undefined && !this.retiring) this.registration.add(this.identity.services.map((s) => s.name))
       } else if (reason === 'deploy') {
         // Not retried on its own: a retry would run outside the rollout's slots, and the rollout
         // reports the failure (the next dependency change or deploy converges again).
@@ -368,6 +374,36 @@ export class Agent {
     }
   }
 
+  /**
+   * The operator's retire key (a blue-green update replaces this node's ASG): deregister every
+   * service, let dependents move over (up to drainMs), then say `retired` in the node's record,
+   * which the CLI waits for before it removes the ASG. Unlike a decommission no delete recipe runs
+   * (the instance is going away); unlike stop the node stays registered until its instance goes.
+   * Services never register again: no provision re-adds them.
+   */
+  async retire(): Promise<void> {
+    if (this.stopped || this.retiring) return
+    this.retiring = true
+    this.debouncer.stop()
+    this.clearRetry()
+    const names = [...this.registration.services]
+    this.decommissioning = names
+    try {
+      if (names.length > 0) {
+        const revision = await this.registration.remove(names)
+        this.options.log.info('retiring: deregistered; waiting for dependents to let go', {services: names, revision, drainMs: this.options.drainMs})
+        const holding = await this.waitForDependents(names, revision)
+        if (holding.length > 0) this.options.log.warn('drain period over; dependents still holding on', {services: names, nodes: holding})
+      }
+    } finally {
+      this.decommissioning = []
+    }
+    if (this.stopped) return
+    this.retiredAt = new Date().toISOString()
+    await this.registration.publish()
+    this.options.log.info('retired: every service deregistered and drained', {services: names})
+  }
+
   /** SIGTERM: deregister everything at once, let dependents let go (up to drainMs), stop. */
   async stop(): Promise<void> {
     if (this.stopped) return
@@ -398,6 +434,7 @@ export class Agent {
       release: this.releaseDigest,
       queue: {provisionPending: this.debouncer.pending, running: this.lock.busy, retryAt: this.retryAt === undefined ? null : new Date(this.retryAt).toISOString(), decommissioning: this.decommissioning},
       checks: this.checks?.status ?? {},
+      retired: this.retiredAt ?? null,
     }
   }
 }
