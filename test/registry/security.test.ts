@@ -7,6 +7,7 @@ import {join} from 'node:path'
 
 import {UserError} from '../../src/errors.js'
 import {type AccessAdmin, accessPlan, applyAccess, type Grant} from '../../src/registry/access.js'
+import {retireKey} from '../../src/registry/keys.js'
 import {resolveSecurity, securityInput} from '../../src/registry/security.js'
 
 const HTTPS = ['https://127.0.0.1:2379']
@@ -118,6 +119,14 @@ describe('registry:init plan and apply', function () {
       'read /muster/shop/', 'readwrite /muster/shop/services/', 'readwrite /muster/shop/nodes/', 'readwrite /muster/shop/rollout/',
     ])
     expect(plan.roles[1]?.grants.map((g) => `${g.permission} ${g.prefix}`)).to.deep.equal(['readwrite /muster/shop/'])
+  })
+
+  it('no agent grant can write a retire key: retire/NODE is operator-written (blue-green retirement)', function () {
+    const plan = accessPlan('shop')
+    const key = retireKey('shop', 'i-0abc')
+    const agentWrites = (plan.roles[0]?.grants ?? []).filter((g) => g.permission !== 'read' && key.startsWith(g.prefix))
+    expect(agentWrites).to.deep.equal([])
+    expect((plan.roles[1]?.grants ?? []).some((g) => g.permission === 'readwrite' && key.startsWith(g.prefix))).to.equal(true)
   })
 
   it('creates what is missing, stores each password before its user exists, and is idempotent', async function () {
