@@ -12,7 +12,6 @@ import {RegistryFeed} from '../registry/feed.js'
 import {resolveProject} from '../registry/project.js'
 import {explainRegistryFailure} from '../registry/read.js'
 import {DeployFeed} from '../registry/deploy-feed.js'
-import type {Watch} from '../registry/store.js'
 import {readCurrentRelease} from '../release/fetch.js'
 import {Agent, identityFromRelease} from './agent.js'
 import {bootRelease, Deployer} from './deployer.js'
@@ -98,7 +97,7 @@ export async function runAgent(settings: AgentSettings, context: DaemonContext):
   const deployer = new Deployer({project, node, group: identity.group, stateDir, ttlSeconds: settings.ttlSeconds, store, feed: deploys, target: agent, log, fetch})
   const haproxy = settings.haproxy && createHaproxy(settings.haproxy, agent, feed, log)
   let status: StatusServer | undefined
-  let retireWatch: Watch | undefined
+  let stopRetireWatch: (() => void) | undefined
   try {
     // The status port first: a port already taken must fail before anything is registered.
     if (settings.statusAddr) status = await serveStatus(settings.statusAddr, () => ({...agent.health(), deploy: deployer.status, ...(haproxy ? {haproxy: haproxy.status} : {})}), metrics.registry)
@@ -109,9 +108,9 @@ export async function runAgent(settings: AgentSettings, context: DaemonContext):
     deployer.start()
     await haproxy?.start()
     // An operator's retire key (blue-green update): deregister, drain, report retired.
-    retireWatch = await watchRetireKey(store, project, node, () => void agent.retire(), log)
+    stopRetireWatch = await watchRetireKey(feed, store, project, node, () => void agent.retire(), log)
   } catch (error) {
-    await retireWatch?.close()
+    stopRetireWatch?.()
     await status?.close()
     await haproxy?.stop()
     await deployer.stop()
@@ -132,7 +131,7 @@ export async function runAgent(settings: AgentSettings, context: DaemonContext):
     return current ? identityFromRelease(fromFile, current) : fromFile
   }
   return waitForSignals(agent, deployer, reread, log, async () => {
-    await retireWatch?.close()
+    stopRetireWatch?.()
     await haproxy?.stop()
     await status?.close()
     await deploys.stop()
