@@ -44,7 +44,8 @@ export class RegistryView {
   private applyOne(event: KeyEvent, change: ViewChange): void {
     const parsed = parseKey(this.project, event.key)
     if (!parsed) {
-      // The deploy protocol's keys (deploys/, rollout/, groups/) share the prefix; they are read elsewhere.
+      // The deploy protocol's keys (deploys/, rollout/, groups/) and the operators' retire/ keys
+      // share the prefix; they are read elsewhere.
       if (event.type === 'put' && !isDeployProtocolKey(this.project, event.key)) change.rejected++
       return
     }
@@ -108,5 +109,5 @@ function sameService(a: ServiceRecord | undefined, b: ServiceRecord | undefined)
 
 function isDeployProtocolKey(project: string, key: string): boolean {
   const rest = key.slice(projectPrefix(project).length)
-  return rest.startsWith('deploys/') || rest.startsWith('rollout/') || rest.startsWith('groups/')
+  return rest.startsWith('deploys/') || rest.startsWith('rollout/') || rest.startsWith('groups/') || rest.startsWith('retire/')
 }

@@ -1,6 +1,6 @@
 import {expect} from 'chai'
 
-import {nodeKey, parseKey, serviceKey} from '../../src/registry/keys.js'
+import {nodeKey, parseKey, retireKey, serviceKey} from '../../src/registry/keys.js'
 import {parseNodeRecord, parseServiceRecord} from '../../src/registry/records.js'
 import {RegistryView} from '../../src/registry/view.js'
 
@@ -37,6 +37,17 @@ describe('registry keys and records', () => {
 })
 
 describe('RegistryView', () => {
+  it('ignores an operator\'s retire key without counting it as rejected, and a node record\'s retired time is kept', () => {
+    const view = new RegistryView('p')
+    const retired = {...(JSON.parse(nodeRec('n1', 1)) as Record<string, unknown>), retired: '2026-01-01T00:00:00.000Z'}
+    const change = view.apply([
+      {type: 'put', key: retireKey('p', 'n1'), value: '{}'},
+      {type: 'put', key: nodeKey('p', 'n1'), value: JSON.stringify(retired)},
+    ], 3)
+    expect(change.rejected).to.equal(0)
+    expect(view.nodes.get('n1')?.retired).to.equal('2026-01-01T00:00:00.000Z')
+  })
+
   it('reports which services and nodes an event batch changed, ignoring forged records', () => {
     const view = new RegistryView('p')
     const change = view.apply(
