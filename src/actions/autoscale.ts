@@ -132,6 +132,12 @@ export async function autoscaleUpdate(options: FleetVerbOptions & {strategy: Upd
   const registry = deps.registry ?? (options.registry && !options.previewOnly ? openBlueGreenRegistry(options.registry) : undefined)
   let last: ApplyResult | undefined
   try {
+    // A registry that does not answer (or refuses this user) fails before the stack grows, not
+    // after, when the new ASG would be left beside the old one.
+    if (registry) await registry.read()
+    else if (!options.previewOnly && project.nodes.registry) {
+      io.progress(`the nodes file names a registry (__base__.registry: ${project.nodes.registry.endpoints.join(', ')}) but this run has no registry settings: give --etcd (or MUSTER_ETCD_ENDPOINTS) to wait for the new nodes' services and drain the old ones`)
+    }
     // One group at a time: a blue-green update doubles a fleet for a while.
     for (const group of groups) last = await blueGreen(group, options.previewOnly, io, {...deps, applyFleet, registry})
   } finally {

@@ -9,7 +9,9 @@ import {type AsgHealth, waitInService} from '../../src/aws/asg-health.js'
 import type {GroupAsg} from '../../src/aws/asg.js'
 import {UserError} from '../../src/errors.js'
 import type {ChangeSet} from '../../src/stacks/changes.js'
-import {autoscaleRun, blueGreenSteps, foreignAsgs} from '../../src/actions/autoscale.js'
+import {autoscaleRun, autoscaleUpdate, type AutoscaleUpdateDeps, blueGreenSteps, foreignAsgs} from '../../src/actions/autoscale.js'
+import type {NodeRow, RegistryRead} from '../../src/registry/read.js'
+import {initialProvision} from '../../src/registry/records.js'
 import {chooseZone, instanceCreate, type InstanceCreateOptions} from '../../src/actions/instance.js'
 import type {IoHost} from '../../src/actions/io.js'
 import {emptyIntent, type Intent} from '../../src/stacks/intent.js'
@@ -295,6 +297,56 @@ describe('fleet actions', () => {
       const error = await rejection(waitInService(health, 'web-g9', {timeoutMs: 60_000, sleep: c.sleep, now: c.now}))
       expect(error.message).to.equal('Auto Scaling group web-g9 does not exist')
       expect(c.slept).to.deep.equal([])
+    })
+  })
+
+  describe('autoscaleUpdate blue-green with a registry (fake registry and fleet; the real ones: test/integration/blue-green.test.ts)', () => {
+    const node = (id: string, extra: Record<string, unknown> = {}): NodeRow => ({node: id, group: 'web', address: '10.0.0.1', services: [], dependsOn: [], provision: initialProvision(), since: '2026-01-01T00:00:00.000Z', ...extra})
+    /** A fleet at [0] whose stack updates are recorded, a fake clock that sleeping advances. */
+    function fleet(read: () => Promise<Pick<RegistryRead, 'nodes' | 'services'>>): {deps: AutoscaleUpdateDeps; applied: number[][]; retired: string[][]} {
+      let intent: Intent = {...emptyIntent(), fleet: true, generations: [0]}
+      const applied: number[][] = []
+      const retired: string[][] = []
+      let clock = 0
+      const instances: Record<string, string[]> = {'web-g0': ['i-old'], 'web-g1': ['i-new']}
+      const deps: AutoscaleUpdateDeps = {
+        now: () => clock,
+        sleep: async (ms) => {
+          clock += ms
+        },
+        health: () => ({inService: async () => ({healthy: 1, desired: 1}), instanceIds: async (asg) => instances[asg] ?? [], close: () => undefined}),
+        registry: {read, retire: async (nodes) => void retired.push([...nodes]), clear: async () => undefined, close: () => undefined},
+        applyFleet: async (group, change) => {
+          intent = change(intent)
+          applied.push(intent.generations)
+          const asgNames = intent.generations.map((g) => `${group.name}-g${g}`)
+          return {backend: 'mock', groups: [{group: group.name, status: 'ok', intent, preview: {stack: 'web', changes: [], counts: {create: 0, update: 0, replace: 0, delete: 0}}, applied: true, outputs: {asgNames}}]}
+        },
+      }
+      return {deps, applied, retired}
+    }
+
+    it('a registry that does not answer fails before the stack grows', async () => {
+      const {deps, applied} = fleet(async () => {
+        throw new UserError('cannot reach the registry at http://127.0.0.1:1: connection refused')
+      })
+      const error = await rejection(autoscaleUpdate({cwd: dir, previewOnly: false, strategy: 'blue-green'}, fakeIO(), deps))
+      expect(error.message).to.include('cannot reach the registry')
+      expect(applied).to.deep.equal([])
+    })
+
+    it('old nodes that never retire keep their ASG: no shrink, an error naming what they still hold', async () => {
+      const {deps, applied, retired} = fleet(async () => ({nodes: [node('i-old'), node('i-new')], services: [{service: 'api', node: 'i-old', group: 'web', address: '10.0.0.1', port: 80, since: '2026-01-01T00:00:00.000Z'}]}))
+      const error = await rejection(autoscaleUpdate({cwd: dir, previewOnly: false, strategy: 'blue-green'}, fakeIO(), {...deps, retireTimeoutMs: () => 30_000}))
+      expect(error.message).to.include('did not retire within 30 s').and.to.include('i-old still holds api').and.to.include('web-g0) was kept')
+      expect(applied).to.deep.equal([[0, 1]])
+      expect(retired).to.deep.equal([['i-old']])
+    })
+
+    it('a node record that says retired and holds no service lets the old ASG go', async () => {
+      const {deps, applied} = fleet(async () => ({nodes: [node('i-old', {retired: '2026-01-01T00:01:00.000Z'}), node('i-new')], services: []}))
+      await autoscaleUpdate({cwd: dir, previewOnly: false, strategy: 'blue-green'}, fakeIO(), deps)
+      expect(applied).to.deep.equal([[0, 1], [1]])
     })
   })
 

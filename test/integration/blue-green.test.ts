@@ -18,7 +18,7 @@ import {emptyIntent, type Intent} from '../../src/stacks/intent.js'
 import {type AgentProject, createAgentProject, type Groups, MACHINE, readPrefix, type RunningAgent, servicesIn, startAgent, stopAll, waitForAgent} from '../support/agent.js'
 import {type EtcdServer, startEtcd} from '../support/etcd.js'
 import {requireTool} from '../support/integration.js'
-import {waitUntil} from '../support/process.js'
+import {sleep, waitUntil} from '../support/process.js'
 
 const P = 'bluegreen'
 const groups = (timeout: number): Groups => ({
@@ -165,6 +165,10 @@ describe('autoscale:update --strategy blue-green gated on the registry (real etc
     expect(io.lines.findIndex((l) => l.includes('old nodes retired'))).to.be.greaterThan(io.lines.findIndex((l) => l.includes('all 2 instances registered api')))
     // The dependent converges on the new nodes only.
     await waitUntil('front re-provisioned with the new nodes only', async () => project.runs('front-1').some((r) => r.reason === 'dependency' && [...servicesIn(r, 'api')].sort().join() === 'i-0b2e000000000001,i-0b2e000000000002'), {proc: front.proc, timeoutMs: 15_000})
+    // A retired node never registers again, not even on a reload.
+    old.signal('SIGHUP')
+    await sleep(1000)
+    expect(await serviceKeys()).not.to.include(`/muster/${P}/services/api/i-0a1d000000000001`)
     await old.stop()
   })
 
