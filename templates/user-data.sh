@@ -8,7 +8,8 @@
 # This file is yours to change; muster only creates it when it is missing. Its rendered text is the
 # launch template's user data, so a change here shows in `muster preview` and rolls the fleet.
 # Placeholders are a name in double braces: group, role_name, role_json, dna_json, agent_json,
-# nodes_json, start_agent (yes or no).
+# nodes_json, start_agent (yes or no), agent_boot_install (the agent's install step for a group with
+# packer: false; a comment for a baked group).
 #
 # Never put a credential here: user data is readable from the instance metadata service by any
 # process on the node and by anyone allowed to describe the launch template. Nodes get AWS access
@@ -62,6 +63,8 @@ role_path "/etc/muster/roles"
 MUSTER_SOLO_RB
 
 chef-solo --config "$MUSTER_DIR/solo.rb" --json-attributes "$MUSTER_DIR/dna.json" --no-color
+
+{{agent_boot_install}}
 
 # The agent registers this node's services once the node has converged. Images without it (not
 # baked by muster) skip this; without a registry in the nodes file it has nowhere to register.

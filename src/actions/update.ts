@@ -11,7 +11,8 @@ import {InterruptedError, UserError} from '../errors.js'
 import type {Group} from '../nodes/model.js'
 import {mapBounded} from '../lib/parallel.js'
 import {type ChangeSet, collectChanges, hasChanges} from '../stacks/changes.js'
-import {installAgentBundle} from '../artifacts/agent-bundle.js'
+import {installAgentBundle, publishBootAgent} from '../artifacts/agent-bundle.js'
+import {openReleaseBucket} from '../release/bucket.js'
 import {buildContext} from '../stacks/context.js'
 import {interruptPart} from '../stacks/bake.js'
 import type {Intent} from '../stacks/intent.js'
@@ -119,6 +120,10 @@ export async function updateStacks(project: Project, update: StackUpdate, io: Io
       if (!update.previewOnly) {
         writeArtifacts(project.root, context.files, {check: false})
         if (context.agentBundle) installAgentBundle(project.root, context.agentBundle)
+        if (context.bootAgent) {
+          const uploaded = await publishBootAgent(openReleaseBucket({bucket: context.bootAgent.bucket, region: group.region}), context.bootAgent)
+          for (const url of uploaded) io.progress(`[${group.name}] uploaded ${url} (the agent, installed at boot: packer is false)`)
+        }
       }
       stack.setProgram(groupProgram(context.program))
       if (update.clearPending) {

@@ -10,6 +10,7 @@ import {join} from 'node:path'
 
 import {UserError} from '../errors.js'
 import {atomicWriteSync} from '../lib/atomic-write.js'
+import type {ReleaseBucket} from '../release/bucket.js'
 import {BUNDLED_TEMPLATES} from './generate.js'
 import {AGENT_BUNDLE} from './packer.js'
 
@@ -52,4 +53,57 @@ export function installAgentBundle(root: string, bundle: AgentBundle): void {
     throw new UserError(`muster's agent bundle ${bundle.source} changed while muster ran`, {hint: 'Run the command again. Nothing was baked.'})
   }
   atomicWriteSync(target, content)
+}
+
+/**
+ * A group with packer: false boots from an image muster never baked, so the agent comes from the
+ * release bucket at boot: the bundle, the unit and the converge command, each content-addressed
+ * (muster/PROJECT/agent/SHA256.EXT), uploaded by the verb that launches the machines and fetched by
+ * the user data with the node's instance profile, checked against the sha256s written in it.
+ */
+export interface BootAgentFile {
+  /** Relative to the bucket. */
+  key: string
+  sha256: string
+  /** Where the upload reads it from (muster's bundle), or its text (the project's templates). */
+  source: {path: string} | {text: string}
+  /** Its name in the install step's upload directory (as the bake's file provisioners name it). */
+  name: 'muster-agent.mjs' | 'muster-agent.service' | 'muster-converge.sh'
+}
+
+export interface BootAgent {
+  bucket: string
+  files: BootAgentFile[]
+}
+
+export const agentObjectKey = (project: string, sha256: string, ext: string): string => `muster/${project}/agent/${sha256}.${ext}`
+
+export function bootAgent(bucket: string, project: string, bundle: AgentBundle, texts: {agentUnit: string; convergeScript: string}): BootAgent {
+  const text = (name: BootAgentFile['name'], ext: string, content: string): BootAgentFile => {
+    const sha256 = createHash('sha256').update(content).digest('hex')
+    return {key: agentObjectKey(project, sha256, ext), sha256, source: {text: content}, name}
+  }
+  return {
+    bucket,
+    files: [
+      {key: agentObjectKey(project, bundle.sha256, 'mjs'), sha256: bundle.sha256, source: {path: bundle.source}, name: 'muster-agent.mjs'},
+      text('muster-agent.service', 'service', texts.agentUnit),
+      text('muster-converge.sh', 'sh', texts.convergeScript),
+    ],
+  }
+}
+
+/** Uploads what is not in the bucket yet (a key names its bytes, so one there already holds them). */
+export async function publishBootAgent(bucket: ReleaseBucket, agent: BootAgent): Promise<string[]> {
+  const uploaded: string[] = []
+  for (const file of agent.files) {
+    if (await bucket.exists(file.key)) continue
+    const body = 'path' in file.source ? readFileSync(file.source.path) : Buffer.from(file.source.text, 'utf8')
+    if (createHash('sha256').update(body).digest('hex') !== file.sha256) {
+      throw new UserError(`${file.name} changed while muster ran`, {hint: 'Run the command again. Nothing was launched.'})
+    }
+    await bucket.put(file.key, body, file.name.endsWith('.mjs') ? 'text/javascript' : 'text/plain')
+    uploaded.push(`s3://${agent.bucket}/${file.key}`)
+  }
+  return uploaded
 }

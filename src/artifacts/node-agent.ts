@@ -40,6 +40,8 @@ export interface FleetSettings {
   releaseBucket?: string
   /** __base__'s source_ami: what a from_base group's base image is built from. */
   baseSourceAmi?: string
+  /** packer: false groups: the agent's files in the release bucket, which the user data installs at boot. */
+  bootAgent?: {bucket: string; files: Array<{key: string; sha256: string; name: string}>}
   /** Each service, the first group that runs it and how (its recipe): what a node's dependencies resolve against. */
   providers?: Record<string, {group: string; recipe: string; cookbook: string}>
 }
@@ -112,4 +114,38 @@ export function renderNodeNodesFile(group: Group, fleet: FleetSettings | undefin
   }
   // One line: read by the agent, not by people, and the user data has 16 KiB.
   return toJsonText(file, 0)
+}
+
+/**
+ * The user data's step that installs the agent at boot on a group with packer: false (no image of
+ * muster's): each file fetched from the release bucket with the node's instance profile (`aws s3
+ * cp`), checked against its sha256 here, then the bake's own install steps. Any failure stops the
+ * boot script, saying what is missing. Empty for a baked group (its image has the agent).
+ */
+export function renderBootInstall(group: Group, fleet: FleetSettings | undefined, installSteps: readonly string[]): string {
+  if (group.packer !== false) return '# The image has the agent: muster\'s bake installed it.'
+  const agent = fleet?.bootAgent
+  if (agent === undefined) {
+    return [
+      '# packer: false, and the nodes file names no release bucket (__base__.release_bucket) to install the agent from.',
+      "echo 'muster: this group is not baked (packer: false) and the nodes file has no __base__.release_bucket: the agent is not installed' >&2",
+    ].join('\n')
+  }
+  const lines = [
+    '# packer: false: no image of muster\'s, so the agent comes from the release bucket, fetched with this',
+    "# node's instance profile (it needs s3:GetObject there) and checked against these sha256s.",
+    'if [ ! -e /opt/muster/muster-agent.mjs ]; then',
+    "  command -v aws >/dev/null 2>&1 || { echo 'muster: cannot install the agent: this image has no aws CLI to fetch it from the release bucket (install it, or bake the group)' >&2; exit 1; }",
+    '  mkdir -p /tmp/muster/agent',
+  ]
+  for (const file of agent.files) {
+    const url = `s3://${agent.bucket}/${file.key}`
+    lines.push(
+      `  aws s3 cp --only-show-errors '${url}' /tmp/muster/agent/${file.name} || { echo 'muster: cannot fetch ${url} (does the instance profile allow s3:GetObject? did the verb that launched this node upload it?)' >&2; exit 1; }`,
+      `  echo '${file.sha256}  /tmp/muster/agent/${file.name}' | sha256sum -c - || { echo 'muster: ${url} is not what muster uploaded (sha256 mismatch)' >&2; exit 1; }`,
+    )
+  }
+  const bundle = agent.files.find((f) => f.name === 'muster-agent.mjs')
+  lines.push(`  MUSTER_AGENT_SHA256=${bundle?.sha256 ?? ''}`, '  (', ...installSteps.map((step) => `    ${step}`), '  )', 'fi')
+  return lines.join('\n')
 }

@@ -5,7 +5,8 @@
 import type {Group} from '../nodes/model.js'
 import {UserError} from '../errors.js'
 import {renderDna} from './dna.js'
-import {type FleetSettings, renderAgentConfig, renderNodeNodesFile} from './node-agent.js'
+import {type FleetSettings, renderAgentConfig, renderBootInstall, renderNodeNodesFile} from './node-agent.js'
+import {AGENT_INSTALL_STEPS} from './packer.js'
 import {renderRole, roleName} from './role.js'
 
 export const USER_DATA_TEMPLATE = 'templates/user-data.sh'
@@ -13,7 +14,7 @@ export const USER_DATA_TEMPLATE = 'templates/user-data.sh'
 /** EC2 refuses user data over 16 KiB (before base64). */
 export const USER_DATA_LIMIT = 16 * 1024
 
-export const USER_DATA_PLACEHOLDERS = ['group', 'role_name', 'role_json', 'dna_json', 'agent_json', 'nodes_json', 'start_agent'] as const
+export const USER_DATA_PLACEHOLDERS = ['group', 'role_name', 'role_json', 'dna_json', 'agent_json', 'nodes_json', 'start_agent', 'agent_boot_install'] as const
 export type UserDataPlaceholder = (typeof USER_DATA_PLACEHOLDERS)[number]
 
 const PLACEHOLDER = /\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}/g
@@ -68,6 +69,7 @@ export function renderUserData(template: string, group: Group, options: UserData
     agent_json: renderAgentConfig(group, options.fleet).trimEnd(),
     nodes_json: renderNodeNodesFile(group, options.fleet).trimEnd(),
     start_agent: options.fleet?.registry === undefined ? 'no' : 'yes',
+    agent_boot_install: renderBootInstall(group, options.fleet, AGENT_INSTALL_STEPS),
   }
   const text = renderTemplate(template, values)
   for (const [pattern, what] of CREDENTIALS) {

@@ -3,7 +3,7 @@
 // uses what the nodes file says) and not before a preview.
 import {join, relative} from 'node:path'
 
-import {type AgentBundle, readAgentBundle} from '../artifacts/agent-bundle.js'
+import {type AgentBundle, type BootAgent, bootAgent, readAgentBundle} from '../artifacts/agent-bundle.js'
 import {BUNDLED_TEMPLATES, packerArtifacts, packerFlavorFromEnv, readBakeTexts} from '../artifacts/generate.js'
 import {USER_DATA_TEMPLATE} from '../artifacts/userdata.js'
 import {renderDna} from '../artifacts/dna.js'
@@ -28,6 +28,8 @@ export interface GroupContext {
   files: Artifact[]
   /** muster's agent bundle, to copy into the project before an update that bakes (installAgentBundle). */
   agentBundle?: AgentBundle
+  /** A packer: false group's agent files, to upload to the release bucket before an update that launches machines. */
+  bootAgent?: BootAgent
 }
 
 export interface ContextInputs {
@@ -45,11 +47,18 @@ export function buildContext(root: string, nodes: NodesFile, group: Group, inten
   const nodesPath = relative(root, join(root, nodes.file)) || nodes.file
   const project = readProjectName(root)
   const program: ProgramContext = {group, intent, nodesPath, project, roleText: renderRole(group), dnaText: renderDna(group)}
+  let bootAgentFiles: BootAgent | undefined
   if (intent.fleet || intent.instances.length > 0) {
     program.userDataTemplate = readUserDataTemplate(root)
     program.fleet = fleetSettings(nodes, project)
+    // No image of muster's: the user data installs the agent from the release bucket, where the
+    // update puts it first (publishBootAgent).
+    if (group.packer === false && nodes.releaseBucket !== undefined) {
+      bootAgentFiles = bootAgent(nodes.releaseBucket, program.fleet.registry?.project ?? project, readAgentBundle(), readBakeTexts(root))
+      program.fleet.bootAgent = {bucket: bootAgentFiles.bucket, files: bootAgentFiles.files.map(({key, sha256, name}) => ({key, sha256, name}))}
+    }
   }
-  if (group.packer === false) return {program, files: []}
+  if (group.packer === false) return {program, files: [], ...(bootAgentFiles ? {bootAgent: bootAgentFiles} : {})}
   const texts = readBakeTexts(root)
   const template = buildPackerTemplate(group, {flavor: packerFlavorFromEnv(), ...texts, roleText: program.roleText, project})
   const cookbooks = inputs.cookbooks ?? readCookbookTree(join(root, COOKBOOKS_DIR))
