@@ -10,7 +10,6 @@ import {join} from 'node:path'
 
 import {UserError} from '../errors.js'
 import {atomicWriteSync} from '../lib/atomic-write.js'
-import type {ReleaseBucket} from '../release/bucket.js'
 import {BUNDLED_TEMPLATES} from './generate.js'
 import {AGENT_BUNDLE} from './packer.js'
 
@@ -93,8 +92,14 @@ export function bootAgent(bucket: string, project: string, bundle: AgentBundle, 
   }
 }
 
+/** What the upload needs of the release bucket (src/release/bucket.ts's ReleaseBucket has it; release depends on artifacts, not back). */
+export interface AgentBucket {
+  exists(key: string): Promise<boolean>
+  put(key: string, body: Buffer, contentType: string): Promise<void>
+}
+
 /** Uploads what is not in the bucket yet (a key names its bytes, so one there already holds them). */
-export async function publishBootAgent(bucket: ReleaseBucket, agent: BootAgent): Promise<string[]> {
+export async function publishBootAgent(bucket: AgentBucket, agent: BootAgent): Promise<string[]> {
   const uploaded: string[] = []
   for (const file of agent.files) {
     if (await bucket.exists(file.key)) continue
