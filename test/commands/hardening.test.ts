@@ -278,7 +278,7 @@ describe('hardening (issue 8)', () => {
     it('packer:create __base__ still makes the base image template (and the role it converges)', () => {
       const result = runMuster(['packer:create', '__base__'], {cwd: dir})
       expect(result.code, result.stderr).to.equal(0)
-      expect(listFiles(dir)).to.deep.equal(['nodes.yaml', 'packer/__base__.pkr.json', 'roles/__base__.json', 'templates/packer/provision.sh'])
+      expect(listFiles(dir)).to.deep.equal(['nodes.yaml', 'packer/__base__.pkr.json', 'roles/__base__.json', 'templates/muster-agent.service', 'templates/muster-converge.sh', 'templates/packer/provision.sh'])
       expect(readFileSync(join(dir, 'packer/__base__.pkr.json'), 'utf8')).to.contain('"ami_name": "__base__ ${local.timestamp}"')
     })
 
@@ -413,7 +413,7 @@ describe('hardening (issue 8)', () => {
       const result = runMuster(['generate'], {cwd: dir})
       expect(result.code).to.equal(1)
       expect(result.stderr).to.equal(
-        'Error: packer/web.pkr.json has a file where muster needs a directory; written before it: roles/web.json, dna/asg/web.json; not written: packer/web.pkr.json, templates/packer/provision.sh\n' +
+        'Error: packer/web.pkr.json has a file where muster needs a directory; written before it: roles/web.json, dna/asg/web.json; not written: packer/web.pkr.json, templates/packer/provision.sh, templates/muster-agent.service, templates/muster-converge.sh\n' +
           '→ Move that file away; muster creates the directories it writes into.\n',
       )
       expect(result.stderr).not.to.match(/\.tmp|looks like a bug/)
@@ -462,8 +462,8 @@ describe('hardening (issue 8)', () => {
     )
     const cases: Array<[string, string[]]> = [
       ['fleet', ['dna/asg/fleet.json', 'roles/fleet.json']],
-      ['single', ['packer/single.pkr.json', 'roles/single.json', 'templates/packer/provision.sh']],
-      ['both', ['dna/asg/both.json', 'packer/both.pkr.json', 'roles/both.json', 'templates/packer/provision.sh']],
+      ['single', ['packer/single.pkr.json', 'roles/single.json', 'templates/muster-agent.service', 'templates/muster-converge.sh', 'templates/packer/provision.sh']],
+      ['both', ['dna/asg/both.json', 'packer/both.pkr.json', 'roles/both.json', 'templates/muster-agent.service', 'templates/muster-converge.sh', 'templates/packer/provision.sh']],
     ]
     for (const [group, files] of cases) {
       it(`generate ${group} writes ${files.join(', ')}; --check then passes`, () => {
