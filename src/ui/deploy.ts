@@ -33,7 +33,8 @@ export function formatDeployPlan(plan: DeployPlan, color: boolean): string {
     else if (g.previousError !== null) lines.push(paint(color, 'yellow', `  last release ${short(g.previous.digest)} could not be read (${g.previousError}); no diff`))
     lines.push(`  cookbooks: ${plan.cookbooks === null ? 'none (the project has no cookbooks/)' : g.previous === null || g.previousError !== null ? `${short(plan.cookbooks.sha256)}` : g.cookbooksChanged ? `changed → ${short(plan.cookbooks.sha256)}` : 'unchanged'}`)
     if (g.roleDiff === '') lines.push(`  role: unchanged since release ${short(g.previous?.digest ?? '')}`)
-    else if (g.roleDiff !== null) lines.push(`  role: changed since release ${short(g.previous?.digest ?? '')}`, ...colorDiff(neutralise(g.roleDiff, '\n'), color).split('\n').map((l) => `    ${l}`))
+    // The diff's header separates the file name from its label with a tab: keep it a tab.
+    else if (g.roleDiff !== null) lines.push(`  role: changed since release ${short(g.previous?.digest ?? '')}`, ...colorDiff(neutralise(g.roleDiff, '\n\t'), color).split('\n').map((l) => `    ${l}`))
   }
   if (plan.unknownGroups.length > 0) lines.push('', paint(color, 'yellow', `Left out: live nodes of ${plan.unknownGroups.join(', ')} (not in the nodes file).`))
   return `${lines.join('\n')}\n`

@@ -4,7 +4,7 @@ import {expect} from 'chai'
 import {defaultTimeout} from '../../src/actions/deploy.js'
 import {DeployKeys, estimateRemainingMs} from '../../src/actions/deploy-follow.js'
 import {type DeployNodeStatus, deployProgress, type DeployRequest} from '../../src/registry/deploys.js'
-import {formatDeploySummary, formatDuration, formatFailure, formatProgressLine, progressRenderer} from '../../src/ui/deploy.js'
+import {formatDeployPlan, formatDeploySummary, formatDuration, formatFailure, formatProgressLine, progressRenderer} from '../../src/ui/deploy.js'
 
 const request: DeployRequest = {
   id: '20261125T190000Z-abcdef',
@@ -51,6 +51,19 @@ describe('deploy rendering (src/ui/deploy.ts)', () => {
     expect(formatFailure(entry, false, 1)).to.equal('✗ web-2 (web) failed: provision exited with 3\n    \\x1b[31mred\n')
     const lost = deployProgress({request, statuses: new Map([['web-1', status('web-1', 'running', {lease: '9'})]]), slotLeases: new Set(), stop: undefined}, new Date('2026-11-25T19:01:00Z')).nodes[0]
     expect(lost && formatFailure(lost)).to.equal('✗ web-1 (web) lost: its agent stopped answering mid-run (its lease expired)\n')
+  })
+
+  it('shows the role diff of the plan with its header tabs as tabs, other control characters neutralised', () => {
+    const diff = '--- a/roles/web.json\tlast release\n+++ b/roles/web.json\tthis release\n@@ -1,1 +1,1 @@\n-    "v": 1\n+    "v": "\u001b[2J"'
+    const plan = {
+      id: request.id, project: 'p', bucket: 'bkt', n: 1, maxErrors: 0, timeout: 60, timeoutSource: '--timeout', cookbooks: null, totalTargets: 1, unknownGroups: [],
+      groups: [{group: 'web', targets: ['web-1'], previous: {digest: 'b'.repeat(64), url: 'u', createdAt: null}, previousError: null, roleDiff: diff, cookbooksChanged: false, release: request.releases.web as DeployRequest['releases'][string], unchanged: false, batchSeconds: 60}],
+    }
+    const text = formatDeployPlan(plan, false)
+    expect(text).to.contain('    --- a/roles/web.json\tlast release\n')
+    expect(text).to.contain('    +++ b/roles/web.json\tthis release\n')
+    expect(text).to.not.contain('\\x09')
+    expect(text).to.contain('+    "v": "\\x1b[2J"')
   })
 
   it('names every targeted node in the summary table', () => {
