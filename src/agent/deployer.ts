@@ -43,6 +43,8 @@ export interface DeployerOptions {
 }
 
 const MESSAGE_CAP = 4000
+/** The longest wait between tries to write a run's result (it lands soon after etcd is back). */
+const RESULT_RETRY_CAP_MS = 2000
 /** A waiting node out of line tries anyway after this long without a slot (ms, jittered). */
 const QUIET_MS = 2000
 /** How far past the free slots a waiting node still tries: room for views a few events apart. */
@@ -233,20 +235,15 @@ export class Deployer {
     }
     const finishedAt = new Date(this.clock.now()).toISOString()
     const result = this.statusEntry(id, {state: ok ? 'ok' : 'failed', startedAt, finishedAt, message: message === null ? null : capTail(message), lease: null})
-    try {
-      // Success: the status and the slot's release in one transaction (the lease is revoked after).
-      if (ok) await this.options.store.commit([result], [rolloutSlotKey(this.options.project, id, slot)])
-      else await this.options.store.put(result.key, result.value)
-      if (!ok) {
-        const state = this.options.feed.state(id)
-        const progress = state ? this.options.feed.progress(id, new Date(this.clock.now())) : undefined
-        // The feed may not have seen this node's own failure yet.
-        const seenMine = state?.statuses.get(this.options.node)?.state === 'failed'
-        const failures = (progress?.failures ?? 0) + (seenMine ? 0 : 1)
-        if (failures > request.maxErrors) await this.writeStop(id, request)
-      }
-    } catch (error) {
-      log.error('deploy: cannot report the result', {deploy: id, error: (error as Error).message})
+    // Success: the status and the slot's release in one transaction (the lease is revoked after).
+    const reported = await this.reportResult(id, () => (ok ? this.options.store.commit([result], [rolloutSlotKey(this.options.project, id, slot)]) : this.options.store.put(result.key, result.value)))
+    if (reported && !ok) {
+      const state = this.options.feed.state(id)
+      const progress = state ? this.options.feed.progress(id, new Date(this.clock.now())) : undefined
+      // The feed may not have seen this node's own failure yet.
+      const seenMine = state?.statuses.get(this.options.node)?.state === 'failed'
+      const failures = (progress?.failures ?? 0) + (seenMine ? 0 : 1)
+      if (failures > request.maxErrors) await this.writeStop(id, request)
     }
     // After the result: a slot comes back only once its holder's outcome is readable.
     await lease.revoke().catch(() => undefined)
@@ -256,6 +253,30 @@ export class Deployer {
     this.active = undefined
     this.running = undefined
     this.evaluate()
+  }
+
+  /**
+   * Writes a run's result, retrying until it lands or the agent stops. A result that never lands
+   * leaves the node `running` until its slot's lease expires, and then the rollout reads it as
+   * lost (a failure: with --max-errors 0 the whole rollout stops) although it converged. An etcd
+   * restart or a leader election while the provision ends must not do that.
+   */
+  private async reportResult(id: string, write: () => Promise<unknown>): Promise<boolean> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await write()
+        if (attempt > 0) this.options.log.info('deploy: result reported', {deploy: id})
+        return true
+      } catch (error) {
+        if (this.stopped) {
+          this.options.log.error('deploy: cannot report the result; stopping', {deploy: id, error: (error as Error).message})
+          return false
+        }
+        const retryInMs = jitteredDelay(attempt, 250, RESULT_RETRY_CAP_MS)
+        this.options.log.warn('deploy: cannot report the result yet; retrying', {deploy: id, error: (error as Error).message, retryInMs})
+        await new Promise<void>((resolve) => this.clock.setTimeout(resolve, retryInMs))
+      }
+    }
   }
 
   private grant(): Promise<StoreLease> {

@@ -276,6 +276,32 @@ describe('muster agent: instance:deploy on the nodes (real etcd, moto S3, agent 
     })
   })
 
+  describe('etcd down when a node\'s provision ends', function () {
+    const s = setup('outage')
+
+    it('the node reports its result once etcd is back: ok, not lost, and the rollout goes on', async function () {
+      const project = s.project()
+      writeFileSync(join(project.recordDir, 'outage-0.hang'), '4')
+      const first = await s.start('outage-0', 'app', {ttl: 3})
+      await waitForBoot(first, 30_000)
+      const second = await s.start('outage-1', 'app', {ttl: 3})
+      await waitForBoot(second, 30_000)
+      const release = await s.release()
+      const id = await writeDeployRequest(client, {project: 'outage', releases: {app: release.ref}, targets: {app: ['outage-0', 'outage-1']}, n: 1, maxErrors: 0})
+      await s.until(id, 'outage-0 running', (d) => d.state.statuses.get('outage-0')?.state === 'running')
+      await waitUntil('outage-0 provisioning', async () => existsSync(join(project.recordDir, 'outage-0.lock')), {timeoutMs: 15_000})
+      await etcd.halt()
+      // The provision ends (and its result cannot be written) while etcd is away.
+      await waitUntil('outage-0 deploy run over', async () => deployRuns(project, 'outage-0').length === 1, {timeoutMs: 20_000})
+      await new Promise((r) => setTimeout(r, 1000))
+      await etcd.resume()
+      const done = await s.until(id, 'the rollout done', (d) => d.progress.done, 60_000)
+      expect(done.progress.nodes.map((n) => [n.node, n.outcome])).to.deep.equal([['outage-0', 'ok'], ['outage-1', 'ok']])
+      expect(done.state.stop).to.equal(undefined)
+      expect(first.proc.hasExited()).to.equal(false)
+    })
+  })
+
   describe('a node that boots after the deploy', function () {
     const s = setup('late')
 
