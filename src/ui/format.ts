@@ -32,8 +32,10 @@ export function neutraliseDeep<T>(value: T): T {
 }
 
 export function formatError(error: Error, options: {bug: boolean; verbose: boolean; color: boolean}): string {
-  const lines = [`${paint(options.color, 'red', 'Error:')} ${neutralise(error.message, '\n')}`]
-  if (error instanceof UserError && error.hint) lines.push(`${paint(options.color, 'dim', '→')} ${neutralise(error.hint, '\n')}`)
+  // Line breaks and tabs stay (oclif indents its parse errors with a tab: `-n abc`); other
+  // control characters become visible escapes.
+  const lines = [`${paint(options.color, 'red', 'Error:')} ${neutralise(error.message, '\n\t')}`]
+  if (error instanceof UserError && error.hint) lines.push(`${paint(options.color, 'dim', '→')} ${neutralise(error.hint, '\n\t')}`)
   if (options.bug) {
     if (options.verbose && error.stack) lines.push(error.stack)
     else lines.push('This looks like a bug in muster; run again with --verbose for the stack trace and report it.')
