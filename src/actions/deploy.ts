@@ -14,7 +14,7 @@ import type {RegistryTarget} from '../registry/connect-options.js'
 import {deployKey, type DeployRequest, groupReleaseKey, newDeployId, parseReleaseRef, type ReleaseManifest, type ReleaseRef} from '../registry/deploys.js'
 import {openEtcd} from '../registry/etcd.js'
 import {nodesPrefix, projectPrefix} from '../registry/keys.js'
-import {describeFailure} from '../registry/read.js'
+import {registryFailure} from '../registry/read.js'
 import type {RegistryStore, Snapshot} from '../registry/store.js'
 import {RegistryView} from '../registry/view.js'
 import {checkBucketName, openReleaseBucket, parseS3Url, type ReleaseBucket} from '../release/bucket.js'
@@ -133,6 +133,8 @@ export function checkCounts(options: Pick<DeployOptions, 'n' | 'maxErrors' | 'ti
   }
 }
 
+const PERMISSION_HINT = 'This etcd has authentication on, and the user given may not do this: deploy requests and group releases take the operators\' user (muster registry:init creates muster-PROJECT-operator). Give it with --etcd-user (MUSTER_ETCD_USER) and MUSTER_ETCD_PASSWORD or --etcd-password-file.'
+
 /** Bounds a registry call: a CLI must never hang on a registry that does not answer. */
 export async function registryCall<T>(endpoints: readonly string[], call: () => Promise<T>, ms = 5000): Promise<T> {
   let timer: NodeJS.Timeout | undefined
@@ -143,9 +145,10 @@ export async function registryCall<T>(endpoints: readonly string[], call: () => 
     return await Promise.race([call(), timeout])
   } catch (error) {
     if (error instanceof UserError) throw error
-    throw new UserError(`cannot reach the registry at ${endpoints.join(', ')}: ${describeFailure(error as Error)}`, {
-      hint: 'Check --etcd (or MUSTER_ETCD_ENDPOINTS) and that etcd is running. Nothing was written to the registry.',
-    })
+    // Unreachable, refused credentials or certificates, or a user without the right (an agent's
+    // user cannot write a deploy request): each said as what it is, not as "cannot reach".
+    const failure = registryFailure(error as Error, endpoints, PERMISSION_HINT)
+    throw new UserError(failure.message, {hint: `${failure.hint ?? ''} Nothing was written to the registry.`.trim(), cause: error})
   } finally {
     clearTimeout(timer)
   }
