@@ -40,7 +40,7 @@ export function loadIdentity(input: IdentityInput): Identity {
   if (input.group === BASE) throw new UserError('__base__ is not a node group', {hint: 'Give --group one of the groups that inherit from __base__ ("muster ls" lists them).'})
   const group = requireGroup(nodes, input.group)
   const projectDir = dirname(isAbsolute(nodes.file) ? nodes.file : join(input.cwd, nodes.file))
-  const dnaFile = findDna(input, projectDir)
+  const dnaFile = findDna(input, projectDir, group.autoscale !== false)
   return {
     node: checkSegment('--node', input.node, 'Give --node the instance id or another stable name of this node.'),
     group: group.name,
@@ -62,7 +62,7 @@ function pickSpec(spec: {port?: number | undefined; health_check?: string | unde
 }
 
 /** --dna, else the one-off instance's dna, else the Auto Scaling group's, beside the nodes file. */
-function findDna(input: IdentityInput, projectDir: string): string {
+function findDna(input: IdentityInput, projectDir: string, autoscaled: boolean): string {
   if (input.dna !== undefined) {
     const path = isAbsolute(input.dna) ? input.dna : join(input.cwd, input.dna)
     if (!existsSync(path)) throw new UserError(`dna file ${input.dna} does not exist`, {hint: 'Check --dna, or leave it out to use dna/asg/GROUP.json.'})
@@ -72,7 +72,10 @@ function findDna(input: IdentityInput, projectDir: string): string {
   const found = candidates.find((p) => existsSync(p))
   if (!found) {
     throw new UserError(`no dna for group ${input.group}: looked for ${candidates.join(' and ')}`, {
-      hint: `Run "muster autoscale:create ${input.group}" to write dna/asg/${input.group}.json, or give --dna FILE.`,
+      // autoscale:create refuses a group without autoscale: point such a group at its one-off dna.
+      hint: autoscaled
+        ? `Run "muster autoscale:create ${input.group}" to write dna/asg/${input.group}.json, or give --dna FILE.`
+        : `Group ${input.group} has autoscale: false, so its nodes are one-off instances: "muster instance:create ${input.group} --name NAME" writes dna/instances/${input.group}-INSTANCEID.json (run the agent with --node INSTANCEID), or give --dna FILE.`,
     })
   }
   return found

@@ -3,7 +3,7 @@ import {Flags} from '@oclif/core'
 import {MusterCommand} from '../base-command.js'
 import {runAgent} from '../agent/daemon.js'
 import {AGENT_OPTIONS, agentInput} from '../agent/options.js'
-import {readConfigFile, resolveSettings} from '../agent/settings.js'
+import {CONFIG_KEYS, readConfigFile, resolveSettings} from '../agent/settings.js'
 import {flagsOf} from '../registry-flags.js'
 
 export default class AgentCommand extends MusterCommand {
@@ -12,9 +12,9 @@ export default class AgentCommand extends MusterCommand {
 
 SIGHUP re-reads the nodes file: a service that left the group's run list is deregistered first, its dependents are given until --drain seconds to re-provision past that, then its delete recipe (recipe[COOKBOOK::delete-SERVICE]) runs, then the new run list converges. SIGTERM deregisters everything at once and exits 0.
 
-The provision command runs with MUSTER_ATTRIBUTES, MUSTER_REASON (boot, dependency, decommission, config), MUSTER_NODE, MUSTER_GROUP, MUSTER_REVISION, and MUSTER_RUN_LIST for a delete recipe. Its output goes to STATE_DIR/provision.log.
+The provision command runs with MUSTER_ATTRIBUTES, MUSTER_REASON (boot, dependency, decommission, config, deploy), MUSTER_NODE, MUSTER_GROUP, MUSTER_REVISION, and MUSTER_RUN_LIST for a delete recipe or a release's run list (with MUSTER_RELEASE_DIR once the node runs a release from instance:deploy). Its output goes to STATE_DIR/provision.log.
 
---config FILE takes the same settings as JSON (camelCase keys: group, nodes, node, address, etcd, project, provision, stateDir, statusAddr, ttl, wait, drain, dna, logFormat, etcdCa, etcdCert, etcdKey, etcdUser, etcdPasswordFile); flags override it.
+--config FILE takes the same settings as JSON (camelCase keys: ${CONFIG_KEYS.join(', ')}); flags override it.
 
 A locked registry: https:// endpoints with --etcd-ca (and --etcd-cert/--etcd-key when etcd asks for a client certificate), and an etcd user with --etcd-user, its password in MUSTER_ETCD_PASSWORD or --etcd-password-file (a file of mode 600). \`muster registry:init\` creates the agent's user.`
   static override examples = [
