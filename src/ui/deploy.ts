@@ -189,3 +189,16 @@ export function formatCancel(result: DeployCancelData): string {
   if (result.written && result.notStarted.length > 0) lines.push(`Will not start: ${result.notStarted.map((n) => neutralise(n)).join(', ')}`)
   return `${lines.join('\n')}\n`
 }
+
+const REGISTRY_FLAG_NAMES = ['etcd', 'project', 'etcd-ca', 'etcd-cert', 'etcd-key', 'etcd-user', 'etcd-password-file'] as const
+const shellWord = (word: string): string => (/^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`)
+
+/**
+ * "detached; follow again with: muster deploy:status ID --follow --etcd URL …": with the registry
+ * flags this run was given (none is a secret: a password never goes in a flag), so the command
+ * works as printed; settings from the environment stay there.
+ */
+export function formatDetached(id: string, flags: Partial<Record<(typeof REGISTRY_FLAG_NAMES)[number], string | undefined>>): string {
+  const given = REGISTRY_FLAG_NAMES.flatMap((name) => (flags[name] === undefined ? [] : [`--${name}`, shellWord(neutralise(flags[name] as string))]))
+  return `detached; follow again with: muster deploy:status ${id} --follow${given.length > 0 ? ` ${given.join(' ')}` : ''}\n`
+}

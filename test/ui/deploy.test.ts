@@ -4,7 +4,7 @@ import {expect} from 'chai'
 import {defaultTimeout} from '../../src/actions/deploy.js'
 import {DeployKeys, estimateRemainingMs} from '../../src/actions/deploy-follow.js'
 import {type DeployNodeStatus, deployProgress, type DeployRequest} from '../../src/registry/deploys.js'
-import {formatDeployPlan, formatDeploySummary, formatDuration, formatFailure, formatProgressLine, progressRenderer} from '../../src/ui/deploy.js'
+import {formatDeployPlan, formatDeploySummary, formatDetached, formatDuration, formatFailure, formatProgressLine, progressRenderer} from '../../src/ui/deploy.js'
 
 const request: DeployRequest = {
   id: '20261125T190000Z-abcdef',
@@ -64,6 +64,12 @@ describe('deploy rendering (src/ui/deploy.ts)', () => {
     expect(text).to.contain('    +++ b/roles/web.json\tthis release\n')
     expect(text).to.not.contain('\\x09')
     expect(text).to.contain('+    "v": "\\x1b[2J"')
+  })
+
+  it('says how to follow again with the registry flags this run was given, quoted for a shell', () => {
+    expect(formatDetached(request.id, {})).to.equal(`detached; follow again with: muster deploy:status ${request.id} --follow\n`)
+    expect(formatDetached(request.id, {etcd: 'https://10.0.0.5:2379', 'etcd-ca': '/etc/muster/ca dir/ca.pem', 'etcd-user': 'muster-p-operator', project: undefined}))
+      .to.equal(`detached; follow again with: muster deploy:status ${request.id} --follow --etcd https://10.0.0.5:2379 --etcd-ca '/etc/muster/ca dir/ca.pem' --etcd-user muster-p-operator\n`)
   })
 
   it('names every targeted node in the summary table', () => {

@@ -5,7 +5,7 @@ import {deployStatus, type DeployStatusData, followDeploy, summaryData} from '..
 import {registryTarget} from '../../registry/connect-options.js'
 import {openEtcd} from '../../registry/etcd.js'
 import {registryFlags} from '../../registry-flags.js'
-import {formatDeployHeader, formatDeploySummary, formatProgressLine, streamFollowHandlers} from '../../ui/deploy.js'
+import {formatDeployHeader, formatDeploySummary, formatDetached, formatProgressLine, streamFollowHandlers} from '../../ui/deploy.js'
 import {colorFor} from '../../ui/io-host.js'
 
 export default class DeployStatus extends MusterCommand {
@@ -49,7 +49,7 @@ export default class DeployStatus extends MusterCommand {
       }
       const data: DeployStatusData = {id: status.id, request: result.request, done: result.progress.done, ...summaryData(result)}
       if (result.detached) {
-        process.stderr.write(`detached; follow again with: muster deploy:status ${status.id} --follow\n`)
+        process.stderr.write(formatDetached(status.id, flags))
         process.exitCode = 130
         return data
       }

@@ -6,7 +6,7 @@ import {type DeploySummaryData, type FollowResult, followDeploy, summaryData} fr
 import {registryTarget} from '../../registry/connect-options.js'
 import type {UploadResult} from '../../release/upload.js'
 import {registryFlags} from '../../registry-flags.js'
-import {formatDeployPlan, formatDeploySummary, streamFollowHandlers} from '../../ui/deploy.js'
+import {formatDeployPlan, formatDeploySummary, formatDetached, streamFollowHandlers} from '../../ui/deploy.js'
 import {colorFor} from '../../ui/io-host.js'
 
 export interface InstanceDeployResult {
@@ -60,7 +60,7 @@ The release bucket is --bucket, else MUSTER_RELEASE_BUCKET, else "release_bucket
       io.progress(`Uploaded: cookbooks ${up.cookbooks === null ? 'none' : up.cookbooks.uploaded ? 'uploaded' : 'already there'}; manifests ${Object.values(up.manifests).filter((m) => m.uploaded).length} uploaded, ${Object.values(up.manifests).filter((m) => !m.uploaded).length} already there.`)
       io.progress(`Deploy ${plan.id} requested; following it (Ctrl-C detaches).`)
       const result = await this.follow(deploy, plan, json)
-      return this.finish({id: plan.id, plan, uploads: up, detached: result.detached, result: summaryData(result)}, result, json)
+      return this.finish({id: plan.id, plan, uploads: up, detached: result.detached, result: summaryData(result)}, result, json, flags)
     } finally {
       deploy.close()
     }
@@ -79,9 +79,9 @@ The release bucket is --bucket, else MUSTER_RELEASE_BUCKET, else "release_bucket
     }
   }
 
-  private finish(data: InstanceDeployResult, result: FollowResult, json: boolean): InstanceDeployResult {
+  private finish(data: InstanceDeployResult, result: FollowResult, json: boolean, flags: Parameters<typeof formatDetached>[1]): InstanceDeployResult {
     if (result.detached) {
-      process.stderr.write(`detached; follow again with: muster deploy:status ${data.id} --follow\n`)
+      process.stderr.write(formatDetached(data.id, flags))
       process.exitCode = 130
       return data
     }
