@@ -309,8 +309,25 @@ export async function deployStatus(store: RegistryStore, project: string, id: st
   const state = keys.state() as DeployState
   const progress = deployProgress(state, now)
   const request = state.request
-  const data = {id: chosen, request, done: progress.done, ...summaryData({progress, stop: keys.stop, gaveUp: false, elapsedMs: now.getTime() - Date.parse(request.requestedAt)})}
+  const data = {id: chosen, request, done: progress.done, ...summaryData({progress, stop: keys.stop, gaveUp: false, elapsedMs: deployElapsedMs(progress, request, keys.stop, now)})}
   return {data, progress}
+}
+
+/**
+ * How long a deploy ran: until now while it runs; once done, until its last start, finish or stop
+ * (or its deadline when nothing ever started), so a deploy read an hour later does not say it took
+ * an hour.
+ */
+export function deployElapsedMs(progress: DeployProgress, request: DeployRequest, stop: DeployStop | undefined, now: Date): number {
+  const requested = Date.parse(request.requestedAt)
+  if (!progress.done) return now.getTime() - requested
+  // A stop ends the deploy only for nodes it kept from starting (a cancel after the end does not).
+  const stopped = progress.counts.skipped + progress.counts['timed-out'] > 0 ? stop?.at : undefined
+  const times = [...progress.nodes.flatMap((n) => [n.status?.startedAt, n.status?.finishedAt]), stopped]
+    .map((t) => (typeof t === 'string' ? Date.parse(t) : NaN))
+    .filter((t) => Number.isFinite(t) && t >= requested && t <= now.getTime())
+  const end = times.length > 0 ? Math.max(...times) : Math.min(now.getTime(), Date.parse(request.deadline))
+  return Math.max(0, end - requested)
 }
 
 export interface DeployCancelData {

@@ -2,7 +2,7 @@
 import {expect} from 'chai'
 
 import {defaultTimeout} from '../../src/actions/deploy.js'
-import {DeployKeys, estimateRemainingMs} from '../../src/actions/deploy-follow.js'
+import {DeployKeys, deployElapsedMs, estimateRemainingMs} from '../../src/actions/deploy-follow.js'
 import {type DeployNodeStatus, deployProgress, type DeployRequest} from '../../src/registry/deploys.js'
 import {formatDeployPlan, formatDeploySummary, formatDetached, formatDuration, formatFailure, formatProgressLine, progressRenderer} from '../../src/ui/deploy.js'
 
@@ -70,6 +70,23 @@ describe('deploy rendering (src/ui/deploy.ts)', () => {
     expect(formatDetached(request.id, {})).to.equal(`detached; follow again with: muster deploy:status ${request.id} --follow\n`)
     expect(formatDetached(request.id, {etcd: 'https://10.0.0.5:2379', 'etcd-ca': '/etc/muster/ca dir/ca.pem', 'etcd-user': 'muster-p-operator', project: undefined}))
       .to.equal(`detached; follow again with: muster deploy:status ${request.id} --follow --etcd https://10.0.0.5:2379 --etcd-ca '/etc/muster/ca dir/ca.pem' --etcd-user muster-p-operator\n`)
+  })
+
+  it('counts a finished deploy\'s elapsed time to its last finish or stop, a running one\'s to now', () => {
+    const later = new Date('2026-11-25T20:00:00.000Z')
+    const running = progress('2026-11-25T19:01:00.000Z')
+    expect(deployElapsedMs(running, request, undefined, new Date('2026-11-25T19:01:00.000Z'))).to.equal(60_000)
+    const statuses = new Map<string, DeployNodeStatus>(['web-1', 'web-2', 'web-3', 'web-4', 'web-5'].map((n, i) => [n, status(n, 'ok', {startedAt: '2026-11-25T19:00:00.000Z', finishedAt: `2026-11-25T19:00:${10 + i}.000Z`})]))
+    const done = deployProgress({request, statuses, slotLeases: new Set(), stop: undefined}, later)
+    expect(deployElapsedMs(done, request, undefined, later)).to.equal(14_000)
+    // Cancelled after every node had finished: the cancel is not the end.
+    expect(deployElapsedMs(done, request, {reason: 'cancelled', at: '2026-11-25T19:05:00.000Z', by: 'ops'}, later)).to.equal(14_000)
+    const stop = {reason: 'max-errors' as const, at: '2026-11-25T19:00:30.000Z', by: 'web-2'}
+    const stopped = deployProgress({request, statuses: new Map([['web-1', status('web-1', 'failed', {startedAt: '2026-11-25T19:00:00.000Z', finishedAt: '2026-11-25T19:00:20.000Z'})]]), slotLeases: new Set(), stop}, later)
+    expect(stopped.done).to.equal(true)
+    expect(deployElapsedMs(stopped, request, stop, later)).to.equal(30_000)
+    const never = deployProgress({request, statuses: new Map(), slotLeases: new Set(), stop: undefined}, later)
+    expect(deployElapsedMs(never, request, undefined, later)).to.equal(600_000)
   })
 
   it('names every targeted node in the summary table', () => {
