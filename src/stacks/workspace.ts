@@ -262,9 +262,9 @@ export class GroupStack {
     })
     const locked = this.locks()
     const parts = [
-      `${this.group}: the engine stopped after its current step`,
+      'the engine stopped after its current step',
       finished.length > 0 ? `finished: ${finished.join(', ')}` : 'no step finished',
-      stopped.length > 0 ? `stopped: ${stopped.join(', ')} (a stopped bake leaves no image: Packer removed its temporary instance)` : '',
+      stopped.length > 0 ? `stopped: ${stopped.join(', ')}${stopped.some((s) => s.endsWith(' packer-build')) ? ' (a stopped bake leaves no image: Packer removed its temporary instance)' : ''}` : '',
       locked === undefined ? '' : locked.length === 0 ? 'the stack is unlocked' : `the stack is still locked (${locked.map(describeHolder).join('; ')})`,
     ]
     const hint = locked !== undefined && locked.length > 0 ? `Clear the lock with: muster unlock ${this.group}, then run the same command again.` : undefined
