@@ -52,6 +52,9 @@ const shellCommandProvider: pulumi.dynamic.ResourceProvider<ShellCommandInputs, 
     // The command's process group, for muster to interrupt (see interruptPart in bake.ts).
     const pidPath = logPath.replace(/\.log$/, '') + '.pid'
     const engine = process.ppid
+    // bin/provider-watchdog.cjs ends a host whose engine died only when no command runs in it.
+    const running = globalThis as {musterRunningCommands?: number}
+    running.musterRunningCommands = (running.musterRunningCommands ?? 0) + 1
     fs.mkdirSync(path.dirname(logPath), {recursive: true})
     const log = fs.openSync(logPath, 'w')
     try {
@@ -77,6 +80,7 @@ const shellCommandProvider: pulumi.dynamic.ResourceProvider<ShellCommandInputs, 
       })
       return {id: `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`, outs: {...inputs, stdout}}
     } finally {
+      running.musterRunningCommands = (running.musterRunningCommands ?? 1) - 1
       fs.closeSync(log)
       fs.rmSync(pidPath, {force: true})
       // The engine that asked is gone (its muster was killed): nobody will stop this host, and
