@@ -79,6 +79,27 @@ export async function readDeploy(store: RegistryStore, project: string, id: stri
   return keys
 }
 
+/**
+ * Deploys of any of `groups` still rolling out: not stopped and with nodes still waiting or
+ * running. A second deploy of a group beside one of these would double its -n (each deploy has
+ * slots of its own) and could leave nodes on the older release.
+ */
+export async function unfinishedDeploys(store: RegistryStore, project: string, groups: readonly string[], now: Date): Promise<Array<{id: string; groups: string[]; progress: DeployProgress}>> {
+  const snapshot = await registryCall(store.endpoints, () => store.snapshot(deploysPrefix(project)))
+  const found: Array<{id: string; groups: string[]; progress: DeployProgress}> = []
+  for (const event of snapshot.events) {
+    const parsed = parseDeployKey(project, event.key)
+    if (parsed?.kind !== 'request') continue
+    const request = parseDeployRequest(parsed.id, event.value)
+    if (!request || !request.groups.some((g) => groups.includes(g))) continue
+    const state = (await readDeploy(store, project, parsed.id)).state()
+    if (!state || state.stop) continue
+    const progress = deployProgress(state, now)
+    if (!progress.done) found.push({id: parsed.id, groups: request.groups, progress})
+  }
+  return found
+}
+
 /** The newest deploy's id (ids sort by time), or a UserError when the project has none. */
 export async function newestDeployId(store: RegistryStore, project: string): Promise<string> {
   const snapshot = await registryCall(store.endpoints, () => store.snapshot(deploysPrefix(project)))

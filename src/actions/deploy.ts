@@ -17,6 +17,7 @@ import {nodesPrefix, projectPrefix} from '../registry/keys.js'
 import {registryFailure} from '../registry/read.js'
 import type {RegistryStore, Snapshot} from '../registry/store.js'
 import {RegistryView} from '../registry/view.js'
+import {unfinishedDeploys} from './deploy-follow.js'
 import {checkBucketName, openReleaseBucket, parseS3Url, type ReleaseBucket} from '../release/bucket.js'
 import {buildRelease, type BuiltManifest, canonicalJson, cookbooksKey, type CookbooksRef, manifestKey, parseManifest, releasesPrefix} from '../release/build.js'
 import {type PackedCookbooks, packCookbooks} from '../release/pack.js'
@@ -230,6 +231,14 @@ export class Deploy {
     for (const record of view.nodes.values()) live.set(record.group, [...(live.get(record.group) ?? []), record.node])
 
     const {groups, unknownGroups} = selectTargets(nodes, named, live)
+    const busy = await unfinishedDeploys(store, project, groups.map((g) => g.name), deps.now())
+    const first = busy[0]
+    if (first) {
+      const {counts} = first.progress
+      throw new UserError(`deploy ${first.id} of ${first.groups.join(', ')} is still rolling out (${counts.running} running, ${counts.waiting} waiting)`, {
+        hint: `One deploy of a group at a time: follow it with "muster deploy:status ${first.id} --follow", or stop it with "muster deploy:cancel ${first.id}" and run this again once its running nodes finish. Nothing was written.`,
+      })
+    }
 
     const releases = await registryCall(endpoints, () => store.snapshot(`${projectPrefix(project)}groups/`))
     const currentRelease = new Map<string, ReleaseRef>()

@@ -267,6 +267,27 @@ describe('instance:deploy, deploy:status, deploy:cancel (real etcd, moto S3, CLI
     }
   })
 
+  it('refuses a second deploy of a group while one is rolling out, writing nothing; takes it once that one is cancelled', async () => {
+    const cli = startMuster(['instance:deploy', 'web', '--yes'], {cwd: project.dir, env})
+    await waitUntil('the first deploy request', async () => (await deploysKeys()).length > 0 && cli.stderr().includes('following it'), {timeoutMs: 30_000})
+    cli.signal('SIGINT')
+    expect((await cli.result).code).to.equal(130)
+    const [first] = await deploysKeys()
+    const id = /deploys\/([^/]+)$/.exec(first ?? '')?.[1]
+    const second = await startMuster(['instance:deploy', 'web', '--yes'], {cwd: project.dir, env}).result
+    expect(second.code, second.stderr).to.equal(1)
+    expect(second.stderr).to.contain(`Error: deploy ${id} of web is still rolling out (0 running, 3 waiting)`).and.contain(`muster deploy:cancel ${id}`)
+    expect(await deploysKeys(), 'nothing written').to.deep.equal([first])
+    // Another group is not held up by it.
+    const other = await startMuster(['instance:deploy', 'api', '--yes', '--timeout', '2'], {cwd: project.dir, env}).result
+    expect(other.stderr).not.to.contain('still rolling out')
+    expect((await startMuster(['deploy:cancel', id as string], {cwd: project.dir, env}).result).code).to.equal(0)
+    const third = startMuster(['instance:deploy', 'web', '--yes'], {cwd: project.dir, env})
+    await waitUntil('the third deploy request', async () => (await deploysKeys()).filter((k) => /web|deploys/.test(k)).length === 3 && third.stderr().includes('following it'), {timeoutMs: 30_000})
+    third.signal('SIGINT')
+    expect((await third.result).code).to.equal(130)
+  })
+
   it('keeps following through an etcd restart (the watch resumes) and ends with every node ok', async () => {
     const cli = startMuster(['instance:deploy', 'web', '-n', '3', '--yes'], {cwd: project.dir, env})
     await waitUntil('the deploy request', async () => (await deploysKeys()).length > 0 && cli.stderr().includes('following it'), {timeoutMs: 30_000})
