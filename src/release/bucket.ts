@@ -3,6 +3,8 @@
 // and tests of their logic can hold the bytes in memory. Credentials are the SDK's default chain:
 // the operator's on the CLI, the instance profile on a node (the environment in tests). The
 // endpoint follows AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL (moto in tests).
+import {createHash} from 'node:crypto'
+
 import {GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client, S3ServiceException} from '@aws-sdk/client-s3'
 
 import {UserError} from '../errors.js'
@@ -20,8 +22,12 @@ export interface ReleaseBucket {
    * than a node should ever hold is never read into memory whole).
    */
   get(key: string, maxBytes?: number): Promise<Buffer>
-  /** Whether the key exists (content-addressed keys are never uploaded twice). */
-  exists(key: string): Promise<boolean>
+  /**
+   * Whether the key exists (content-addressed keys are never uploaded twice). Given the bytes it
+   * should hold, also whether it holds them: an object changed in the bucket (tampered with, or
+   * cut short) is then reported absent, so the upload repairs it instead of every node refusing it.
+   */
+  exists(key: string, body?: Buffer): Promise<boolean>
   put(key: string, body: Buffer, contentType: string): Promise<void>
 }
 
@@ -98,10 +104,13 @@ export function openReleaseBucket(options: BucketOptions): ReleaseBucket {
         throw error instanceof UserError ? error : describe(key, error)
       }
     },
-    async exists(key) {
+    async exists(key, body) {
       try {
-        await client.send(new HeadObjectCommand({Bucket: bucket, Key: key}))
-        return true
+        const head = await client.send(new HeadObjectCommand({Bucket: bucket, Key: key}))
+        if (body === undefined) return true
+        // A single-part PUT's ETag is the MD5 of its bytes (a multipart one has a "-": not ours).
+        const etag = (head.ETag ?? '').replace(/"/g, '')
+        return head.ContentLength === body.length && etag === createHash('md5').update(body).digest('hex')
       } catch (error) {
         const status = (error as {$metadata?: {httpStatusCode?: number}}).$metadata?.httpStatusCode
         if (status === 404 && (error as Error).name !== 'NoSuchBucket') return false

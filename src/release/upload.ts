@@ -19,7 +19,7 @@ export interface UploadResult {
 
 async function putOnce(bucket: ReleaseBucket, key: string, body: Buffer, contentType: string): Promise<UploadedObject> {
   const url = s3Url({bucket: bucket.bucket, key})
-  if (await bucket.exists(key)) return {url, bytes: body.length, uploaded: false}
+  if (await bucket.exists(key, body)) return {url, bytes: body.length, uploaded: false}
   await bucket.put(key, body, contentType)
   return {url, bytes: body.length, uploaded: true}
 }

@@ -2,10 +2,11 @@
 // (behind a proxy that counts the PUTs it forwards). The agents' side of the protocol is played by
 // the test (test/support/deploy.ts playAgents) or written into etcd directly: these tests are about
 // the CLI, the plan, the uploads and what lands in the registry, and in which order.
+import {createHash} from 'node:crypto'
 import {mkdirSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
-import {GetObjectCommand, S3Client} from '@aws-sdk/client-s3'
+import {GetObjectCommand, PutObjectCommand, S3Client} from '@aws-sdk/client-s3'
 import {expect} from 'chai'
 import {Etcd3, type Lease} from 'etcd3'
 
@@ -146,6 +147,30 @@ describe('instance:deploy, deploy:status, deploy:cancel (real etcd, moto S3, CLI
       expect(tarballPuts()).to.have.length(1)
       expect(manifestPuts()).to.have.length(2)
       expect(c.result.nodes.map((n) => `${n.node}:${n.outcome}`)).to.deep.equal(['web-1:ok', 'web-2:ok', 'web-3:ok'])
+    } finally {
+      agents.stop()
+    }
+  })
+
+  it('uploads a cookbook tarball again when the object in the bucket no longer holds its bytes (tampered with)', async () => {
+    const agents = playAgents(client, project.project)
+    try {
+      const first = await startMuster(['instance:deploy', 'web', '-n', '3', '--yes', '--json'], {cwd: project.dir, env}).result
+      expect(first.code, first.stderr).to.equal(0)
+      const {cookbooks} = (JSON.parse(first.stdout) as DeployJson).uploads
+      const [, bucket, key] = /^s3:\/\/([^/]+)\/(.+)$/.exec(cookbooks?.url ?? '') as RegExpExecArray
+      const s3 = new S3Client({endpoint: moto.endpoint, region: moto.region, forcePathStyle: true, credentials: {accessKeyId: 'testing', secretAccessKey: 'testing'}})
+      try {
+        await s3.send(new PutObjectCommand({Bucket: bucket, Key: key, Body: Buffer.from('not the cookbooks')}))
+        const second = await startMuster(['instance:deploy', 'web', '-n', '3', '--yes', '--json'], {cwd: project.dir, env}).result
+        expect(second.code, second.stderr).to.equal(0)
+        expect((JSON.parse(second.stdout) as DeployJson).uploads.cookbooks?.uploaded).to.equal(true)
+        expect(tarballPuts()).to.have.length(2)
+        const bytes = Buffer.from(await (await s3.send(new GetObjectCommand({Bucket: bucket, Key: key}))).Body?.transformToByteArray() ?? [])
+        expect(createHash('sha256').update(bytes).digest('hex')).to.equal(/([0-9a-f]{64})\.tgz$/.exec(key as string)?.[1])
+      } finally {
+        s3.destroy()
+      }
     } finally {
       agents.stop()
     }

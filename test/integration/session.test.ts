@@ -110,7 +110,7 @@ function lifecycle(get: () => Fixture, group: string): void {
       const error = await rejection(contender.up(undefined))
       expect(error).to.be.instanceOf(UserError)
       expect((error as UserError).message).to.include(`the stack of ${group} is locked by another update`)
-      expect((error as UserError).hint).to.include(`pulumi cancel --stack ${group} --yes`)
+      expect((error as UserError).hint).to.include(`clear the lock with: muster unlock ${group}`)
     } finally {
       release()
     }
