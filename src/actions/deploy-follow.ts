@@ -221,6 +221,8 @@ export async function followDeploy(options: FollowOptions): Promise<FollowResult
         const state = keys.state()
         finish({progress: deployProgress(state as DeployState, now()), stop: keys.stop, detached: true, gaveUp: false})
       }
+      // A Ctrl-C while the deploy's keys were being read has already aborted: detach now.
+      if (options.signal?.aborted) return onAbort()
       options.signal?.addEventListener('abort', onAbort)
       const tick = async (): Promise<void> => {
         if (resnapshot) {

@@ -58,18 +58,19 @@ The release bucket is --bucket, else MUSTER_RELEASE_BUCKET, else "release_bucket
       const started = await deploy.start(plan)
       const up = started.uploads
       io.progress(`Uploaded: cookbooks ${up.cookbooks === null ? 'none' : up.cookbooks.uploaded ? 'uploaded' : 'already there'}; manifests ${Object.values(up.manifests).filter((m) => m.uploaded).length} uploaded, ${Object.values(up.manifests).filter((m) => !m.uploaded).length} already there.`)
-      io.progress(`Deploy ${plan.id} requested; following it (Ctrl-C detaches).`)
-      const result = await this.follow(deploy, plan, json)
+      const result = await this.follow(deploy, plan, json, () => io.progress(`Deploy ${plan.id} requested; following it (Ctrl-C detaches).`))
       return this.finish({id: plan.id, plan, uploads: up, detached: result.detached, result: summaryData(result)}, result, json, flags)
     } finally {
       deploy.close()
     }
   }
 
-  private async follow(deploy: Deploy, plan: DeployPlan, json: boolean): Promise<FollowResult> {
+  private async follow(deploy: Deploy, plan: DeployPlan, json: boolean, announce: () => void): Promise<FollowResult> {
     const abort = new AbortController()
     const onSigint = (): void => abort.abort()
+    // Ctrl-C detaches from the moment the user is told it does.
     process.once('SIGINT', onSigint)
+    announce()
     const {handlers, renderer} = streamFollowHandlers(process.stderr, {json, color: colorFor(process.stderr, {json})})
     try {
       return await followDeploy({store: deploy.registry, project: plan.project, id: plan.id, handlers, signal: abort.signal})
