@@ -4,7 +4,7 @@
 import {readFileSync} from 'node:fs'
 
 import {UserError} from '../errors.js'
-import {parseEndpoints} from '../registry/etcd.js'
+import {parseEndpoints} from '../registry/endpoint.js'
 import {pick, type RegistrySecurity, resolveSecurity, SECURITY_ENV, type SecurityInput} from '../registry/security.js'
 import type {Wait} from './debounce.js'
 import {HEALTH_DEFAULTS, type HealthTiming} from './health.js'

@@ -1,6 +1,6 @@
 // Endpoints, project and credentials for the CLI's registry verbs, from flags and environment.
 import {UserError} from '../errors.js'
-import {parseEndpoints} from './etcd.js'
+import {parseEndpoints} from './endpoint.js'
 import {resolveProject} from './project.js'
 import {type RegistrySecurity, resolveSecurity, securityInput} from './security.js'
 

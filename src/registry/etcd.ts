@@ -18,27 +18,6 @@ export interface EtcdOptions {
   security?: RegistrySecurity
 }
 
-/** "http://a:2379,http://b:2379" → checked URLs. */
-export function parseEndpoints(text: string, source: string): string[] {
-  const list = text.split(',').map((s) => s.trim()).filter((s) => s.length > 0)
-  if (list.length === 0) throw new UserError(`${source} names no etcd endpoint`, {hint: 'Give --etcd http://HOST:2379[,http://HOST2:2379] or set MUSTER_ETCD_ENDPOINTS.'})
-  for (const url of list) {
-    let parsed: URL | undefined
-    try {
-      parsed = new URL(url)
-    } catch {
-      parsed = undefined
-    }
-    if (parsed && (parsed.username !== '' || parsed.password !== '')) {
-      throw new UserError(`${source}: an endpoint must not carry a user name or password`, {hint: 'Write it as http://HOST:PORT; credentials never go in a URL, where logs and process lists show them.'})
-    }
-    if (!parsed || !['http:', 'https:'].includes(parsed.protocol) || parsed.port === '' || parsed.pathname !== '/') {
-      throw new UserError(`${source}: ${JSON.stringify(url)} is not an etcd endpoint`, {hint: 'Write each endpoint as http://HOST:PORT (https:// for TLS), separated by commas.'})
-    }
-  }
-  return list
-}
-
 export function openEtcd(options: EtcdOptions): RegistryStore {
   return new EtcdStore(new Etcd3(etcdClientOptions(options)), options.endpoints)
 }
