@@ -14,6 +14,12 @@ export const nodesFlag = Flags.string({
   helpValue: 'PATH',
 })
 
+export const envFlag = Flags.string({
+  description: 'The environment to work on, as the nodes file\'s "__environments__" names it (default: the file\'s default environment).',
+  env: 'MUSTER_ENV',
+  helpValue: 'NAME',
+})
+
 export const checkFlag = Flags.boolean({
   description: 'Write nothing; exit 1 when a file is missing or differs from what the nodes file gives (for CI).',
 })

@@ -4,7 +4,7 @@ import {Args} from '@oclif/core'
 
 import {generate, type ArtifactKind, type GenerateResult} from './artifacts/generate.js'
 import type {WritePolicy} from './artifacts/writer.js'
-import {checkFlag, MusterCommand, nodesFlag} from './base-command.js'
+import {checkFlag, MusterCommand, envFlag, nodesFlag} from './base-command.js'
 import {formatWriteReport} from './ui/format.js'
 
 export abstract class GenerateCommand extends MusterCommand {
@@ -14,6 +14,7 @@ export abstract class GenerateCommand extends MusterCommand {
   }
   static override flags = {
     nodes: nodesFlag,
+    env: envFlag,
     check: checkFlag,
   }
 
@@ -27,7 +28,7 @@ export abstract class GenerateCommand extends MusterCommand {
     // oclif's parse() spreads the class, which drops statics inherited from this base class.
     const ctor = this.constructor as typeof GenerateCommand
     const {args, flags} = await this.parse({...ctor, args: ctor.args, flags: ctor.flags, baseFlags: ctor.baseFlags, enableJsonFlag: ctor.enableJsonFlag})
-    const result = generate({cwd: process.cwd(), nodesPath: flags.nodes, group: args.group, kinds: this.kinds, check: flags.check})
+    const result = generate({cwd: process.cwd(), nodesPath: flags.nodes, environment: flags.env, group: args.group, kinds: this.kinds, check: flags.check})
     if (!this.jsonEnabled()) {
       process.stdout.write(formatWriteReport(result, {color: this.stdoutColor, diffs: this.showDiffs(flags) || flags.check}))
     }

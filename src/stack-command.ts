@@ -3,12 +3,13 @@
 import {Flags} from '@oclif/core'
 
 import type {ApplyResult, GroupOutcome} from './actions/update.js'
-import {MusterCommand, nodesFlag} from './base-command.js'
+import {MusterCommand, envFlag, nodesFlag} from './base-command.js'
 import {colorFor} from './ui/io-host.js'
 import {formatFailedOutcome} from './ui/outcomes.js'
 
 export const stackFlags = {
   nodes: nodesFlag,
+    env: envFlag,
   yes: Flags.boolean({char: 'y', description: 'Apply without asking (required when there is no terminal).'}),
   preview: Flags.boolean({description: 'Only preview: show what would change and change nothing.'}),
   parallel: Flags.integer({description: 'How many groups to work on at once (default: the number of cores).', min: 1}),

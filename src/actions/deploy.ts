@@ -30,6 +30,8 @@ export const DEFAULT_BATCH_SECONDS = 300
 export interface DeployOptions {
   cwd: string
   nodesPath?: string | undefined
+  /** --env or MUSTER_ENV; the nodes file's default environment when absent. */
+  environment?: string | undefined
   /** One group, or every group with live nodes. */
   group?: string | undefined
   n: number
@@ -217,7 +219,7 @@ export class Deploy {
     const {options, deps} = this
     const env = options.env ?? process.env
     checkCounts(options)
-    const nodes = loadNodes({cwd: options.cwd, path: options.nodesPath, env})
+    const nodes = loadNodes({cwd: options.cwd, path: options.nodesPath, env, environment: options.environment})
     const bucketName = releaseBucketName(options.bucket, env, nodes)
     const named = options.group === undefined ? undefined : requireNodeGroup(nodes, options.group, 'nodes to deploy to', 'nothing was written')
     const {project, endpoints} = options.registry

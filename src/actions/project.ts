@@ -16,6 +16,8 @@ import type {IoHost} from './io.js'
 export interface ProjectOptions {
   cwd: string
   nodesPath?: string | undefined
+  /** --env or MUSTER_ENV; the nodes file's default environment when absent. */
+  environment?: string | undefined
   /** How many groups at once (default: the number of cores). */
   parallel?: number | undefined
   /** Extra variables for the engine and the commands it runs. */
@@ -40,7 +42,7 @@ export class Project {
     private readonly io: Pick<IoHost, 'progress'>,
   ) {
     this.root = options.cwd
-    this.nodes = loadNodes({cwd: options.cwd, path: options.nodesPath})
+    this.nodes = loadNodes({cwd: options.cwd, path: options.nodesPath, environment: options.environment})
     this.parallel = options.parallel ?? defaultParallel()
   }
 

@@ -6,6 +6,7 @@ import {fileURLToPath} from 'node:url'
 import {UserError} from '../errors.js'
 import {loadNodes} from '../nodes/load.js'
 import {BASE, bakedGroups, type Group, isAutoscaled, isBaked, nodeGroups, type NodesFile, refuseBase, requireGroup, requirePacker} from '../nodes/model.js'
+import {environmentPath, renderChefEnvironment} from './chef-environment.js'
 import {asgDnaPath, renderDna} from './dna.js'
 import {AGENT_UNIT, buildPackerTemplate, CONVERGE_SCRIPT, packerTemplatePath, PROVISION_SCRIPT, type PackerOptions} from './packer.js'
 import {readProjectName} from './project-name.js'
@@ -17,6 +18,8 @@ export type ArtifactKind = 'role' | 'dna' | 'packer'
 export interface GenerateOptions {
   cwd: string
   nodesPath?: string | undefined
+  /** --env or MUSTER_ENV; the nodes file's default environment when absent. */
+  environment?: string | undefined
   /** One group, or undefined for every group the kinds apply to. */
   group?: string | undefined
   /** What to write and how; a kind absent here is not touched. */
@@ -100,6 +103,11 @@ export function planArtifacts(nodes: NodesFile, options: Omit<GenerateOptions, '
       }
     }
   }
+  // Every environment's Chef environment goes with the roles: one role, many environments.
+  const rolePolicy = options.kinds.role ?? (options.kinds.dna || options.kinds.packer ? 'ensure' : undefined)
+  if (rolePolicy !== undefined) {
+    for (const environment of nodes.environments.values()) add({path: environmentPath(environment.name), content: renderChefEnvironment(environment), policy: rolePolicy})
+  }
   return [...artifacts.values()]
 }
 
@@ -136,7 +144,7 @@ export interface GenerateResult extends WriteReport {
 }
 
 export function generate(options: GenerateOptions): GenerateResult {
-  const nodes = loadNodes({cwd: options.cwd, path: options.nodesPath})
+  const nodes = loadNodes({cwd: options.cwd, path: options.nodesPath, environment: options.environment})
   const artifacts = planArtifacts(nodes, {
     ...options,
     ...readBakeTexts(options.cwd),

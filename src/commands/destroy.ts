@@ -16,6 +16,7 @@ GROUP may also name an orphan stack, one whose group is gone from the nodes file
   static override args = {group: Args.string({description: 'Node group, or an orphan stack.', required: true})}
   static override flags = {
     nodes: stackFlags.nodes,
+    env: stackFlags.env,
     yes: stackFlags.yes,
     preview: stackFlags.preview,
     remove: Flags.boolean({description: 'Also remove the empty stack and its stacks/Pulumi.GROUP.yaml.'}),
@@ -23,7 +24,7 @@ GROUP may also name an orphan stack, one whose group is gone from the nodes file
 
   public async run(): Promise<ChangeSet> {
     const {args, flags} = await this.parse(Destroy)
-    const result = await destroy({cwd: process.cwd(), nodesPath: flags.nodes, group: args.group, previewOnly: flags.preview, remove: flags.remove}, this.host(flags))
+    const result = await destroy({cwd: process.cwd(), nodesPath: flags.nodes, environment: flags.env, group: args.group, previewOnly: flags.preview, remove: flags.remove}, this.host(flags))
     if (!this.jsonEnabled() && !flags.preview) this.log(`${args.group}: destroyed`)
     return result
   }

@@ -1,4 +1,4 @@
-import {MusterCommand, nodesFlag} from '../base-command.js'
+import {MusterCommand, envFlag, nodesFlag} from '../base-command.js'
 import {loadNodes} from '../nodes/load.js'
 import {nodeGroups} from '../nodes/model.js'
 import {servicesOf} from '../nodes/services.js'
@@ -23,11 +23,11 @@ export default class Ls extends MusterCommand {
     {description: 'Names only, for a script', command: "<%= config.bin %> <%= command.id %> --json | jq -r '.[].name'"},
   ]
   static override enableJsonFlag = true
-  static override flags = {nodes: nodesFlag}
+  static override flags = {nodes: nodesFlag, env: envFlag}
 
   public async run(): Promise<GroupRow[]> {
     const {flags} = await this.parse(Ls)
-    const nodes = loadNodes({cwd: process.cwd(), path: flags.nodes})
+    const nodes = loadNodes({cwd: process.cwd(), path: flags.nodes, environment: flags.env})
     const rows: GroupRow[] = nodeGroups(nodes).map((g) => ({
       name: g.name,
       instance_type: g.instance_type,

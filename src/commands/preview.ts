@@ -1,6 +1,6 @@
 import {Args, Flags} from '@oclif/core'
 
-import {MusterCommand, nodesFlag} from '../base-command.js'
+import {MusterCommand, envFlag, nodesFlag} from '../base-command.js'
 import {preview, type PreviewResult} from '../actions/stack.js'
 import {formatChangeSet, formatMarkdown} from '../ui/changes.js'
 import {formatOrphans, formatOrphansMarkdown} from '../ui/orphans.js'
@@ -20,6 +20,7 @@ Without GROUP it also lists orphan stacks: stacks of this project whose group is
   static override args = {groups: Args.string({description: 'Node groups (default: every group).'})}
   static override flags = {
     nodes: nodesFlag,
+    env: envFlag,
     markdown: Flags.boolean({description: 'Print Markdown for a pull request.'}),
     parallel: Flags.integer({description: 'How many stacks to preview at once (default: the number of cores).', min: 1}),
   }
@@ -27,7 +28,7 @@ Without GROUP it also lists orphan stacks: stacks of this project whose group is
   public async run(): Promise<PreviewResult> {
     const {argv, flags} = await this.parse(Preview)
     const groups = (argv as string[]).filter(Boolean)
-    const result = await preview({cwd: process.cwd(), nodesPath: flags.nodes, groups: groups.length > 0 ? groups : undefined, parallel: flags.parallel}, this.host())
+    const result = await preview({cwd: process.cwd(), nodesPath: flags.nodes, environment: flags.env, groups: groups.length > 0 ? groups : undefined, parallel: flags.parallel}, this.host())
     if (!this.jsonEnabled()) {
       const color = this.stdoutColor
       if (flags.markdown) process.stdout.write(formatMarkdown(result.sets, result.errors) + formatOrphansMarkdown(result.orphans, result.nodesFile))

@@ -1,6 +1,6 @@
 import {Args} from '@oclif/core'
 
-import {MusterCommand, nodesFlag} from '../base-command.js'
+import {MusterCommand, envFlag, nodesFlag} from '../base-command.js'
 import {loadNodes} from '../nodes/load.js'
 import {type Group, requireGroup} from '../nodes/model.js'
 import {dependenciesOf, type ServiceRef, servicesOf} from '../nodes/services.js'
@@ -25,11 +25,11 @@ Two keys are derived: services_run, the services the group's nodes run (each rec
   ]
   static override enableJsonFlag = true
   static override args = {group: Args.string({description: 'Node group.', required: true})}
-  static override flags = {nodes: nodesFlag}
+  static override flags = {nodes: nodesFlag, env: envFlag}
 
   public async run(): Promise<ShownGroup> {
     const {args, flags} = await this.parse(Show)
-    const group = requireGroup(loadNodes({cwd: process.cwd(), path: flags.nodes}), args.group)
+    const group = requireGroup(loadNodes({cwd: process.cwd(), path: flags.nodes, environment: flags.env}), args.group)
     const shown: ShownGroup = {...group, services_run: servicesOf(group), depends_on_resolved: dependenciesOf(group)}
     // yaml is loaded only for the human form: --json is the hot path scripts use.
     if (!this.jsonEnabled()) process.stdout.write((await import('yaml')).stringify(neutraliseDeep(shown)))

@@ -1,6 +1,6 @@
 import {Args} from '@oclif/core'
 
-import {MusterCommand, nodesFlag} from '../base-command.js'
+import {MusterCommand, envFlag, nodesFlag} from '../base-command.js'
 import {status, type StatusResult} from '../actions/status.js'
 import {registryTarget} from '../registry/connect-options.js'
 import {registryFlags} from '../registry-flags.js'
@@ -16,13 +16,14 @@ export default class Status extends MusterCommand {
   ]
   static override enableJsonFlag = true
   static override args = {group: Args.string({description: 'Only this group (or orphan stack).'})}
-  static override flags = {nodes: nodesFlag, ...registryFlags}
+  static override flags = {nodes: nodesFlag,
+    env: envFlag, ...registryFlags}
 
   public async run(): Promise<StatusResult> {
     const {args, flags} = await this.parse(Status)
     const given = flags.etcd ?? process.env.MUSTER_ETCD_ENDPOINTS
     const registry = given ? await registryTarget(flags, process.env, process.cwd()) : undefined
-    const result = await status({cwd: process.cwd(), nodesPath: flags.nodes, group: args.group, registry}, this.host())
+    const result = await status({cwd: process.cwd(), nodesPath: flags.nodes, environment: flags.env, group: args.group, registry}, this.host())
     if (!this.jsonEnabled()) process.stdout.write(formatStatus(result))
     return result
   }

@@ -13,6 +13,7 @@ export default class Unlock extends StackCommand {
   static override args = {group: Args.string({description: 'Node group.', required: true})}
   static override flags = {
     nodes: stackFlags.nodes,
+    env: stackFlags.env,
     yes: stackFlags.yes,
     preview: Flags.boolean({description: 'Only say who holds the lock; clear nothing.'}),
     force: Flags.boolean({description: 'Clear the lock even though its holder still runs on this host.'}),
@@ -20,7 +21,7 @@ export default class Unlock extends StackCommand {
 
   public async run(): Promise<UnlockResult> {
     const {args, flags} = await this.parse(Unlock)
-    const result = await unlock({cwd: process.cwd(), nodesPath: flags.nodes, group: args.group, previewOnly: flags.preview, force: flags.force}, this.host(flags))
+    const result = await unlock({cwd: process.cwd(), nodesPath: flags.nodes, environment: flags.env, group: args.group, previewOnly: flags.preview, force: flags.force}, this.host(flags))
     if (!this.jsonEnabled()) {
       if (result.holders?.length === 0) this.log(`${result.group}: not locked; nothing to clear`)
       else if (result.cleared) this.log(`${result.group}: lock cleared`)

@@ -28,7 +28,7 @@ export default class Up extends StackCommand {
     const {argv, flags} = await this.parse(Up)
     const groups = (argv as string[]).filter(Boolean)
     const result = await up(
-      {cwd: process.cwd(), nodesPath: flags.nodes, groups: groups.length > 0 ? groups : undefined, previewOnly: flags.preview, parallel: flags.parallel, clearPending: flags['clear-pending'], withdraw: (flags.withdraw ?? []) as Withdrawable[]},
+      {cwd: process.cwd(), nodesPath: flags.nodes, environment: flags.env, groups: groups.length > 0 ? groups : undefined, previewOnly: flags.preview, parallel: flags.parallel, clearPending: flags['clear-pending'], withdraw: (flags.withdraw ?? []) as Withdrawable[]},
       this.host(flags),
     )
     this.report(result, flags.preview ? undefined : (g) => `${g.group}: ${g.applied ? 'updated' : 'up to date'}`)

@@ -1,7 +1,7 @@
 import {dependencyCycles} from '../nodes/dependencies.js'
 import {loadNodes} from '../nodes/load.js'
 import {isAutoscaled, isBaked, nodeGroups} from '../nodes/model.js'
-import {MusterCommand, nodesFlag} from '../base-command.js'
+import {MusterCommand, envFlag, nodesFlag} from '../base-command.js'
 import {formatCycle, formatWarning} from '../ui/format.js'
 import {colorFor} from '../ui/io-host.js'
 
@@ -22,11 +22,11 @@ A dependency on a service that no group runs is a problem; a dependency cycle be
     {description: 'Check another file', command: '<%= config.bin %> <%= command.id %> --nodes infra/nodes.yaml'},
   ]
   static override enableJsonFlag = true
-  static override flags = {nodes: nodesFlag}
+  static override flags = {nodes: nodesFlag, env: envFlag}
 
   public async run(): Promise<ValidateResult> {
     const {flags} = await this.parse(Validate)
-    const nodes = loadNodes({cwd: process.cwd(), path: flags.nodes})
+    const nodes = loadNodes({cwd: process.cwd(), path: flags.nodes, environment: flags.env})
     const groups = [...nodes.groups.keys()]
     const own = nodeGroups(nodes)
     const autoscaled = own.filter(isAutoscaled).length

@@ -4,6 +4,7 @@ import {closeSync, constants, existsSync, fstatSync, openSync, readSync, statSyn
 import {join, relative, isAbsolute} from 'node:path'
 
 import {NodesFileError, UserError} from '../errors.js'
+import {selectEnvironment} from './environments.js'
 import type {NodesFile} from './model.js'
 import {parseSource} from './source.js'
 import {validateNodes} from './validate.js'
@@ -15,6 +16,8 @@ export interface LoadOptions {
   /** Explicit path from --nodes; falls back to MUSTER_NODES. */
   path?: string | undefined
   env?: NodeJS.ProcessEnv
+  /** The environment to resolve the groups in (--env or MUSTER_ENV; the file's default when absent). */
+  environment?: string | undefined
 }
 
 /** The largest nodes file muster reads (documented in the README); a bigger one is refused unread. */
@@ -48,7 +51,7 @@ export function loadNodes(options: LoadOptions): NodesFile {
   const name = shown.startsWith('..') ? path : shown
   const result = validateNodes(parseSource(name, readNodesText(path, name)))
   if (!result.ok) throw new NodesFileError(result.diagnostics)
-  return result.nodes
+  return selectEnvironment(result.nodes, options.environment)
 }
 
 const kindOf = (stats: import('node:fs').Stats): string =>

@@ -1,5 +1,6 @@
 // The resolved model: what a group is after inheritance from __base__ and defaults.
 import {UserError} from '../errors.js'
+import type {Environment} from './environments.js'
 import {type AutoscaleSpec, type ServiceSpec, sizesInOrder} from './schema.js'
 
 export const BASE = '__base__'
@@ -30,6 +31,8 @@ export interface Group {
   service_cookbooks: string[]
   /** Services the group calls without running them (merged, each once); see nodes/services.ts. */
   depends_on: string[]
+  /** The environment this group is resolved in; absent in a file without environments. */
+  environment?: string
 }
 
 export interface NodesFile {
@@ -41,6 +44,10 @@ export interface NodesFile {
   releaseBucket?: string
   /** __base__.registry: the etcd the agents on the nodes use (a fleet-wide setting). */
   registry?: RegistrySetting
+  /** The environments the file declares, in file order (empty: none; see nodes/environments.ts). */
+  environments: Map<string, Environment>
+  /** The environment the groups above are resolved in (selectEnvironment); absent without environments. */
+  environment?: string
 }
 
 export interface RegistrySetting {

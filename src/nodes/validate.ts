@@ -11,9 +11,10 @@ import type {Diagnostic} from '../errors.js'
 import {TAG_COOKBOOKS_HASH, TAG_GENERATION, TAG_GROUP, TAG_GROUP_PLAIN, TAG_PROJECT, TAG_TEMPLATE_HASH} from '../lib/tags.js'
 import {endpointProblem} from '../registry/endpoint.js'
 import {unknownDependencies} from './dependencies.js'
+import {type Environment, ENVIRONMENTS, forbiddenEnvironmentKey, overlay} from './environments.js'
 import {inherit, isDict, uniqueRunList, type Plain} from './inherit.js'
 import {BASE, type Group, type NodesFile} from './model.js'
-import {GROUP_NAME, MAX_GROUP_NAME, type RawGroup, schemas, sizesInOrder} from './schema.js'
+import {ENVIRONMENT_NAME, GROUP_NAME, MAX_GROUP_NAME, type RawEnvironment, type RawGroup, schemas, sizesInOrder} from './schema.js'
 import type {KeyPath, SourceDocument} from './source.js'
 
 /**
@@ -141,11 +142,13 @@ export function validateNodes(doc: SourceDocument): ValidationResult {
     return {ok: false, diagnostics}
   }
   const raw = new Map<string, RawGroup>()
-  const entries = Object.entries(doc.value)
+  const declared = (doc.value as Plain)[ENVIRONMENTS]
+  const entries = Object.entries(doc.value).filter(([name]) => name !== ENVIRONMENTS)
   // Fast path: the compiled validator accepts the file (and the one rule JSON Schema cannot say
   // holds), so zod is never loaded. Anything it rejects goes through zod for the explanation.
   const fast = fastValidator()
-  if (fast && entries.length > 0 && fast(doc.value) && entries.every(([, g]) => autoscaleBoundsHold(g))) {
+  const fastOk = fast !== undefined && entries.length > 0 && fast(doc.value) && entries.every(([, g]) => autoscaleBoundsHold(g))
+  if (fastOk) {
     for (const [name, value] of entries) raw.set(name, value as RawGroup)
   }
   for (const [name, value] of raw.size > 0 ? [] : entries) {
@@ -164,7 +167,8 @@ export function validateNodes(doc: SourceDocument): ValidationResult {
     if (parsed.success) raw.set(name, parsed.data)
     else for (const issue of parsed.error.issues) mapIssue(issue, [name], value, report)
   }
-  if (Object.keys(doc.value).length === 0) report([], 'the nodes file defines no groups; add at least one group')
+  if (entries.length === 0) report([], 'the nodes file defines no groups; add at least one group')
+  const rawEnvironments = declared === undefined ? new Map<string, RawEnvironment>() : parseEnvironments(declared, fastOk, raw, report)
   for (const [name, group] of raw) {
     if (!isDict(group.packer)) continue
     for (const key of Object.keys(group.packer)) {
@@ -194,7 +198,12 @@ export function validateNodes(doc: SourceDocument): ValidationResult {
   }
   for (const group of groups.values()) checkAwsLimits(group, raw.get(group.name), report)
   if (diagnostics.length > 0) return {ok: false, diagnostics}
-  const nodes: NodesFile = {file: doc.file, groups}
+  const nodes: NodesFile = {file: doc.file, groups, environments: new Map()}
+  for (const [name, env] of rawEnvironments) {
+    const environment = resolveEnvironment(name, env, raw, base, report)
+    if (environment) nodes.environments.set(name, environment)
+  }
+  if (diagnostics.length > 0) return {ok: false, diagnostics}
   const releaseBucket = raw.get(BASE)?.release_bucket
   if (releaseBucket !== undefined) nodes.releaseBucket = releaseBucket
   const registry = raw.get(BASE)?.registry
@@ -202,6 +211,126 @@ export function validateNodes(doc: SourceDocument): ValidationResult {
   for (const problem of unknownDependencies(raw, nodes, didYouMean)) report(problem.path, problem.message)
   if (diagnostics.length > 0) return {ok: false, diagnostics}
   return {ok: true, nodes}
+}
+
+/**
+ * The __environments__ entry, checked: names, the keys no environment may set (each with why),
+ * the schema, groups that exist, one default, and no two environments naming one registry project.
+ */
+function parseEnvironments(declared: unknown, fastOk: boolean, groups: ReadonlyMap<string, RawGroup>, report: Report): Map<string, RawEnvironment> {
+  const parsed = new Map<string, RawEnvironment>()
+  if (!isDict(declared) || Object.keys(declared).length === 0) {
+    report([ENVIRONMENTS], `expected a dict of environment names to what each changes, e.g. {"staging": {"region": "us-west-2"}, "production": {}}, got ${isDict(declared) ? 'an empty dict' : describe(declared)}`)
+    return parsed
+  }
+  for (const [name, value] of Object.entries(declared)) {
+    const path = [ENVIRONMENTS, name]
+    if (!ENVIRONMENT_NAME.test(name) || name === '_default') {
+      report(path, name === '_default' ? '"_default" is Chef\'s own environment; name yours otherwise' : 'environment names are 1–32 of letters, digits, "_" and "-" (they become Chef environment and Pulumi stack names)', 'key')
+      continue
+    }
+    let ok = true
+    const forbidden = (dict: unknown, at: KeyPath, where: 'environment' | 'group'): void => {
+      if (!isDict(dict)) return
+      for (const key of Object.keys(dict)) {
+        const problem = forbiddenEnvironmentKey(key, where)
+        if (problem !== undefined) {
+          report([...at, key], `an environment may not set ${problem}`, 'key')
+          ok = false
+        }
+      }
+    }
+    forbidden(value, path, 'environment')
+    if (isDict(value) && isDict(value.groups)) for (const group of Object.keys(value.groups)) forbidden(value.groups[group], [...path, 'groups', group], 'group')
+    if (!ok) continue
+    if (fastOk) {
+      parsed.set(name, value as RawEnvironment)
+      continue
+    }
+    const result = schemas().environmentSchema.safeParse(value)
+    if (result.success) parsed.set(name, result.data)
+    else for (const issue of result.error.issues) mapIssue(issue, path, value, report, 'environment')
+  }
+  const defaults = [...parsed].filter(([, env]) => env.default === true)
+  for (const [name] of defaults.slice(1)) report([ENVIRONMENTS, name, 'default'], `only one environment may be the default, and "${defaults[0]?.[0] ?? ''}" already is; remove this`)
+  const projects = new Map<string, string>()
+  for (const [name, env] of parsed) {
+    for (const group of Object.keys(env.groups ?? {})) {
+      if (group === BASE) report([ENVIRONMENTS, name, 'groups', group], `set what this environment changes for every group at its own level, not under groups.${BASE}`, 'key')
+      else if (!groups.has(group) && groups.size > 0) {
+        const guess = didYouMean(group, [...groups.keys()].filter((g) => g !== BASE))
+        report([ENVIRONMENTS, name, 'groups', group], `no group "${group}" in this file${guess ? `; did you mean "${guess}"?` : ''}`, 'key')
+      }
+    }
+    env.registry?.endpoints.forEach((url, i) => {
+      const problem = endpointProblem(url)
+      if (problem !== undefined) report([ENVIRONMENTS, name, 'registry', 'endpoints', i], problem)
+    })
+    const levels: Array<[KeyPath, RawEnvironment | NonNullable<RawEnvironment['groups']>[string]]> = [[[ENVIRONMENTS, name], env], ...Object.entries(env.groups ?? {}).map(([g, v]): [KeyPath, typeof v] => [[ENVIRONMENTS, name, 'groups', g], v])]
+    for (const [at, settings] of levels) {
+      // Whatever reaches a Packer template is checked as a group's would be.
+      for (const key of Object.keys(settings.packer ?? {})) {
+        const problem = packerOptionProblem(key)
+        if (problem !== undefined) report([...at, 'packer', key], problem, 'key')
+      }
+      checkTemplateText(String(at.at(-1)), {tags: settings.tags, ssh_username: settings.ssh_username, packer: settings.packer} as RawGroup, (path, message, kind) => report([...at, ...path.slice(1)], message, kind))
+    }
+    const project = env.registry?.project
+    if (project === undefined) continue
+    const other = projects.get(project)
+    if (other !== undefined) report([ENVIRONMENTS, name, 'registry', 'project'], `environment "${other}" already uses registry project "${project}"; environments must not share one (they would see each other's services)`)
+    projects.set(project, name)
+  }
+  return parsed
+}
+
+/** Every group (and __base__) resolved in one environment, with problems placed at the environment's keys. */
+function resolveEnvironment(name: string, env: RawEnvironment, raw: ReadonlyMap<string, RawGroup>, base: Plain, report: Report): Environment | undefined {
+  const at = [ENVIRONMENTS, name]
+  const groups = new Map<string, Group>()
+  let ok = true
+  const { groups: perGroup, ...level } = env
+  for (const [groupName, own] of raw) {
+    const inherited = groupName === BASE ? base : inherit(base, own as Plain)
+    const first = overlay(inherited, level as Plain, false)
+    const changes = perGroup?.[groupName]
+    const second = changes === undefined ? first : overlay(first.merged, changes as Plain, true)
+    for (const problem of second.problems) {
+      report([...at, 'groups', groupName, problem.key], problem.message, 'key')
+      ok = false
+    }
+    const merged = second.merged as RawGroup
+    if (isDict(merged.autoscale) && !sizesInOrder(merged.autoscale)) {
+      const where = changes?.autoscale !== undefined ? [...at, 'groups', groupName, 'autoscale'] : level.autoscale !== undefined ? [...at, 'autoscale'] : [groupName, 'autoscale']
+      report(where, `in environment "${name}", group ${groupName} would have autoscale.node_min ${merged.autoscale.node_min} above node_max ${merged.autoscale.node_max}; make node_min at most node_max`)
+      ok = false
+      continue
+    }
+    const group = resolve(groupName, merged, report)
+    if (!group) {
+      ok = false
+      continue
+    }
+    group.environment = name
+    groups.set(groupName, group)
+    const placed: Report = (path, message, kind) => report(changes?.tags !== undefined ? [...at, 'groups', groupName, 'tags'] : level.tags !== undefined ? [...at, 'tags'] : path, `in environment "${name}": ${message}`, kind)
+    checkAwsLimits(group, raw.get(groupName), placed)
+  }
+  if (!ok) return undefined
+  const environment: Environment = {
+    name,
+    default: env.default === true,
+    chef: {
+      description: env.description ?? `The ${name} environment (muster)`,
+      default_attributes: env.default_attributes ?? {},
+      override_attributes: env.override_attributes ?? {},
+      cookbook_versions: env.cookbook_versions ?? {},
+    },
+    groups,
+  }
+  if (env.registry !== undefined) environment.registry = {endpoints: [...env.registry.endpoints], ...(env.registry.project === undefined ? {} : {project: env.registry.project})}
+  if (env.release_bucket !== undefined) environment.releaseBucket = env.release_bucket
+  return environment
 }
 
 function resolve(name: string, g: RawGroup, report: (path: KeyPath, message: string, at?: 'key' | 'value') => void): Group | undefined {
@@ -279,10 +408,10 @@ function checkAwsLimits(group: Group, own: RawGroup | undefined, report: Report)
   }
 }
 
-function mapIssue(issue: z.core.$ZodIssue, prefix: KeyPath, groupValue: unknown, report: Report): void {
+function mapIssue(issue: z.core.$ZodIssue, prefix: KeyPath, groupValue: unknown, report: Report, kind: 'group' | 'environment' = 'group'): void {
   const path = [...prefix, ...(issue.path as Array<string | number>)]
   if (issue.code === 'unrecognized_keys') {
-    const known = knownKeysAt(issue.path as Array<string | number>)
+    const known = kind === 'environment' ? environmentKeysAt(issue.path as Array<string | number>) : knownKeysAt(issue.path as Array<string | number>)
     for (const key of issue.keys) {
       const guess = didYouMean(key, known)
       report([...path, key], `unknown key "${key}"${guess ? `; did you mean "${guess}"?` : ''} (known keys: ${known.join(', ')})`, 'key')
@@ -300,7 +429,7 @@ function mapIssue(issue: z.core.$ZodIssue, prefix: KeyPath, groupValue: unknown,
     // the useful ones ("node_min: expected a whole number"), not "expected false or a dict".
     const deeper = issue.errors.find((branch) => branch.length > 0 && branch.every((i) => i.path.length > 0 || i.code === 'unrecognized_keys' || i.code === 'custom'))
     if (deeper && isDict(valueAt(groupValue, issue.path as Array<string | number>))) {
-      for (const inner of deeper) mapIssue({...inner, path: [...(issue.path as PropertyKey[]), ...inner.path]} as z.core.$ZodIssue, prefix, groupValue, report)
+      for (const inner of deeper) mapIssue({...inner, path: [...(issue.path as PropertyKey[]), ...inner.path]} as z.core.$ZodIssue, prefix, groupValue, report, kind)
       return
     }
   }
@@ -319,6 +448,14 @@ function knownKeysAt(path: ReadonlyArray<string | number>): string[] {
   if (path[0] === 'services') return Object.keys(schemas().serviceSchema.shape)
   if (path[0] === 'registry') return ['endpoints', 'project']
   return [...Object.keys(schemas().groupSchema.shape)]
+}
+
+function environmentKeysAt(path: ReadonlyArray<string | number>): string[] {
+  const inGroup = path[0] === 'groups' && path.length >= 2
+  const rest = inGroup ? path.slice(2) : path
+  if (rest[0] === 'autoscale') return Object.keys(schemas().autoscaleSchema.shape)
+  if (rest[0] === 'registry') return ['endpoints', 'project']
+  return Object.keys((inGroup ? schemas().environmentGroupSchema : schemas().environmentSchema).shape)
 }
 
 function valueAt(value: unknown, path: ReadonlyArray<string | number>): unknown {

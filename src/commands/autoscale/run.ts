@@ -19,7 +19,7 @@ export default class AutoscaleRun extends StackCommand {
   public async run(): Promise<ApplyResult> {
     const {argv, flags} = await this.parse(AutoscaleRun)
     const groups = (argv as string[]).filter(Boolean)
-    const result = await autoscaleRun({cwd: process.cwd(), nodesPath: flags.nodes, groups: groups.length > 0 ? groups : undefined, previewOnly: flags.preview, parallel: flags.parallel}, this.host(flags))
+    const result = await autoscaleRun({cwd: process.cwd(), nodesPath: flags.nodes, environment: flags.env, groups: groups.length > 0 ? groups : undefined, previewOnly: flags.preview, parallel: flags.parallel}, this.host(flags))
     this.report(result, flags.preview ? undefined : (g) => `${g.group}: ${String(g.outputs?.asgName ?? '')}`)
     return result
   }

@@ -29,7 +29,7 @@ Without registry settings it waits only for InService and keeps the old group au
     // The registry gates a blue-green update only when it is configured; without it, InService only.
     const registry = strategy === 'blue-green' && (flags.etcd ?? process.env.MUSTER_ETCD_ENDPOINTS) ? await registryTarget(flags, process.env, process.cwd()) : undefined
     const result = await autoscaleUpdate(
-      {cwd: process.cwd(), nodesPath: flags.nodes, groups: args.group ? [args.group] : undefined, previewOnly: flags.preview, parallel: flags.parallel, strategy, registry},
+      {cwd: process.cwd(), nodesPath: flags.nodes, environment: flags.env, groups: args.group ? [args.group] : undefined, previewOnly: flags.preview, parallel: flags.parallel, strategy, registry},
       this.host(flags),
     )
     if (!this.jsonEnabled() && !flags.preview) for (const g of result.groups) this.log(`${g.group}: ${g.applied ? 'updated' : 'up to date'} ${String(g.outputs?.asgName ?? '')}`.trimEnd())

@@ -20,7 +20,7 @@ export default class InstanceCreate extends StackCommand {
 
   public async run(): Promise<InstanceCreateResult> {
     const {args, flags} = await this.parse(InstanceCreate)
-    const result = await instanceCreate({cwd: process.cwd(), nodesPath: flags.nodes, group: args.group, name: flags.name, keyPath: flags.key, zone: flags.zone, previewOnly: flags.preview}, this.host(flags))
+    const result = await instanceCreate({cwd: process.cwd(), nodesPath: flags.nodes, environment: flags.env, group: args.group, name: flags.name, keyPath: flags.key, zone: flags.zone, previewOnly: flags.preview}, this.host(flags))
     if (!this.jsonEnabled()) for (const file of result.dnaFiles) this.log(`wrote ${file}`)
     return result
   }

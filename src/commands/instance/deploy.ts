@@ -1,6 +1,6 @@
 import {Args, Flags} from '@oclif/core'
 
-import {MusterCommand, nodesFlag} from '../../base-command.js'
+import {MusterCommand, envFlag, nodesFlag} from '../../base-command.js'
 import {Deploy, type DeployPlan} from '../../actions/deploy.js'
 import {type DeploySummaryData, type FollowResult, followDeploy, summaryData} from '../../actions/deploy-follow.js'
 import {registryTarget} from '../../registry/connect-options.js'
@@ -34,6 +34,7 @@ The release bucket is --bucket, else MUSTER_RELEASE_BUCKET, else "release_bucket
   static override flags = {
     ...registryFlags,
     nodes: nodesFlag,
+    env: envFlag,
     n: Flags.integer({char: 'n', description: 'How many nodes provision at once (slots).', default: 1, helpValue: 'N'}),
     'max-errors': Flags.integer({description: 'Failures tolerated; after one more, no further node starts (runs going finish).', default: 0, helpValue: 'K'}),
     timeout: Flags.integer({description: 'Seconds the whole rollout may take (default: autoscale.timeout × batches).', helpValue: 'SECONDS'}),
@@ -46,7 +47,7 @@ The release bucket is --bucket, else MUSTER_RELEASE_BUCKET, else "release_bucket
     const io = this.host(flags)
     const json = this.jsonEnabled()
     const registry = await registryTarget(flags, process.env, process.cwd())
-    const deploy = new Deploy({cwd: process.cwd(), nodesPath: flags.nodes, group: args.group, n: flags.n, maxErrors: flags['max-errors'], timeout: flags.timeout, bucket: flags.bucket, registry}, io)
+    const deploy = new Deploy({cwd: process.cwd(), nodesPath: flags.nodes, environment: flags.env, group: args.group, n: flags.n, maxErrors: flags['max-errors'], timeout: flags.timeout, bucket: flags.bucket, registry}, io)
     try {
       const plan = await deploy.plan()
       process.stderr.write(formatDeployPlan(plan, colorFor(process.stderr, {json})))

@@ -2,7 +2,7 @@ import {Args, Flags} from '@oclif/core'
 
 import {packerAdopt} from '../../actions/packer-adopt.js'
 import type {AdoptResult} from '../../aws/retention.js'
-import {MusterCommand, nodesFlag} from '../../base-command.js'
+import {MusterCommand, envFlag, nodesFlag} from '../../base-command.js'
 
 export default class PackerAdopt extends MusterCommand {
   static override summary = "Make a group's legacy AMIs (tagged with the group but no project) this project's."
@@ -21,6 +21,7 @@ export default class PackerAdopt extends MusterCommand {
   }
   static override flags = {
     nodes: nodesFlag,
+    env: envFlag,
     yes: Flags.boolean({char: 'y', description: 'Tag without asking (required without a terminal).'}),
     'dry-run': Flags.boolean({description: 'Change nothing; list what would be adopted.'}),
   }
@@ -29,7 +30,7 @@ export default class PackerAdopt extends MusterCommand {
     const {args, argv, flags} = await this.parse(PackerAdopt)
     const amis = (argv as string[]).slice(1)
     const result = await packerAdopt(
-      {cwd: process.cwd(), nodesPath: flags.nodes, group: args.group, imageIds: amis.length > 0 ? amis : undefined, dryRun: flags['dry-run']},
+      {cwd: process.cwd(), nodesPath: flags.nodes, environment: flags.env, group: args.group, imageIds: amis.length > 0 ? amis : undefined, dryRun: flags['dry-run']},
       this.host(flags),
     )
     if (!this.jsonEnabled()) {

@@ -4,7 +4,7 @@ import {join} from 'node:path'
 import {Args} from '@oclif/core'
 
 import {packerManifestPath} from '../../artifacts/packer.js'
-import {MusterCommand, nodesFlag} from '../../base-command.js'
+import {MusterCommand, envFlag, nodesFlag} from '../../base-command.js'
 import {UserError} from '../../errors.js'
 
 interface Manifest {
@@ -17,7 +17,7 @@ export default class PackerAmi extends MusterCommand {
   static override summary = "Print the AMI id of a group's last Packer build (from its manifest); used inside the bake."
   static override examples = ['<%= config.bin %> <%= command.id %> 12_04-bee']
   static override args = {group: Args.string({required: true, description: 'Node group.'})}
-  static override flags = {nodes: nodesFlag}
+  static override flags = {nodes: nodesFlag, env: envFlag}
 
   public async run(): Promise<void> {
     const {args} = await this.parse(PackerAmi)

@@ -32,7 +32,7 @@ export default class PackerClean extends StackCommand {
     const cwd = process.cwd()
     if (!flags['dry-run']) {
       const result = await packerClean(
-        {cwd, nodesPath: flags.nodes, groups: groups.length > 0 ? groups : undefined, keep: flags.keep, previewOnly: flags.preview, parallel: flags.parallel},
+        {cwd, nodesPath: flags.nodes, environment: flags.env, groups: groups.length > 0 ? groups : undefined, keep: flags.keep, previewOnly: flags.preview, parallel: flags.parallel},
         this.host(flags),
       )
       this.report(result, undefined)
@@ -40,7 +40,7 @@ export default class PackerClean extends StackCommand {
     }
     const results: RetentionResult[] = []
     for (const group of groups.length > 0 ? groups : [undefined]) {
-      results.push(...(await retainImages({cwd, nodesPath: flags.nodes, group, keep: flags.keep, dryRun: true}, this.host())))
+      results.push(...(await retainImages({cwd, nodesPath: flags.nodes, environment: flags.env, group, keep: flags.keep, dryRun: true}, this.host())))
     }
     if (!this.jsonEnabled()) {
       process.stdout.write(formatRetention(results, {color: this.stdoutColor}))

@@ -1,6 +1,6 @@
 import {Args, Flags} from '@oclif/core'
 
-import {MusterCommand, nodesFlag} from '../../base-command.js'
+import {MusterCommand, envFlag, nodesFlag} from '../../base-command.js'
 import {packerDelete, type PackerDeleteResult} from '../../actions/packer-delete.js'
 
 export default class PackerDelete extends MusterCommand {
@@ -14,6 +14,7 @@ export default class PackerDelete extends MusterCommand {
   static override args = {group: Args.string({description: 'Node group.', required: true})}
   static override flags = {
     nodes: nodesFlag,
+    env: envFlag,
     force: Flags.boolean({description: 'Deregister images that are still in use too (running instances keep running).'}),
     yes: Flags.boolean({char: 'y', description: 'Delete without asking (required without a terminal).'}),
     'dry-run': Flags.boolean({description: 'Change nothing; list what would go.'}),
@@ -21,7 +22,7 @@ export default class PackerDelete extends MusterCommand {
 
   public async run(): Promise<PackerDeleteResult> {
     const {args, flags} = await this.parse(PackerDelete)
-    const result = await packerDelete({cwd: process.cwd(), nodesPath: flags.nodes, group: args.group, force: flags.force, dryRun: flags['dry-run']}, this.host(flags))
+    const result = await packerDelete({cwd: process.cwd(), nodesPath: flags.nodes, environment: flags.env, group: args.group, force: flags.force, dryRun: flags['dry-run']}, this.host(flags))
     if (!this.jsonEnabled() && !flags['dry-run']) {
       this.log(`${args.group}: deregistered ${result.images.deregistered.length} image(s), deleted ${result.images.deletedSnapshots.length} snapshot(s), removed ${result.removedFiles.join(', ')}`)
     }

@@ -1,7 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 
 import {adoptableImage} from '../../actions/packer.js'
-import {MusterCommand, nodesFlag} from '../../base-command.js'
+import {MusterCommand, envFlag, nodesFlag} from '../../base-command.js'
 
 /** Exit status when there is nothing to adopt: the bake goes on to run Packer. */
 export const NO_ORPHAN_EXIT = 3
@@ -14,6 +14,7 @@ export default class PackerOrphan extends MusterCommand {
   static override args = {group: Args.string({required: true, description: 'Node group.'})}
   static override flags = {
     nodes: nodesFlag,
+    env: envFlag,
     'template-hash': Flags.string({required: true, description: 'The muster:template-hash the image must carry.'}),
     'cookbooks-hash': Flags.string({required: true, description: 'The muster:cookbooks-hash the image must carry.'}),
   }
@@ -21,7 +22,7 @@ export default class PackerOrphan extends MusterCommand {
   public async run(): Promise<void> {
     const {args, flags} = await this.parse(PackerOrphan)
     const io = {progress: (line: string) => process.stderr.write(`${line}\n`)}
-    const ami = await adoptableImage({cwd: process.cwd(), nodesPath: flags.nodes, group: args.group, templateHash: flags['template-hash'], cookbooksHash: flags['cookbooks-hash']}, io)
+    const ami = await adoptableImage({cwd: process.cwd(), nodesPath: flags.nodes, environment: flags.env, group: args.group, templateHash: flags['template-hash'], cookbooksHash: flags['cookbooks-hash']}, io)
     if (ami) {
       process.stderr.write(`${ami} was baked from this template and these cookbooks by a bake whose muster was stopped: adopting it instead of baking again.\n`)
       this.log(`${ami} adopted`)

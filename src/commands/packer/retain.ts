@@ -2,7 +2,7 @@ import {Args, Flags} from '@oclif/core'
 
 import {retainImages} from '../../actions/packer.js'
 import type {RetentionResult} from '../../aws/retention.js'
-import {MusterCommand, nodesFlag} from '../../base-command.js'
+import {MusterCommand, envFlag, nodesFlag} from '../../base-command.js'
 import {formatRetention, formatRetentionSummary} from '../../ui/retention.js'
 
 export default class PackerRetain extends MusterCommand {
@@ -17,13 +17,14 @@ export default class PackerRetain extends MusterCommand {
   static override args = {group: Args.string({description: 'Node group.', required: true})}
   static override flags = {
     nodes: nodesFlag,
+    env: envFlag,
     keep: Flags.integer({char: 'n', description: 'How many of the newest images to keep (images in use are kept besides).', required: true, min: 1, helpValue: 'N'}),
     'dry-run': Flags.boolean({description: 'Change nothing; list what would be removed.'}),
   }
 
   public async run(): Promise<RetentionResult> {
     const {args, flags} = await this.parse(PackerRetain)
-    const [result] = await retainImages({cwd: process.cwd(), nodesPath: flags.nodes, group: args.group, keep: flags.keep, dryRun: flags['dry-run']}, this.host())
+    const [result] = await retainImages({cwd: process.cwd(), nodesPath: flags.nodes, environment: flags.env, group: args.group, keep: flags.keep, dryRun: flags['dry-run']}, this.host())
     if (!result) throw new Error('retention returned no result for the group')
     if (!this.jsonEnabled()) {
       process.stdout.write(formatRetention([result], {color: this.stdoutColor}))

@@ -22,7 +22,7 @@ export default class PackerRun extends StackCommand {
   public async run(): Promise<ApplyResult> {
     const {argv, flags} = await this.parse(PackerRun)
     const groups = (argv as string[]).filter(Boolean)
-    const result = await packerRun({cwd: process.cwd(), nodesPath: flags.nodes, groups: groups.length > 0 ? groups : undefined, previewOnly: flags.preview, parallel: flags.parallel}, this.host(flags))
+    const result = await packerRun({cwd: process.cwd(), nodesPath: flags.nodes, environment: flags.env, groups: groups.length > 0 ? groups : undefined, previewOnly: flags.preview, parallel: flags.parallel}, this.host(flags))
     this.report(result, flags.preview ? undefined : describeBake)
     return result
   }
