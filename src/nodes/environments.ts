@@ -47,32 +47,32 @@ export interface ChefEnvironmentSettings {
 }
 
 /**
- * Keys an environment may not set, and why (each error names the way out). `where` is 'environment'
+ * Why an environment may not set a key (undefined when it may), naming the way out (each error names the way out). `where` is 'environment'
  * for the environment's own level, 'group' for __environments__.ENV.groups.GROUP.
  */
 export function forbiddenEnvironmentKey(key: string, where: 'environment' | 'group'): string | undefined {
-  const roleShape = 'is part of the role, which is the same in every environment (one role, many environments, as Chef intends)'
+  const roleShape = 'it is part of the role, which is the same in every environment (one role, many environments, as Chef intends)'
   switch (key) {
     case 'run_list':
     case 'post_run_list':
-      return `${key} ${roleShape}; set it on the group, and pin cookbook versions per environment with "cookbook_versions" instead`
+      return `${roleShape}; set it on the group, and pin cookbook versions per environment with "cookbook_versions" instead`
     case 'services':
     case 'service_cookbooks':
     case 'depends_on':
-      return `${key} says what a group runs and calls, which is the same in every environment; set it on the group`
+      return 'it says what a group runs and calls, which is the same in every environment; set it on the group'
     case 'from_base':
     case 'type':
-      return `${key} decides how the image is built, which is the same in every environment so that an image tested in one can be promoted to another (muster packer:promote); set it on the group`
+      return 'it decides how the image is built, which is the same in every environment so that an image tested in one can be promoted to another (muster packer:promote); set it on the group'
     case 'description':
-      return where === 'group' ? `description ${roleShape}; set it on the group (an environment's own "description" describes the Chef environment)` : undefined
+      return where === 'group' ? `${roleShape}; set it on the group (an environment's own "description" describes the Chef environment)` : undefined
     case 'default_attributes':
     case 'override_attributes':
       return where === 'group'
-        ? `${key} of an environment go into its Chef environment, which every group shares; set them at the environment's level, or on the group for its role`
+        ? 'an environment\'s attributes go into its Chef environment, which every group shares; set them at the environment\'s level, or on the group for its role'
         : undefined
     case 'registry':
     case 'release_bucket':
-      return where === 'group' ? `${key} is a setting of the whole environment; set it at the environment's level` : undefined
+      return where === 'group' ? 'it is a setting of the whole environment; set it at the environment\'s level' : undefined
     default:
       return undefined
   }

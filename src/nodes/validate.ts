@@ -235,7 +235,7 @@ function parseEnvironments(declared: unknown, fastOk: boolean, groups: ReadonlyM
       for (const key of Object.keys(dict)) {
         const problem = forbiddenEnvironmentKey(key, where)
         if (problem !== undefined) {
-          report([...at, key], `an environment may not set ${problem}`, 'key')
+          report([...at, key], `an environment may not set "${key}": ${problem}`, 'key')
           ok = false
         }
       }

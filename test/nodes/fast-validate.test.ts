@@ -43,6 +43,28 @@ describe('compiled nodes validator', () => {
     expect(compared).to.be.greaterThan(30)
   })
 
+  it('agrees with zod on environments', () => {
+    const envs: Array<[unknown, boolean]> = [
+      [{staging: {default: true, region: 'us-west-2', security_groups: ['a'], autoscale: {node_max: 2}, groups: {web: {instance_type: 't3.small', tags: {a: 'b'}}}}}, true],
+      [{staging: {cookbook_versions: {nginx: '~> 1.2'}, registry: {endpoints: ['http://10.0.0.1:2379'], project: 'p'}, release_bucket: 'my-bucket'}}, true],
+      [{staging: {cookbook_versions: {nginx: 'latest'}}}, false],
+      [{staging: {run_list: ['recipe[x]']}}, false],
+      [{staging: {groups: {web: {default_attributes: {}}}}}, false],
+      [{staging: {autoscale: {node_max: -1}}}, false],
+      [{staging: {region: 'Mars'}}, false],
+      [{'bad.name': {}}, false],
+      [{staging: []}, false],
+    ]
+    for (const [environments, accepted] of envs) {
+      const nodes = {__environments__: environments, web: {}}
+      const zodOk = Object.entries(environments as Record<string, unknown>).every(([name, env]) => /^[A-Za-z0-9_-]{1,32}$/.test(name) && schemas().environmentSchema.safeParse(env).success)
+      expect(zodOk, JSON.stringify(environments)).to.equal(accepted)
+      expect(fast(nodes), JSON.stringify(environments)).to.equal(accepted)
+    }
+    const fixture = parseSource('e.json', readFileSync(join(repoRoot, 'test', 'fixtures', 'environments-nodes.json'), 'utf8'))
+    expect(fast(fixture.value)).to.equal(true)
+  })
+
   it('agrees with zod on service names, depends_on and service_cookbooks', () => {
     const groups: Array<[Record<string, unknown>, boolean]> = [
       [{services: {'api.v1': {port: 80, depends_on: ['db_2', 'cache-x']}}, depends_on: ['api.v1'], service_cookbooks: ['shop']}, true],
