@@ -39,6 +39,8 @@ export default class Ls extends MusterCommand {
       description: g.description,
     }))
     if (!this.jsonEnabled()) {
+      // Which environment the regions, types and sizes are of.
+      if (nodes.environment !== undefined) process.stderr.write(`Environment: ${nodes.environment} (of ${[...nodes.environments.keys()].join(', ')}; --env to choose)\n`)
       process.stdout.write(
         formatTable(
           // INSTANCE_TYPE, not TYPE: the nodes file's `type` is the Packer builder (amazon-ebs), a different setting.

@@ -10,6 +10,9 @@ interface ValidateResult {
   groups: string[]
   /** Problems that do not fail the file (dependency cycles); also printed to stderr. */
   warnings: string[]
+  /** The environments the file declares (every one is checked), and the one selected. */
+  environments: string[]
+  environment?: string
 }
 
 export default class Validate extends MusterCommand {
@@ -36,7 +39,10 @@ A dependency on a service that no group runs is a problem; a dependency cycle be
     )
     const color = colorFor(process.stderr, {json: this.jsonEnabled()})
     for (const warning of warnings) process.stderr.write(formatWarning(warning, {color}))
-    this.log(`${nodes.file}: ok — ${own.length} group${own.length === 1 ? '' : 's'} (${own.map((g) => g.name).join(', ')}), ${autoscaled} autoscaled, ${baked} baked`)
-    return {file: nodes.file, groups, warnings}
+    // Every environment was resolved and checked; the counts are of the one selected.
+    const environments = [...nodes.environments.keys()].map((name) => (name === nodes.environment ? `${name} (selected)` : name))
+    const inEnvironments = environments.length > 0 ? `; environments: ${environments.join(', ')}` : ''
+    this.log(`${nodes.file}: ok — ${own.length} group${own.length === 1 ? '' : 's'} (${own.map((g) => g.name).join(', ')}), ${autoscaled} autoscaled, ${baked} baked${inEnvironments}`)
+    return {file: nodes.file, groups, warnings, environments: [...nodes.environments.keys()], ...(nodes.environment === undefined ? {} : {environment: nodes.environment})}
   }
 }
