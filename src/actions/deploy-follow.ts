@@ -180,6 +180,9 @@ export interface FollowResult {
   elapsedMs: number
 }
 
+/** How soon after a batch of watch events the follower checks whether the rollout ended (ms). */
+const EVENT_CHECK_MS = 10
+
 /** Follows a deploy until nothing more will happen (or Ctrl-C). */
 export async function followDeploy(options: FollowOptions): Promise<FollowResult> {
   const {store, project, id, handlers} = options
@@ -195,9 +198,16 @@ export async function followDeploy(options: FollowOptions): Promise<FollowResult
   let writingStop = false
   let stopAnnounced = false
 
+  // Set once following: a batch of events that ends the rollout (or adds a failure) is acted on
+  // within EVENT_CHECK_MS instead of at the next tick, so the command returns as the last node
+  // reports, not up to a tick later.
+  let onEvents = (): void => undefined
   const openWatch = async (): Promise<void> => {
     watch = await store.watch(rolloutPrefix(project, id), keys.revision + 1, {
-      events: (events, revision) => keys.apply(events, revision),
+      events: (events, revision) => {
+        keys.apply(events, revision)
+        onEvents()
+      },
       broken: () => {
         resnapshot = true
       },
@@ -263,9 +273,15 @@ export async function followDeploy(options: FollowOptions): Promise<FollowResult
         if (at.getTime() > deadline + graceMs) return finish({progress, stop: keys.stop, detached: false, gaveUp: true})
       }
       let busy = false
+      let again = false
       let outage = false
       const run = (): void => {
-        if (busy || finished) return
+        if (finished) return
+        if (busy) {
+          // Asked for while a tick runs (an event that may end the rollout): one more right after.
+          again = true
+          return
+        }
         busy = true
         tick()
           .then(() => {
@@ -286,9 +302,26 @@ export async function followDeploy(options: FollowOptions): Promise<FollowResult
           })
           .finally(() => {
             busy = false
+            if (again) {
+              again = false
+              run()
+            }
           })
       }
       timer = setInterval(run, options.tickMs ?? 250)
+      let checking: NodeJS.Timeout | undefined
+      let failuresSeen = 0
+      onEvents = () => {
+        if (checking !== undefined || finished) return
+        checking = setTimeout(() => {
+          checking = undefined
+          const state = keys.state()
+          if (finished || !state) return
+          const progress = deployProgress(state, now())
+          if (progress.done || progress.failures > failuresSeen) run()
+          failuresSeen = progress.failures
+        }, EVENT_CHECK_MS)
+      }
       run()
     })
   } finally {

@@ -8,9 +8,15 @@
 // rollout allows writes the stop key, so nobody starts after it.
 //
 // A node never runs a rollout twice: one whose status for this node is running, ok or failed (from
-// before a restart) is skipped. Waiting nodes do not all race for a freed slot: a node tries when
-// its place among the waiting (by name) is within the free slots plus some slack, and any waiting
-// node tries after a quiet spell whatever its place, so a waiting node that died holds nobody up.
+// before a restart) is skipped. A node reports `waiting` once its release is downloaded, verified
+// and unpacked (or refused), so the line holds nodes ready to converge and a slot is never held
+// while its node downloads. Waiting nodes do not all race for a freed slot: the node at place p
+// among the waiting (by name) tries the p-th free slot at once, with one transaction, straight from
+// the watch event that freed it; the next LINE_SLACK nodes try a little later if the slot is still
+// free then (a head of the line that died or lags is passed over within SLACK_MS, without a race
+// on every hand-off); a claim that lost skips that slot until its key changes again; and any
+// waiting node tries after a quiet spell whatever its place, so a waiting node that died holds
+// nobody up.
 //
 // Late nodes: at boot, before the boot provision, the node converges its group's current release
 // (groups/GROUP/release) if it is not the one it runs. No slot is taken for that.
@@ -47,8 +53,12 @@ const MESSAGE_CAP = 4000
 const RESULT_RETRY_CAP_MS = 2000
 /** A waiting node out of line tries anyway after this long without a slot (ms, jittered). */
 const QUIET_MS = 2000
-/** How far past the free slots a waiting node still tries: room for views a few events apart. */
+/** How far past the free slots a waiting node still tries: room for views a few events apart, or a dead head of the line. */
 const LINE_SLACK = 2
+/** How long a node past the free slots (within LINE_SLACK) lets the nodes ahead of it claim first (ms, per place). */
+const SLACK_MS = 25
+/** How long a node waits for its release before it gets in line anyway (it then fetches holding a slot). */
+const FETCH_BEFORE_LINE_MS = 120_000
 
 export class Deployer {
   private readonly clock: Clock
@@ -56,6 +66,9 @@ export class Deployer {
   private active: {id: string; phase: 'reporting' | 'waiting' | 'claiming' | 'running'; leasing: Promise<StoreLease>; since: number; fetched?: Promise<InstalledRelease>} | undefined
   private timer: unknown
   private quietTimer: unknown
+  private slackTimer: unknown
+  /** Slots whose claim this node lost, with the slot's change count then: skipped until it changes. */
+  private lostClaims = new Map<number, number>()
   private unsubscribe: (() => void) | undefined
   private stopped = false
   private running: Promise<void> | undefined
@@ -128,6 +141,20 @@ export class Deployer {
   }
 
   private async join(id: string, reported: boolean): Promise<void> {
+    const fetched = this.active?.fetched
+    if (fetched && !reported) {
+      // In line only once ready (or refused: that is reported once a slot is taken), bounded so a
+      // download that hangs does not keep the node out of the rollout.
+      let timer: unknown
+      await Promise.race([
+        fetched.then(() => undefined, () => undefined),
+        new Promise<void>((resolve) => {
+          timer = this.clock.setTimeout(resolve, FETCH_BEFORE_LINE_MS)
+        }),
+      ])
+      this.clock.clearTimeout(timer)
+      if (this.active?.id !== id || this.stopped) return
+    }
     try {
       if (!reported) await this.report(id, {state: 'waiting', startedAt: null, finishedAt: null, message: null, lease: null})
       this.options.log.info('deploy: waiting for a slot', {deploy: id})
@@ -139,6 +166,7 @@ export class Deployer {
     }
     if (this.active?.id !== id) return
     this.active.phase = 'waiting'
+    this.lostClaims.clear()
     await this.tryClaim(false)
   }
 
@@ -152,20 +180,24 @@ export class Deployer {
     this.evaluate()
   }
 
-  private async tryClaim(force: boolean): Promise<void> {
+  private async tryClaim(force: boolean, deferred = false): Promise<void> {
     const active = this.active
     if (this.stopped || !active || active.phase !== 'waiting') return
     const {id} = active
     const {feed, node} = this.options
     const now = new Date(this.clock.now())
-    // Read on every event by every waiting node: what the feed computed once for this change.
+    // Read on every event by every waiting node: kept current by the feed at a cost independent of the fleet's size.
     const line = feed.line(id, now)
     if (!line) return this.giveUp(id, 'the request is gone')
+    // Far back in the line with both timers armed: nothing to do on this event (the common case).
+    if (!force && line.open && this.timer !== undefined && this.quietTimer !== undefined) {
+      const place = line.place(node)
+      if (place === undefined || place >= line.free.length + LINE_SLACK) return
+    }
     if (!line.open) {
       const state = feed.state(id)
       if (!state) return this.giveUp(id, 'the request is gone')
-      const {progress} = line
-      if (state.stop === undefined && progress.failures > state.request.maxErrors) await this.writeStop(id, state.request)
+      if (state.stop === undefined && line.failures > state.request.maxErrors) await this.writeStop(id, state.request)
       return this.giveUp(id, state.stop ? `stopped (${state.stop.reason})` : now.getTime() > line.deadline ? 'past the deadline' : 'too many failures')
     }
     // Wake at the deadline (to give up), and after a spell without a slot try out of line: armed
@@ -177,13 +209,35 @@ export class Deployer {
         void this.tryClaim(true)
       }, jitteredDelay(0, QUIET_MS, QUIET_MS * 2))
     }
-    const {free} = line
+    // Slots whose claim this node lost are skipped until their key changes (the winner's claim may
+    // not have reached this node's view yet).
+    for (const [slot, changes] of this.lostClaims) if (line.slotChanges(slot) !== changes) this.lostClaims.delete(slot)
+    const free = line.free.filter((k) => !this.lostClaims.has(k))
     if (free.length === 0) return
-    const place = line.waiting.get(node)
-    // Not in line until its own `waiting` is read back (so hundreds of nodes joining at once do not
-    // all race for the first slots), and then only near the head of the line.
-    if (!force && (place === undefined || place >= free.length + LINE_SLACK)) return
+    const place = line.place(node)
+    let slot: number
+    if (force) {
+      slot = free[Math.floor(Math.random() * free.length)] as number
+    } else {
+      // Not in line until its own `waiting` is read back (so hundreds of nodes joining at once do
+      // not all race for the first slots), and then only at the head of the line.
+      if (place === undefined || place >= line.free.length + LINE_SLACK) return
+      if (place >= line.free.length && !deferred) {
+        // Just past the free slots: the nodes ahead claim first; try later if a slot is still free.
+        if (this.slackTimer === undefined) {
+          this.slackTimer = this.clock.setTimeout(() => {
+            this.slackTimer = undefined
+            void this.tryClaim(false, true)
+          }, SLACK_MS * (place - line.free.length + 1))
+        }
+        return
+      }
+      // The p-th free slot at place p: the nodes at the head each try a different one.
+      slot = (line.free[place % line.free.length] as number)
+      if (this.lostClaims.has(slot)) slot = free[place % free.length] as number
+    }
     active.phase = 'claiming'
+    let claimed = false
     try {
       let lease: StoreLease
       try {
@@ -195,25 +249,28 @@ export class Deployer {
       const value = JSON.stringify({node, at: now.toISOString()})
       const startedAt = now.toISOString()
       const running = this.statusEntry(id, {state: 'running', startedAt, finishedAt: null, message: null, lease: lease.id})
-      // The slot at its place in line first (the nodes at the head each try a different one), then
-      // the others in a random order. The `running` status is written in the claim's transaction.
-      const first = free[(place ?? Math.floor(Math.random() * free.length)) % free.length] as number
-      for (const slot of [first, ...shuffle(free.filter((k) => k !== first))]) {
-        if (await lease.createIfAbsent(rolloutSlotKey(this.options.project, id, slot), value, {unlessExists: rolloutStopKey(this.options.project, id), alsoPut: running})) {
-          if (this.stopped) {
-            await dropLease(active.leasing)
-            return
-          }
-          active.phase = 'running'
-          this.clearTimer()
-          this.running = this.run(id, line.request, slot, lease, startedAt, active.fetched)
+      // One transaction: the slot if free and the rollout not stopped, and the `running` status.
+      const changes = line.slotChanges(slot)
+      if (await lease.createIfAbsent(rolloutSlotKey(this.options.project, id, slot), value, {unlessExists: rolloutStopKey(this.options.project, id), alsoPut: running})) {
+        claimed = true
+        if (this.stopped) {
+          await dropLease(active.leasing)
           return
         }
+        active.phase = 'running'
+        this.clearTimer()
+        this.running = this.run(id, line.request, slot, lease, startedAt, active.fetched)
+        return
       }
+      this.lostClaims.set(slot, changes)
     } catch (error) {
       this.options.log.warn('deploy: claiming a slot failed; trying again', {deploy: id, error: (error as Error).message})
     }
-    if (this.active === active) active.phase = 'waiting'
+    if (this.active === active && !claimed) {
+      active.phase = 'waiting'
+      // Lost to another node: another free slot may be there (that slot is now skipped).
+      if (this.lostClaims.has(slot)) void this.tryClaim(false, true)
+    }
   }
 
   private async run(id: string, request: DeployRequest, slot: number, lease: StoreLease, startedAt: string, fetched: Promise<InstalledRelease> | undefined): Promise<void> {
@@ -319,8 +376,10 @@ export class Deployer {
   private clearTimer(): void {
     if (this.timer !== undefined) this.clock.clearTimeout(this.timer)
     if (this.quietTimer !== undefined) this.clock.clearTimeout(this.quietTimer)
+    if (this.slackTimer !== undefined) this.clock.clearTimeout(this.slackTimer)
     this.timer = undefined
     this.quietTimer = undefined
+    this.slackTimer = undefined
   }
 }
 

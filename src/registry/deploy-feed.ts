@@ -2,40 +2,63 @@
 // under /muster/PROJECT/rollout/ (apart so that etcd's RBAC can let agents write only the latter),
 // read from the registry feed's own watch of the project (follow) or, standalone, from a snapshot and a
 // watch of each prefix (start), folded into one DeployState per deploy id (every value parsed defensively; a malformed one is
-// ignored as if absent). Listeners hear which deploy ids changed. The progress of a rollout and
-// the order of its waiting nodes are computed once per change and shared, so many agents in one
-// process (bench/) can read them on every event.
+// ignored as if absent). Listeners hear which deploy ids changed.
+//
+// What a waiting node reads on every event (RolloutLine: free slots, failures so far, whether slots
+// are still handed out, its place in line) is kept up to date per event at a cost that does not
+// grow with the fleet: counts by state, the running nodes and a Fenwick tree over the targets in
+// name order (a node's place among the waiting is one prefix sum). A full deployProgress() (every
+// node's outcome) is computed only when asked for (the follower, a node that just failed), once per
+// change. A rollout of 500 nodes makes some 3,000 events: recomputing and sorting the whole line on
+// each was most of an agent's CPU during a rollout (bench/deploy.ts).
 import {jitteredDelay, sleep} from '../lib/backoff.js'
-import {type DeployNodeStatus, type DeployProgress, type DeployRequest, type DeployState, type DeployStop, deployProgress, deploysPrefix, mayTakeSlot, parseDeployKey, rolloutsPrefix, parseDeployNodeStatus, parseDeployRequest, parseDeployStop} from './deploys.js'
+import {type DeployNodeState, type DeployNodeStatus, type DeployProgress, type DeployRequest, type DeployState, type DeployStop, deployProgress, deploysPrefix, mayTakeSlot, parseDeployKey, rolloutsPrefix, parseDeployNodeStatus, parseDeployRequest, parseDeployStop} from './deploys.js'
 import type {FeedLog, RegistryFeed} from './feed.js'
 import type {RegistryStore, Watch} from './store.js'
 import type {KeyEvent} from './view.js'
+
+/** The waiting line of a rollout whose request has been read: targets in name order, a Fenwick tree of who waits. */
+interface Line {
+  index: Map<string, number>
+  /** Fenwick tree (1-based) over index: 1 where the node's status is waiting. */
+  tree: Int32Array
+  counts: Record<DeployNodeState, number>
+  /** Nodes whose status is running → the lease it names (a running node whose lease holds no slot is lost). */
+  running: Map<string, string | null>
+}
 
 interface Rollout {
   request: DeployRequest | undefined
   statuses: Map<string, DeployNodeStatus>
   /** slot → the lease holding it */
   slots: Map<number, string>
+  /** slot → how often its key changed: a node whose claim lost skips the slot until it changes again. */
+  slotChanges: Map<number, number>
   stop: DeployStop | undefined
   /** The request's targets, once read: statuses of other nodes are not kept. */
   targets: Set<string> | undefined
+  line: Line | undefined
   /** Over well past its deadline: its progress is no longer kept (memory stays bounded by live rollouts). */
   retired: boolean
   version: number
   cache: (RolloutLine & {version: number; halted: boolean}) | undefined
+  progress: {version: number; halted: boolean; progress: DeployProgress} | undefined
 }
 
 /** What a waiting node reads on every event, computed once per change of the rollout. */
 export interface RolloutLine {
   request: DeployRequest
-  progress: DeployProgress
-  /** node → its place among the nodes reporting `waiting`, by name */
-  waiting: Map<string, number>
+  /** Failed nodes plus running nodes whose slot's lease is gone (lost), as deployProgress counts them. */
+  failures: number
   /** Slots 0..n-1 not held. */
   free: number[]
-  /** Whether slots are still handed out (mayTakeSlot): no stop key, not past the deadline, failures within max-errors. */
+  /** Whether slots are still handed out: no stop key, not past the deadline, failures within max-errors. */
   open: boolean
   deadline: number
+  /** A node's place among the nodes reporting `waiting` (by name), or undefined when it is not waiting. */
+  place(node: string): number | undefined
+  /** How often slot k's key has changed (put or delete) so far. */
+  slotChanges(slot: number): number
 }
 
 /** A rollout this long past its deadline is dropped from memory (nothing can start in it any more). */
@@ -52,6 +75,7 @@ export class DeployFeed {
   private unfollow: (() => void) | undefined
   private stopped = false
   private resyncing: Promise<void> | undefined
+  private idsCache: {at: number; ids: string[]} | undefined
   connected = false
 
   constructor(private readonly store: RegistryStore, readonly project: string, private readonly log: FeedLog) {}
@@ -75,6 +99,7 @@ export class DeployFeed {
       }
       const before = new Set(this.rollouts.keys())
       this.rollouts.clear()
+      this.idsCache = undefined
       const changed = this.apply(events)
       for (const id of before) changed.add(id)
       this.emit(changed)
@@ -95,8 +120,13 @@ export class DeployFeed {
 
   /** Ids of the rollouts whose request is present and valid, oldest first (ids sort by time). */
   ids(now = new Date()): string[] {
-    for (const r of this.rollouts.values()) if (!r.retired && r.request && Date.parse(r.request.deadline) + RETIRE_AFTER_MS < now.getTime()) retire(r)
-    return [...this.rollouts].filter(([, r]) => r.request !== undefined && !r.retired).map(([id]) => id).sort()
+    // Read by every deployer on every event: recomputed when the rollouts change, and the retire
+    // check (a clock reading per rollout) at most once a second.
+    if (this.idsCache === undefined || now.getTime() - this.idsCache.at > 1000 || now.getTime() < this.idsCache.at) {
+      for (const r of this.rollouts.values()) if (!r.retired && r.request && Date.parse(r.request.deadline) + RETIRE_AFTER_MS < now.getTime()) retire(r)
+      this.idsCache = {at: now.getTime(), ids: [...this.rollouts].filter(([, r]) => r.request !== undefined && !r.retired).map(([id]) => id).sort()}
+    }
+    return this.idsCache.ids
   }
 
   state(id: string): DeployState | undefined {
@@ -114,31 +144,52 @@ export class DeployFeed {
     return free
   }
 
-  /** The rollout's progress, computed once per change (and again when it passes its deadline). */
+  /** The rollout's progress (every node's outcome), computed once per change (and again when it passes its deadline). */
   progress(id: string, now: Date): DeployProgress | undefined {
-    return this.cached(id, now)?.progress
+    const r = this.rollouts.get(id)
+    if (!r?.request || r.retired) return undefined
+    const halted = now.getTime() > Date.parse(r.request.deadline)
+    if (r.progress?.version !== r.version || r.progress.halted !== halted) {
+      r.progress = {version: r.version, halted, progress: deployProgress(this.state(id) as DeployState, now)}
+    }
+    return r.progress.progress
   }
 
   /** A waiting node's place in line (its rank among nodes reporting `waiting`, by name), or undefined. */
   placeInLine(id: string, node: string, now: Date): number | undefined {
-    return this.cached(id, now)?.waiting.get(node)
+    return this.line(id, now)?.place(node)
   }
 
   /** The rollout as a waiting node reads it (shared by every agent of this process until it changes). */
   line(id: string, now: Date): RolloutLine | undefined {
-    return this.cached(id, now)
-  }
-
-  private cached(id: string, now: Date): Rollout['cache'] {
     const r = this.rollouts.get(id)
     if (!r?.request || r.retired) return undefined
+    // The common call: nothing changed since the last one (a number compare, no date parsing).
+    if (r.cache?.version === r.version && r.cache.halted === now.getTime() > r.cache.deadline) return r.cache
     const deadline = Date.parse(r.request.deadline)
     const halted = now.getTime() > deadline
     if (r.cache?.version !== r.version || r.cache.halted !== halted) {
-      const state = this.state(id) as DeployState
-      const progress = deployProgress(state, now)
-      const waiting = progress.nodes.filter((n) => n.status?.state === 'waiting').map((n) => n.node).sort()
-      r.cache = {version: r.version, halted, request: r.request, progress, waiting: new Map(waiting.map((node, i) => [node, i])), free: this.freeSlots(id), open: mayTakeSlot(progress, state, now), deadline}
+      const line = r.line ?? indexLine(r.request, r.statuses)
+      r.line = line
+      const leases = new Set(r.slots.values())
+      let lost = 0
+      for (const lease of line.running.values()) if (lease === null || !leases.has(lease)) lost++
+      const failures = line.counts.failed + lost
+      const request = r.request
+      r.cache = {
+        version: r.version,
+        halted,
+        request,
+        failures,
+        free: this.freeSlots(id),
+        open: mayTakeSlot({request, stop: r.stop}, failures, now),
+        deadline,
+        place: (node) => {
+          const i = line.index.get(node)
+          return i === undefined || r.statuses.get(node)?.state !== 'waiting' ? undefined : prefixSum(line.tree, i)
+        },
+        slotChanges: (slot) => r.slotChanges.get(slot) ?? 0,
+      }
     }
     return r.cache
   }
@@ -157,6 +208,7 @@ export class DeployFeed {
     if (this.stopped) return
     const before = new Set(this.rollouts.keys())
     this.rollouts.clear()
+    this.idsCache = undefined
     const changed = this.apply(snapshots.flatMap((s) => s.events))
     for (const id of before) changed.add(id)
     for (const [i, prefix] of prefixes.entries()) {
@@ -202,8 +254,9 @@ export class DeployFeed {
       let r = this.rollouts.get(parsed.id)
       if (!r) {
         if (event.type === 'delete') continue
-        r = {request: undefined, statuses: new Map(), slots: new Map(), stop: undefined, targets: undefined, retired: false, version: 0, cache: undefined}
+        r = {request: undefined, statuses: new Map(), slots: new Map(), slotChanges: new Map(), stop: undefined, targets: undefined, line: undefined, retired: false, version: 0, cache: undefined, progress: undefined}
         this.rollouts.set(parsed.id, r)
+        this.idsCache = undefined
       }
       const put = event.type === 'put'
       switch (parsed.kind) {
@@ -218,13 +271,19 @@ export class DeployFeed {
               for (const slot of [...r.slots.keys()]) if (slot >= r.request.n) r.slots.delete(slot)
               if (Date.parse(r.request.deadline) + RETIRE_AFTER_MS < Date.now()) retire(r)
             }
+            this.idsCache = undefined
           }
-          if (!put) r.request = undefined
+          if (!put) {
+            r.request = undefined
+            r.line = undefined
+            this.idsCache = undefined
+          }
           break
         case 'node': {
           if (r.retired || (put && r.targets !== undefined && !r.targets.has(parsed.node))) continue
           if (put && r.targets === undefined && r.statuses.size >= UNREQUESTED_CAP && !r.statuses.has(parsed.node)) continue
           const status = put ? parseDeployNodeStatus(parsed.node, event.value) : undefined
+          if (r.line) track(r.line, parsed.node, r.statuses.get(parsed.node), status)
           if (status) r.statuses.set(parsed.node, status)
           else r.statuses.delete(parsed.node)
           break
@@ -235,6 +294,7 @@ export class DeployFeed {
           if (put && event.lease !== undefined && event.lease !== '0') r.slots.set(parsed.slot, event.lease)
           else if (put) r.slots.set(parsed.slot, '0')
           else r.slots.delete(parsed.slot)
+          r.slotChanges.set(parsed.slot, (r.slotChanges.get(parsed.slot) ?? 0) + 1)
           break
         case 'stop':
           if (put) r.stop ??= parseDeployStop(event.value) ?? {reason: 'cancelled', at: new Date(0).toISOString(), by: 'unreadable stop key'}
@@ -258,5 +318,43 @@ function retire(r: Rollout): void {
   r.retired = true
   r.statuses.clear()
   r.slots.clear()
+  r.slotChanges.clear()
+  r.line = undefined
   r.cache = undefined
+  r.progress = undefined
+}
+
+/** The waiting line from scratch (once, when the request is first read). */
+function indexLine(request: DeployRequest, statuses: ReadonlyMap<string, DeployNodeStatus>): Line {
+  const names = [...new Set(Object.values(request.targets).flat())].sort()
+  const line: Line = {index: new Map(names.map((n, i) => [n, i])), tree: new Int32Array(names.length + 1), counts: {waiting: 0, running: 0, ok: 0, failed: 0}, running: new Map()}
+  for (const [node, status] of statuses) track(line, node, undefined, status)
+  return line
+}
+
+/** Moves a targeted node from its old status to its new one in the line's counts, running set and tree. */
+function track(line: Line, node: string, before: DeployNodeStatus | undefined, after: DeployNodeStatus | undefined): void {
+  const i = line.index.get(node)
+  if (i === undefined) return
+  if (before) {
+    line.counts[before.state]--
+    if (before.state === 'waiting') addAt(line.tree, i, -1)
+    if (before.state === 'running') line.running.delete(node)
+  }
+  if (after) {
+    line.counts[after.state]++
+    if (after.state === 'waiting') addAt(line.tree, i, 1)
+    if (after.state === 'running') line.running.set(node, after.lease)
+  }
+}
+
+function addAt(tree: Int32Array, i: number, delta: number): void {
+  for (let k = i + 1; k < tree.length; k += k & -k) tree[k] = (tree[k] as number) + delta
+}
+
+/** How many of positions 0..i-1 are set. */
+function prefixSum(tree: Int32Array, i: number): number {
+  let sum = 0
+  for (let k = i; k > 0; k -= k & -k) sum += tree[k] as number
+  return sum
 }

@@ -248,7 +248,10 @@ export function deployProgress(state: DeployState, now: Date): DeployProgress {
   return {nodes, counts, failures, done: finished, ok: nodes.length > 0 && counts.ok === nodes.length}
 }
 
-/** Whether a node may take a slot now (the stop key is checked again inside the claim's transaction). */
-export function mayTakeSlot(progress: DeployProgress, state: DeployState, now: Date): boolean {
-  return state.stop === undefined && now.getTime() <= Date.parse(state.request.deadline) && progress.failures <= state.request.maxErrors
+/**
+ * Whether a node may take a slot now, given the failures so far (DeployProgress.failures, or the
+ * deploy feed's running count of them); the stop key is checked again inside the claim's transaction.
+ */
+export function mayTakeSlot(state: Pick<DeployState, 'request' | 'stop'>, failures: number, now: Date): boolean {
+  return state.stop === undefined && now.getTime() <= Date.parse(state.request.deadline) && failures <= state.request.maxErrors
 }

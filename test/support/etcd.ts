@@ -25,6 +25,8 @@ export interface EtcdServer {
   /** halt() then resume(): keys survive, leases keep their remaining TTL as etcd rules. */
   restart(): Promise<void>
   isRunning(): boolean
+  /** The etcd process's pid while it runs (bench/: its CPU time from /proc). */
+  pid(): number | undefined
   /** Stops it and removes the temp dir. */
   stop(): Promise<void>
 }
@@ -103,6 +105,7 @@ export async function startEtcd(options: StartEtcdOptions = {}): Promise<EtcdSer
       await resume()
     },
     isRunning: () => proc !== undefined && !proc.hasExited(),
+    pid: () => proc?.child.pid,
     async stop(): Promise<void> {
       await halt()
       removeDir(dir)
