@@ -120,18 +120,29 @@ export async function stopDeploy(store: RegistryStore, project: string, id: stri
 
 /**
  * When the rollout should end, from what finished so far: the mean run of the nodes that finished,
- * times the batches left (nodes not finished / n). Undefined before any node finished.
+ * times the batches left (nodes not finished / n), as of the last finish. Given `now`, the time
+ * since that finish is taken off (never below 0), so the ETA counts down between finishes instead
+ * of standing still until the next one. Undefined before any node finished.
  */
-export function estimateRemainingMs(progress: DeployProgress, n: number): number | undefined {
-  const runs = progress.nodes
-    .map((p) => p.status)
-    .filter((s): s is DeployNodeStatus => s !== undefined && (s.state === 'ok' || s.state === 'failed') && s.startedAt !== null && s.finishedAt !== null)
-    .map((s) => Date.parse(s.finishedAt as string) - Date.parse(s.startedAt as string))
-    .filter((ms) => Number.isFinite(ms) && ms >= 0)
-  if (runs.length === 0) return undefined
-  const mean = runs.reduce((a, b) => a + b, 0) / runs.length
+export function estimateRemainingMs(progress: DeployProgress, n: number, now?: Date): number | undefined {
+  let total = 0
+  let count = 0
+  let lastFinish = -Infinity
+  for (const {status: s} of progress.nodes) {
+    if (s === undefined || (s.state !== 'ok' && s.state !== 'failed') || s.startedAt === null || s.finishedAt === null) continue
+    const finished = Date.parse(s.finishedAt)
+    const ms = finished - Date.parse(s.startedAt)
+    if (!Number.isFinite(ms) || ms < 0) continue
+    total += ms
+    count++
+    lastFinish = Math.max(lastFinish, finished)
+  }
+  if (count === 0) return undefined
   const left = progress.counts.waiting + progress.counts.running
-  return mean * Math.ceil(left / Math.max(1, n))
+  const estimate = (total / count) * Math.ceil(left / Math.max(1, n))
+  // A finish stamped by a node's clock ahead of ours takes nothing off.
+  const since = now === undefined ? 0 : Math.max(0, now.getTime() - lastFinish)
+  return Math.max(0, estimate - since)
 }
 
 export const FAILED_OUTCOMES: readonly NodeOutcome[] = ['failed', 'lost', 'timed-out', 'skipped']
@@ -268,18 +279,18 @@ export async function followDeploy(options: FollowOptions): Promise<FollowResult
           }
         }
         if (finished) return
-        handlers.update({progress, request, stop: keys.stop, elapsedMs: at.getTime() - started, etaMs: estimateRemainingMs(progress, request.n)})
+        handlers.update({progress, request, stop: keys.stop, elapsedMs: at.getTime() - started, etaMs: estimateRemainingMs(progress, request.n, at)})
         if (progress.done) return finish({progress, stop: keys.stop, detached: false, gaveUp: false})
         if (at.getTime() > deadline + graceMs) return finish({progress, stop: keys.stop, detached: false, gaveUp: true})
       }
       let busy = false
       let again = false
       let outage = false
-      const run = (): void => {
+      const run = (fromEvent = false): void => {
         if (finished) return
         if (busy) {
-          // Asked for while a tick runs (an event that may end the rollout): one more right after.
-          again = true
+          // An event that may end the rollout while a tick runs: one more tick right after.
+          if (fromEvent) again = true
           return
         }
         busy = true
@@ -304,11 +315,11 @@ export async function followDeploy(options: FollowOptions): Promise<FollowResult
             busy = false
             if (again) {
               again = false
-              run()
+              run(true)
             }
           })
       }
-      timer = setInterval(run, options.tickMs ?? 250)
+      timer = setInterval(() => run(), options.tickMs ?? 250)
       let checking: NodeJS.Timeout | undefined
       let failuresSeen = 0
       onEvents = () => {
@@ -318,7 +329,7 @@ export async function followDeploy(options: FollowOptions): Promise<FollowResult
           const state = keys.state()
           if (finished || !state) return
           const progress = deployProgress(state, now())
-          if (progress.done || progress.failures > failuresSeen) run()
+          if (progress.done || progress.failures > failuresSeen) run(true)
           failuresSeen = progress.failures
         }, EVENT_CHECK_MS)
       }
@@ -388,18 +399,29 @@ export function deployElapsedMs(progress: DeployProgress, request: DeployRequest
 
 export interface DeployCancelData {
   id: string
-  stop: DeployStop
-  /** False when the deploy had stopped already (the stop that stands is reported). */
+  /** The stop that stands (null: the deploy finished without one and nothing was written). */
+  stop: DeployStop | null
+  /** False when the deploy had stopped or finished already (nothing was written). */
   written: boolean
+  /** True when every node had finished already (ok, failed, lost or timed out): nothing to cancel. */
+  finished: boolean
+  /** The finished deploy's counts (null unless finished). */
+  counts: DeployProgress['counts'] | null
   /** Nodes still running: they finish their run. */
   running: string[]
   /** Nodes that had not started and now never will. */
   notStarted: string[]
 }
 
-/** Writes the deploy's stop key (reason: cancelled) unless it has one; idempotent. */
+/**
+ * Writes the deploy's stop key (reason: cancelled) unless it has one; idempotent. A deploy whose
+ * nodes have all finished is left alone: a stop key written then would read as if the deploy had
+ * been cut short (deploy:status would say "no further node starts: cancelled").
+ */
 export async function cancelDeploy(store: RegistryStore, project: string, id: string, now: Date = new Date(), env: NodeJS.ProcessEnv = process.env): Promise<DeployCancelData> {
   const keys = await readDeploy(store, project, id)
+  const before = deployProgress(keys.state() as DeployState, now)
+  if (before.done) return {id, stop: keys.stop ?? null, written: false, finished: true, counts: before.counts, running: [], notStarted: []}
   const {stop, written} = keys.stop ? {stop: keys.stop, written: false} : await stopDeploy(store, project, id, 'cancelled', now, env)
   const after = await readDeploy(store, project, id)
   const progress = deployProgress(after.state() as DeployState, now)
@@ -407,6 +429,8 @@ export async function cancelDeploy(store: RegistryStore, project: string, id: st
     id,
     stop,
     written,
+    finished: false,
+    counts: null,
     running: progress.nodes.filter((e) => e.outcome === 'running').map((e) => e.node),
     notStarted: progress.nodes.filter((e) => e.outcome === 'skipped' || e.outcome === 'timed-out' || e.outcome === 'waiting').map((e) => e.node),
   }

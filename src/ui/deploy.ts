@@ -182,8 +182,13 @@ export function formatDeployHeader(request: DeployRequest, stop: DeployStop | un
 }
 
 export function formatCancel(result: DeployCancelData): string {
+  if (result.finished) {
+    const counts = Object.entries(result.counts ?? {}).filter(([, n]) => n > 0).map(([outcome, n]) => `${outcome} ${n}`).join(' · ')
+    const stopped = result.stop ? `; ${formatStop(result.stop)}` : ''
+    return `Deploy ${result.id} has finished (${counts || 'no nodes'}${stopped}): nothing to cancel, nothing written.\n`
+  }
   const lines = [
-    result.written ? `Deploy ${result.id} cancelled: no further node starts.` : `Deploy ${result.id} had stopped already (${formatStop(result.stop)}); nothing changed.`,
+    result.written || !result.stop ? `Deploy ${result.id} cancelled: no further node starts.` : `Deploy ${result.id} had stopped already (${formatStop(result.stop)}); nothing changed.`,
     result.running.length > 0 ? `Still running (they finish their run): ${result.running.map((n) => neutralise(n)).join(', ')}` : 'Nothing is running.',
   ]
   if (result.written && result.notStarted.length > 0) lines.push(`Will not start: ${result.notStarted.map((n) => neutralise(n)).join(', ')}`)

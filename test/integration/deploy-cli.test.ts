@@ -391,5 +391,20 @@ describe('instance:deploy, deploy:status, deploy:cancel (real etcd, moto S3, CLI
       const status = await startMuster(['deploy:status', ids[1] as string], {cwd: project.dir, env}).result
       expect(status.stdout).to.match(/web-4\s+web\s+not started \(stopped\)/).and.contain('no further node starts: cancelled')
     })
+
+    it('deploy:cancel of a deploy whose nodes have all finished says so and writes nothing', async () => {
+      const id = '20261125T120000Z-cccccc'
+      await client.put(`/muster/${project.project}/deploys/${id}`).value(JSON.stringify({...JSON.parse(requestFor(id)), targets: {web: ['web-1', 'web-2']}})).exec()
+      await client.put(`/muster/${project.project}/rollout/${id}/nodes/web-1`).value(nodeStatus('web-1', 'web', 'ok')).exec()
+      await client.put(`/muster/${project.project}/rollout/${id}/nodes/web-2`).value(nodeStatus('web-2', 'web', 'failed', {message: 'exit 1'})).exec()
+      const run = await startMuster(['deploy:cancel', id], {cwd: project.dir, env}).result
+      expect(run.code, run.stderr).to.equal(0)
+      expect(run.stdout).to.contain(`Deploy ${id} has finished (ok 1 · failed 1): nothing to cancel, nothing written.`)
+      expect([...(await readPrefix(client, `/muster/${project.project}/rollout/${id}/`)).keys()].filter((k) => !k.includes('/nodes/')), 'no stop key').to.deep.equal([])
+      const json = await startMuster(['deploy:cancel', id, '--json'], {cwd: project.dir, env}).result
+      expect(JSON.parse(json.stdout)).to.deep.include({finished: true, written: false, stop: null, running: [], notStarted: []})
+      const status = await startMuster(['deploy:status', id], {cwd: project.dir, env}).result
+      expect(status.stdout).to.not.contain('no further node starts')
+    })
   })
 })

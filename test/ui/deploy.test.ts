@@ -131,6 +131,20 @@ describe('deploy numbers', () => {
     const none = deployProgress({request, statuses: new Map(), slotLeases: new Set(), stop: undefined}, new Date('2026-11-25T19:00:01Z'))
     expect(estimateRemainingMs(none, 2)).to.equal(undefined)
   })
+
+  it('counts the ETA down between finishes, from the last one, never below zero', () => {
+    const p = progress()
+    // The last finish was web-2's at 19:00:40: 60 s left then.
+    expect(estimateRemainingMs(p, 2, new Date('2026-11-25T19:00:40.000Z'))).to.equal(60_000)
+    expect(estimateRemainingMs(p, 2, new Date('2026-11-25T19:00:50.000Z'))).to.equal(50_000)
+    expect(estimateRemainingMs(p, 2, new Date('2026-11-25T19:01:30.000Z'))).to.equal(10_000)
+    expect(estimateRemainingMs(p, 2, new Date('2026-11-25T19:05:00.000Z'))).to.equal(0)
+    // A clock behind the nodes' takes nothing off.
+    expect(estimateRemainingMs(p, 2, new Date('2026-11-25T19:00:30.000Z'))).to.equal(60_000)
+    const line = (at: string) => formatProgressLine({progress: p, elapsedMs: Date.parse(at) - Date.parse(request.requestedAt), etaMs: estimateRemainingMs(p, 2, new Date(at)), stop: undefined})
+    expect(line('2026-11-25T19:00:45.000Z')).to.contain('ETA 0:55')
+    expect(line('2026-11-25T19:00:55.000Z')).to.contain('ETA 0:45')
+  })
 })
 
 describe('a deploy\'s keys as the follower reads them (DeployKeys)', () => {

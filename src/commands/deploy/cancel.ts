@@ -9,7 +9,7 @@ import {formatCancel} from '../../ui/deploy.js'
 
 export default class DeployCancel extends MusterCommand {
   static override summary = 'Stop a deploy: no further node starts; runs already going finish.'
-  static override description = `Writes the deploy's stop key (reason "cancelled"): agents take no further slot, so nodes that have not started never do. A node already provisioning finishes its run. Cancelling a deploy that has stopped already (cancelled, timed out, too many failures) changes nothing and says so; the exit is 0 either way. It lists the nodes still running.`
+  static override description = `Writes the deploy's stop key (reason "cancelled"): agents take no further slot, so nodes that have not started never do. A node already provisioning finishes its run. Cancelling a deploy that has stopped already (cancelled, timed out, too many failures) or whose nodes have all finished changes nothing and says so; the exit is 0 either way. It lists the nodes still running.`
   static override examples = [
     {description: 'Cancel a deploy', command: '<%= config.bin %> <%= command.id %> 20261125T193000Z-a1b2c3'},
     {description: 'Cancel the newest deploy', command: "<%= config.bin %> <%= command.id %> \"$(<%= config.bin %> deploy:status --json | jq -r .id)\""},
