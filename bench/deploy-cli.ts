@@ -1,34 +1,29 @@
-// instance:deploy through the real CLI (issue 11's scale figures, the CLI's side): N agents
-// (default 500) in this one process, as in bench/deploy.ts (one etcd client, one registry feed, one
-// deploy feed, a Deployer each, a provision that takes 100 ms), registered as live nodes of group
-// `web`; the release bucket is moto's S3 (each object fetched once for all the in-process agents,
-// which is what N machines would each do). Each run spawns `muster instance:deploy web -n 25 --yes
-// --json` from dist/ (run `npm run build` first) and measures:
+// instance:deploy through the real CLI (issue 11's scale figures, the CLI's side).
+//
+//   Run (one command):  npm run build && npx tsx bench/deploy-cli.ts
+//   Options:            [--agents 500] [--slots 25] [--provision-ms 100] [--runs 3] [--workers 5]
+//
+// The same simulated fleet as bench/deploy.ts (--agents agents over --workers processes, see
+// bench/deploy-agents.ts), registered as live nodes of group `web`; the release bucket is moto's
+// S3 (each worker process fetches each object once for its agents, as each machine would). Each
+// run spawns `muster instance:deploy web -n 25 --yes --json` from dist/ and measures:
 //   - the rollout: from the request's requestedAt to the last node's finishedAt, against the ideal
 //     ceil(N / n) × 100 ms (20 × 100 ms for 500 and 25);
 //   - the CLI's whole run (start-up, plan of N targets, pack, upload, follow, summary of N rows);
-//   - the CLI's peak RSS (VmHWM from /proc/PID/status, read until it exits).
-// Run: npx tsx bench/deploy-cli.ts [--agents N] [--slots n] [--provision-ms MS] [--runs R].
+//   - the CLI's peak RSS (VmHWM from /proc/PID/status, read until it exits) and its CPU time.
 // Prints each run and the medians; asserts nothing.
 import {spawn} from 'node:child_process'
 import {mkdirSync, readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
-import {Agent} from '../src/agent/agent.js'
-import {Deployer} from '../src/agent/deployer.js'
-import type {Identity} from '../src/agent/identity.js'
-import {silentLogger} from '../src/agent/log.js'
-import type {Provisioner} from '../src/agent/provisioner.js'
-import {DeployFeed} from '../src/registry/deploy-feed.js'
 import {openEtcd} from '../src/registry/etcd.js'
-import {RegistryFeed} from '../src/registry/feed.js'
-import {openReleaseBucket, type ReleaseBucket} from '../src/release/bucket.js'
 import {binRun} from '../test/support/cli.js'
 import {createBucket} from '../test/support/deploy.js'
 import {startEtcd} from '../test/support/etcd.js'
 import {startMoto} from '../test/support/moto.js'
 import {makeTempDir, removeDir} from '../test/support/process.js'
 import {maxConcurrent} from '../test/support/release.js'
+import {cpuMsOf, median, startFleet} from './fleet.js'
 
 const arg = (name: string, fallback: number): number => {
   const i = process.argv.indexOf(name)
@@ -38,15 +33,10 @@ const AGENTS = arg('--agents', 500)
 const SLOTS = arg('--slots', 25)
 const PROVISION_MS = arg('--provision-ms', 100)
 const RUNS = arg('--runs', 3)
+const WORKERS = arg('--workers', 5)
 const BUCKET = 'bench-cli-releases'
 const PROJECT = 'bench-deploy-cli'
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
-const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? NaN
-
-function identity(node: string): Identity {
-  return {node, group: 'web', address: '127.0.0.1', services: [], dependsOn: [], dna: {id: 'web'}, dnaFile: '-', projectDir: '-'}
-}
 
 /** VmHWM (peak resident set) of a live process, in KiB; undefined once it has gone. */
 function peakKiB(pid: number): number | undefined {
@@ -71,64 +61,21 @@ async function main(): Promise<void> {
     web: {autoscale: {timeout: 60, node_min: AGENTS, node_max: AGENTS}},
   }))
 
-  // The in-process agents share one download of each object, as if each fetched its own.
-  const s3 = openReleaseBucket({bucket: BUCKET})
-  const cache = new Map<string, Promise<Buffer>>()
-  const openBucket = (bucket: string): ReleaseBucket => ({
-    bucket,
-    get: (key) => {
-      let body = cache.get(key)
-      if (!body) {
-        body = s3.get(key)
-        cache.set(key, body)
-      }
-      return body
-    },
-    exists: (key) => s3.exists(key),
-    put: (key, body, type) => s3.put(key, body, type),
-  })
-  const runs: Array<{node: string; start: number; end: number; reason: string}> = []
-  const provisioner = (node: string): Provisioner => ({
-    run: async (request) => {
-      const start = Date.now()
-      await sleep(PROVISION_MS)
-      runs.push({node, start, end: Date.now(), reason: request.reason})
-      return {ok: true, exitCode: 0, signal: null, tail: '', durationMs: Date.now() - start}
-    },
-    cancel: () => undefined,
-  })
-
+  const fleet = await startFleet({endpoint: etcd.endpoint, project: PROJECT, group: 'web', provisionMs: PROVISION_MS, dir, agents: AGENTS, workers: WORKERS})
+  fleet.send({type: 'bucket', bucket: BUCKET})
   const store = openEtcd({endpoints: [etcd.endpoint]})
-  const feed = new RegistryFeed(store, PROJECT, silentLogger)
-  const deploys = new DeployFeed(store, PROJECT, silentLogger)
-  await feed.start()
-  await deploys.start()
-  const agents: Agent[] = []
-  const deployers: Deployer[] = []
-  const nodes = Array.from({length: AGENTS}, (_, i) => `web-${String(i).padStart(4, '0')}`)
-  for (let i = 0; i < nodes.length; i += 100) {
-    await Promise.all(nodes.slice(i, i + 100).map(async (node) => {
-      const stateDir = join(dir, node)
-      const agent = new Agent({identity: identity(node), project: PROJECT, ttlSeconds: 30, wait: {minMs: 0, maxMs: 0}, drainMs: 0, stateDir, store, feed, provisioner: provisioner(node), log: silentLogger, writeFile: async () => undefined, bootProvision: false})
-      await agent.start()
-      const deployer = new Deployer({project: PROJECT, node, group: 'web', stateDir, ttlSeconds: 30, store, feed: deploys, target: agent, log: silentLogger, fetch: {openBucket}})
-      deployer.start()
-      agents.push(agent)
-      deployers.push(deployer)
-    }))
-  }
 
   const ideal = Math.ceil(AGENTS / SLOTS) * PROVISION_MS
   const rollouts: number[] = []
   const clis: number[] = []
   const peaks: number[] = []
-  console.log(`muster instance:deploy web -n ${SLOTS} against ${AGENTS} in-process agents, provision ${PROVISION_MS} ms (ideal rollout ${ideal} ms), ${RUNS} runs:`)
+  console.log(`muster instance:deploy web -n ${SLOTS} against ${AGENTS} agents in ${WORKERS} processes, provision ${PROVISION_MS} ms (ideal rollout ${ideal} ms), ${RUNS} runs:`)
   for (let run = 0; run < RUNS; run++) {
     // A different run list each time: a new release, so each run packs, uploads and diffs.
     const nodesFile = JSON.parse(readFileSync(join(projectDir, 'nodes.json'), 'utf8')) as {web: Record<string, unknown>}
     nodesFile.web.run_list = [`recipe[run${run}]`]
     writeFileSync(join(projectDir, 'nodes.json'), JSON.stringify(nodesFile))
-    runs.length = 0
+    await fleet.collect()
     const started = Date.now()
     const child = spawn(process.execPath, [binRun, 'instance:deploy', 'web', '-n', String(SLOTS), '--yes', '--json'], {
       cwd: projectDir,
@@ -140,8 +87,10 @@ async function main(): Promise<void> {
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
     let peak = 0
+    let cliCpu = 0
     const sampler = setInterval(() => {
       peak = Math.max(peak, peakKiB(child.pid ?? -1) ?? 0)
+      cliCpu = cpuMsOf(child.pid) ?? cliCpu
     }, 20)
     const code = await new Promise<number>((resolve) => child.once('close', (c) => resolve(c ?? -1)))
     clearInterval(sampler)
@@ -156,17 +105,14 @@ async function main(): Promise<void> {
     const lastFinish = Math.max(...out.result.nodes.map((n) => Date.parse(n.finishedAt ?? '')))
     const rollout = lastFinish - requestedAt
     const ok = out.result.nodes.filter((n) => n.outcome === 'ok').length
-    const deployRuns = runs.filter((r) => r.reason === 'deploy')
+    const deployRuns = (await fleet.collect()).runs.filter((r) => r.reason === 'deploy')
     rollouts.push(rollout)
     clis.push(cli)
     peaks.push(peak)
-    console.log(`  run ${run + 1}: rollout ${rollout} ms (${(rollout / ideal).toFixed(2)}x ideal), CLI run ${cli} ms (start-up, plan, pack, upload, follow, summary), ok ${ok}/${AGENTS}, most at once ${maxConcurrent(deployRuns)}, CLI peak RSS ${(peak / 1024).toFixed(0)} MiB`)
+    console.log(`  run ${run + 1}: rollout ${rollout} ms (${(rollout / ideal).toFixed(2)}x ideal), CLI run ${cli} ms (start-up, plan, pack, upload, follow, summary), ok ${ok}/${AGENTS}, most at once ${maxConcurrent(deployRuns)}, CLI peak RSS ${(peak / 1024).toFixed(0)} MiB, CLI CPU ≥ ${cliCpu} ms`)
   }
   console.log(`  median rollout ${median(rollouts)} ms = ${(median(rollouts) / ideal).toFixed(2)}x the ideal ${ideal} ms; median CLI run ${median(clis)} ms; median CLI peak RSS ${(median(peaks) / 1024).toFixed(0)} MiB`)
-  await Promise.all(deployers.map((d) => d.stop()))
-  await Promise.all(agents.map((a) => a.stop()))
-  await deploys.stop()
-  await feed.stop()
+  await fleet.stop()
   store.close()
   await Promise.all([etcd.stop(), moto.stop()])
   removeDir(dir)

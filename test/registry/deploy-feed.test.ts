@@ -81,4 +81,49 @@ describe('DeployFeed', function () {
     expect(feed.state(old)).to.equal(undefined)
     expect(feed.ids(new Date(Date.now() + 2 * 3_600_000))).to.deep.equal([])
   })
+
+  it('keeps the waiting line, the failures and the slots\' changes current event by event, as deployProgress counts them', async function () {
+    const id = newDeployId(new Date())
+    const targets = ['web-3', 'web-1', 'web-5', 'web-2', 'web-4']
+    const {store, send} = memoryStore([
+      put(rolloutNodeKey(P, id, 'web-3'), status('web-3', 'waiting')),
+      put(deployKey(P, id), JSON.stringify({...request(id, 60_000, targets), maxErrors: 1})),
+    ])
+    const feed = new DeployFeed(store, P, silent)
+    await feed.start()
+    const line = () => feed.line(id, new Date())
+    const agrees = () => expect(line()?.failures, 'failures as deployProgress counts them').to.equal(feed.progress(id, new Date())?.failures)
+    expect(line()?.place('web-3')).to.equal(0)
+    send([put(rolloutNodeKey(P, id, 'web-1'), status('web-1', 'waiting')), put(rolloutNodeKey(P, id, 'web-5'), status('web-5', 'waiting'))])
+    expect(['web-1', 'web-3', 'web-5', 'web-2'].map((n) => line()?.place(n))).to.deep.equal([0, 1, 2, undefined])
+    expect(line()?.free).to.deep.equal([0, 1])
+
+    // web-1 claims slot 0 (its running status in the same transaction): the line moves up.
+    send([put(rolloutSlotKey(P, id, 0), '{}', '9'), put(rolloutNodeKey(P, id, 'web-1'), status('web-1', 'running', '9'))])
+    expect(['web-1', 'web-3', 'web-5'].map((n) => line()?.place(n))).to.deep.equal([undefined, 0, 1])
+    expect(line()?.free).to.deep.equal([1])
+    expect(line()?.slotChanges(0)).to.equal(1)
+    expect(line()?.failures).to.equal(0)
+    agrees()
+
+    // Its lease expires: the slot goes, web-1 is lost (one failure, within --max-errors 1).
+    send([{type: 'delete', key: rolloutSlotKey(P, id, 0), value: '', lease: '0'}])
+    expect(line()?.slotChanges(0)).to.equal(2)
+    expect(line()?.failures).to.equal(1)
+    expect(line()?.open).to.equal(true)
+    agrees()
+
+    // web-3 runs and fails: two failures, no further slot handed out.
+    send([put(rolloutSlotKey(P, id, 1), '{}', '10'), put(rolloutNodeKey(P, id, 'web-3'), status('web-3', 'running', '10'))])
+    send([put(rolloutNodeKey(P, id, 'web-3'), status('web-3', 'failed'))])
+    expect(line()?.failures).to.equal(2)
+    expect(line()?.open).to.equal(false)
+    agrees()
+
+    // A status deleted leaves the line; statuses of nodes not targeted never enter it.
+    send([{type: 'delete', key: rolloutNodeKey(P, id, 'web-5'), value: '', lease: '0'}, put(rolloutNodeKey(P, id, 'web-9'), status('web-9', 'waiting'))])
+    expect(line()?.place('web-5')).to.equal(undefined)
+    expect(line()?.place('web-9')).to.equal(undefined)
+    expect(feed.progress(id, new Date())?.counts).to.include({waiting: 3, running: 0, ok: 0, failed: 1, lost: 1})
+  })
 })
