@@ -91,10 +91,21 @@ async function main(): Promise<void> {
     const last = Math.max(...deployRuns.map((r) => r.end))
     const gaps = handOffs(deployRuns, SLOTS)
     const handOff = median(gaps)
+    // The hand-off in two parts, from the nodes' own statuses (startedAt: when a node began its claim,
+    // on the event that freed a slot; finishedAt: just before it wrote its result): result written →
+    // next claim begun (result write, watch delivery, the waiting node's reaction), and claim begun →
+    // provision running (the claim transaction, the switch to the release, the agent's run).
+    const statuses = [...(deploys.state(id)?.statuses.values() ?? [])]
+    const claimBegun = new Map(statuses.map((st) => [st.node, Date.parse(st.startedAt ?? '')]))
+    const finishes = statuses.map((st) => Date.parse(st.finishedAt ?? '')).sort((a, b) => a - b)
+    const begins = statuses.map((st) => Date.parse(st.startedAt ?? '')).sort((a, b) => a - b)
+    const notice = begins.slice(SLOTS).map((b, k) => b - (finishes[k] as number))
+    const claimToRun = deployRuns.map((r) => r.start - (claimBegun.get(r.node) ?? NaN)).filter(Number.isFinite)
     const requests = [...requestsAfter].map(([method, count]) => [method, count - (requestsBefore.get(method) ?? 0)] as const).filter(([, d]) => d > 0)
     const total = requests.reduce((sum, [, d]) => sum + d, 0)
     results.push({wall, span: last - first, handOff, workersCpu, etcdCpu})
     console.log(`  run ${run + 1}: wall ${wall} ms (${(wall / ideal).toFixed(2)}x ideal); first provision after ${first - started} ms, first start → last end ${last - first} ms (${((last - first) / ideal).toFixed(2)}x), last end → done seen ${started + wall - last} ms; hand-off median ${handOff} ms, p90 ${percentile(gaps, 90)} ms, max ${Math.max(...gaps)} ms; ok ${progress?.counts.ok ?? 0}/${AGENTS}, most at once ${maxConcurrent(deployRuns)}`)
+    console.log(`         hand-off parts: result written → next claim begun median ${median(notice)} ms (p90 ${percentile(notice, 90)}), claim begun → provision running median ${median(claimToRun)} ms (p90 ${percentile(claimToRun, 90)})`)
     console.log(`         CPU: workers ${workersCpu} ms, etcd ${etcdCpu} ms, follower ${Math.round((used.user + used.system) / 1000)} ms; etcd requests ${total} (${(total / AGENTS).toFixed(1)} per node: ${requests.map(([m, d]) => `${m} ${(d / AGENTS).toFixed(2)}`).join(', ')})`)
   }
   const m = (pick: (r: (typeof results)[number]) => number) => median(results.map(pick))
