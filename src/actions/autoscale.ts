@@ -1,7 +1,9 @@
 // autoscale:run and autoscale:update (rolling or blue-green): the fleet part of a group's stack.
 import {type AsgHealth, type AsgInstances, createAsgHealth, waitInService} from '../aws/asg-health.js'
-import {findGroupAsgs, type GroupAsg} from '../aws/asg.js'
+import {findGroupAsgs, type GroupAsg, ofEnvironment} from '../aws/asg.js'
 import {UserError} from '../errors.js'
+import {TAG_ENVIRONMENT} from '../lib/tags.js'
+import {stackName} from '../nodes/environments.js'
 import {type Group, isAutoscaled, requireAutoscale} from '../nodes/model.js'
 import {servicesOf} from '../nodes/services.js'
 import type {RegistryTarget} from '../registry/connect-options.js'
@@ -58,10 +60,12 @@ export async function autoscaleRun(options: FleetVerbOptions, io: IoHost, deps: 
   const find = deps.findAsgs ?? findGroupAsgs
   const managedAsgs = deps.managedAsgs ?? (async (group: string) => asgNamesOf(await readStackOutputs(project, group)))
   for (const group of groups) {
-    const strangers = foreignAsgs(await find(group.region, group.name), await managedAsgs(group.name))
+    // Another environment's fleet of the group (or a project without environments') is not a stranger here.
+    const strangers = foreignAsgs(ofEnvironment(await find(group.region, group.name), group.environment), await managedAsgs(group.name))
     if (strangers.length > 0) {
-      throw new UserError(`an Auto Scaling group tagged group=${group.name} already exists outside muster's stack: ${strangers.map((a) => a.name).join(', ')}`, {
-        hint: `Delete it, or bring it into the stack with "pulumi import" (stack ${group.name}), then run autoscale:run again.`,
+      const where = group.environment === undefined ? '' : ` ${TAG_ENVIRONMENT}=${group.environment}`
+      throw new UserError(`an Auto Scaling group tagged group=${group.name}${where} already exists outside muster's stack: ${strangers.map((a) => a.name).join(', ')}`, {
+        hint: `Delete it, or bring it into the stack with "pulumi import" (stack ${stackName(group)}), then run autoscale:run again.`,
       })
     }
   }
@@ -227,7 +231,7 @@ async function blueGreen(group: Group, previewOnly: boolean, io: IoHost, deps: B
         io.progress(`[${name}] ${state.retired.length}/${oldIds.length} old nodes retired; waiting for ${state.holding.map((h) => `${h.node} (${h.services.length > 0 ? h.services.join(', ') : 'draining'})`).join('; ')}`)
         if (now() >= retireBy) {
           throw new UserError(`[${name}] the old nodes did not retire within ${Math.round(retireMs / 1000)} s: ${state.holding.map((h) => `${h.node} still holds ${h.services.length > 0 ? h.services.join(', ') : 'no service but has not reported retired'}`).join('; ')}. The old Auto Scaling group (${oldAsgs.join(', ')}) was kept; ${newAsg} serves beside it.`, {
-            hint: `Look at those nodes' agents (/health, log). Once they have retired, remove the old generation with muster up ${name} after setting generations to [${next}] in stacks/Pulumi.${name}.yaml.`,
+            hint: `Look at those nodes' agents (/health, log). Once they have retired, remove the old generation with muster up ${name}${group.environment === undefined ? '' : ` --env ${group.environment}`} after setting generations to [${next}] in stacks/Pulumi.${stackName(group)}.yaml.`,
           })
         }
         await sleep(pollMs)

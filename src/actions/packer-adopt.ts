@@ -2,7 +2,6 @@
 // alone; retention, packer:delete and from_base leave such legacy images alone, since another
 // project with a group of that name may have baked them. Adopting tags them with this project
 // (after a list and a confirmation), and from then on they are the project's like any other.
-import {readProjectName} from '../artifacts/project-name.js'
 import {createImageStore, type ImageStore} from '../aws/ec2.js'
 import {type AdoptResult, adoptImages} from '../aws/retention.js'
 import type {IoHost} from './io.js'
@@ -20,7 +19,7 @@ export interface PackerAdoptOptions extends ProjectOptions {
 export async function packerAdopt(options: PackerAdoptOptions, io: IoHost): Promise<AdoptResult> {
   const project = new Project(options, io)
   const group = project.group(options.group)
-  const owner = {project: readProjectName(project.root)}
+  const owner = project.owner()
   const store = (options.openStore ?? ((region: string) => createImageStore({region})))(group.region)
   try {
     const request = {store, group: group.name, owner, imageIds: options.imageIds}

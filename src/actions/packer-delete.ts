@@ -5,7 +5,6 @@ import {rmSync} from 'node:fs'
 import {join} from 'node:path'
 
 import {packerManifestPath, packerTemplatePath} from '../artifacts/packer.js'
-import {readProjectName} from '../artifacts/project-name.js'
 import {refuseSymlinkOutOfProject} from '../artifacts/writer.js'
 import {createImageStore, type ImageStore} from '../aws/ec2.js'
 import {deleteAllImages, type RetentionResult} from '../aws/retention.js'
@@ -36,10 +35,10 @@ export function legacyNotice(group: string, ids: readonly string[]): string {
 export async function packerDelete(options: PackerDeleteOptions, io: IoHost): Promise<PackerDeleteResult> {
   const project = new Project(options, io)
   const group = project.group(options.group)
-  const files = [packerTemplatePath(group.name), packerManifestPath(group.name)]
+  const files = [packerTemplatePath(group.name, group.environment), packerManifestPath(group.name, group.environment)]
   // Before anything is deregistered: the files it would delete must be the project's own.
   for (const file of files) refuseSymlinkOutOfProject(options.cwd, file, 'muster deletes nothing through it, so nothing was deleted')
-  const owner = {project: readProjectName(project.root)}
+  const owner = project.owner()
   const store = (options.openStore ?? ((region: string) => createImageStore({region})))(group.region)
   try {
     // Look first (a dry run refuses too when an image is in use and --force is absent).

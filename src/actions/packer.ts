@@ -1,6 +1,5 @@
 // packer:run (bake through the stack), packer:clean (record N, run the retention part) and the
 // retention itself (packer:retain, packer:clean --dry-run), which asks AWS directly.
-import {readProjectName} from '../artifacts/project-name.js'
 import {retainGroupImages} from '../aws/clean.js'
 import {createImageStore, type ImageStore} from '../aws/ec2.js'
 import {findBakedImage} from '../aws/orphans.js'
@@ -70,7 +69,7 @@ export interface RetainOptions extends ProjectOptions {
 export async function retainImages(options: RetainOptions, io: Pick<IoHost, 'progress'>): Promise<RetentionResult[]> {
   const project = new Project(options, io)
   const groups = options.group === undefined ? bakedNodeGroups(project.nodes) : [project.group(options.group)]
-  const owner = {project: readProjectName(project.root)}
+  const owner = project.owner()
   return retainGroupImages({groups, owner, keep: options.keep, dryRun: options.dryRun, ...(options.openStore ? {openStore: options.openStore} : {})})
 }
 
@@ -91,7 +90,7 @@ export async function adoptableImage(options: AdoptableOptions, io: Pick<IoHost,
   const open = options.openStore ?? ((region: string) => createImageStore({region}))
   const store = open(group.region)
   try {
-    const image = await findBakedImage(store, {group: group.name, project: readProjectName(project.root), templateHash: options.templateHash, cookbooksHash: options.cookbooksHash})
+    const image = await findBakedImage(store, {group: group.name, ...project.owner(), templateHash: options.templateHash, cookbooksHash: options.cookbooksHash})
     return image?.id
   } finally {
     store.close()

@@ -6,6 +6,7 @@ import {readProjectName} from '../artifacts/project-name.js'
 import {createImageStore, type ImageStore} from '../aws/ec2.js'
 import {newestOwnImage} from '../aws/retention.js'
 import {UserError} from '../errors.js'
+import type {ImageOwner} from '../lib/tags.js'
 import {loadNodes} from '../nodes/load.js'
 import {BASE, type Group, isBaked, nodeGroups, type NodesFile, requireGroup, requireNodeGroup} from '../nodes/model.js'
 import type {ContextInputs} from '../stacks/context.js'
@@ -46,6 +47,11 @@ export class Project {
     this.parallel = options.parallel ?? defaultParallel()
   }
 
+  /** Whose images this run's are: the Pulumi project, and the environment it is seen from. */
+  owner(): ImageOwner {
+    return {project: readProjectName(this.root), environment: this.nodes.environment}
+  }
+
   /** The stack session, started on first use; the first run says where the embedded state lives. */
   session(): StackSession {
     if (!this.opened) {
@@ -83,7 +89,7 @@ export class Project {
   private async lookUpBaseImage(region: string): Promise<string> {
     const store = (this.options.openStore ?? ((r: string) => createImageStore({region: r})))(region)
     try {
-      return await newestOwnImage(store, BASE, {project: readProjectName(this.root)})
+      return await newestOwnImage(store, BASE, this.owner())
     } finally {
       store.close()
     }

@@ -6,7 +6,8 @@ import {type ChangeSet, hasChanges} from '../stacks/changes.js'
 import {buildContext} from '../stacks/context.js'
 import {withdrawIntent, type Withdrawable} from '../stacks/intent.js'
 import {groupProgram} from '../stacks/program.js'
-import type {GroupStack} from '../stacks/workspace.js'
+import {type GroupStack, groupArgs} from '../stacks/workspace.js'
+import {stackName} from '../nodes/environments.js'
 import {runHooks} from './engine-output.js'
 import type {IoHost} from './io.js'
 import {Project, type ProjectOptions} from './project.js'
@@ -29,7 +30,7 @@ export async function up(options: UpOptions, io: IoHost): Promise<ApplyResult> {
   return updateStacks(project, {groups, change: (intent) => withdrawIntent(intent, withdraw), parts: undefined, previewOnly: options.previewOnly, clearPending: options.clearPending}, io)
 }
 
-/** Programs an opened stack with what it records, against the current nodes file; writes nothing. */
+/** Programs an opened stack with what it records, against the current nodes file (as seen from its environment); writes nothing. */
 async function programmed(project: Project, stack: GroupStack): Promise<GroupStack> {
   const group = project.group(stack.group)
   stack.setProgram(groupProgram(buildContext(project.root, project.nodes, group, await stack.intent(), await project.contextInputs(group)).program))
@@ -41,6 +42,8 @@ export interface PreviewOptions extends ProjectOptions {
 }
 
 export interface PreviewResult {
+  /** The environment previewed (--env, MUSTER_ENV or the file's default); undefined without environments. */
+  environment?: string | undefined
   sets: ChangeSet[]
   errors: Array<{stack: string; message: string}>
   /** Stacks of this project whose group the nodes file no longer has (only when no group is named). */
@@ -53,10 +56,20 @@ export interface PreviewResult {
 
 /**
  * The project's stacks whose group is gone from the nodes file: nothing reaches them by a group's
- * verb any more, so preview and status list them and destroy takes them down.
+ * verb any more, so preview and status list them and destroy takes them down. In an environment,
+ * only that environment's stacks (GROUP.ENV) are looked at: another environment's stacks are its
+ * own to list. Without environments, every stack that is not a group's (a GROUP.ENV stack left
+ * from when the file had environments included).
  */
 export async function orphanStacks(project: Project): Promise<string[]> {
-  return (await project.session().stackNames()).filter((name) => !project.nodes.groups.has(name))
+  return orphansAmong(await project.session().stackNames(), project.nodes.groups, project.nodes.environment)
+}
+
+/** Pure: which of these stack names are orphans, seen from an environment (or from a file without any). */
+export function orphansAmong(names: readonly string[], groups: ReadonlyMap<string, unknown>, environment: string | undefined): string[] {
+  if (environment === undefined) return names.filter((name) => !groups.has(name))
+  const suffix = `.${environment}`
+  return names.filter((name) => name.endsWith(suffix) && !groups.has(name.slice(0, -suffix.length)))
 }
 
 /** Previews every recorded part of many stacks in parallel, for review; changes nothing. */
@@ -68,13 +81,13 @@ export async function preview(options: PreviewOptions, io: Pick<IoHost, 'progres
   const session = project.session()
   const results = await mapBounded(groups, project.parallel, async (group) => {
     try {
-      const stack = await programmed(project, await session.openOrCreate(group.name))
+      const stack = await programmed(project, await session.openOrCreate(group))
       io.progress(`[${group.name}] previewing…`)
       return {set: await stack.preview(undefined, {}, io.interrupt)}
     } catch (error) {
       // The hint travels with the message: a preview reports many groups' errors and exits once.
       const hint = error instanceof UserError && error.hint ? `\n${error.hint}` : ''
-      return {error: {stack: group.name, message: `${error instanceof Error ? error.message : String(error)}${hint}`}}
+      return {error: {stack: stackName(group), message: `${error instanceof Error ? error.message : String(error)}${hint}`}}
     }
   })
   if (io.interrupt?.aborted) throw new InterruptedError('interrupted (Ctrl-C) while previewing; nothing was changed', {hint: 'Run the preview again.'})
@@ -82,7 +95,7 @@ export async function preview(options: PreviewOptions, io: Pick<IoHost, 'progres
   const errors = results.flatMap((r) => ('error' in r && r.error ? [r.error] : []))
   const orphans = options.groups && options.groups.length > 0 ? [] : await orphanStacks(project)
   const exitCode = errors.length > 0 ? 1 : sets.some(hasChanges) || orphans.length > 0 ? 2 : 0
-  return {sets, errors, orphans, nodesFile: project.nodes.file, exitCode}
+  return {environment: project.nodes.environment, sets, errors, orphans, nodesFile: project.nodes.file, exitCode}
 }
 
 export interface DestroyOptions extends ProjectOptions {
@@ -96,16 +109,15 @@ export interface DestroyOptions extends ProjectOptions {
 export async function destroy(options: DestroyOptions, io: IoHost): Promise<ChangeSet> {
   const project = new Project(options, io)
   const stack = await destroyable(project, options.group, io)
-  const group = {name: stack.group}
-  const planned = await stack.destroy({previewOnly: true, remove: false}, runHooks(group.name, io, {events: false}))
+  const planned = await stack.destroy({previewOnly: true, remove: false}, runHooks(stack.group, io, {events: false}))
   io.showPreview([planned])
   if (options.previewOnly) return planned
   await io.confirm({
-    question: `Destroy every resource of ${group.name}? This cannot be undone.`,
-    unattended: {message: `destroying ${group.name} needs confirmation and there is no terminal`, hint: `Review the preview above, then run: muster destroy ${group.name} --yes`},
+    question: `Destroy every resource of ${stack.name}? This cannot be undone.`,
+    unattended: {message: `destroying ${stack.name} needs confirmation and there is no terminal`, hint: `Review the preview above, then run: muster destroy ${groupArgs(stack.target)} --yes`},
     declined: {message: 'nothing was destroyed'},
   })
-  return stack.destroy({previewOnly: false, remove: options.remove}, runHooks(group.name, io, {events: true}), io.interrupt)
+  return stack.destroy({previewOnly: false, remove: options.remove}, runHooks(stack.group, io, {events: true}), io.interrupt)
 }
 
 /**
@@ -116,22 +128,24 @@ export async function destroy(options: DestroyOptions, io: IoHost): Promise<Chan
  */
 async function destroyable(project: Project, name: string, io: Pick<IoHost, 'progress'>): Promise<GroupStack> {
   if (!project.nodes.groups.has(name) && isUsableStackName(name)) {
-    const orphan = await project.session().openExisting(name)
+    // In an environment, the orphan is that environment's stack of the name (GROUP.ENV).
+    const target = {name, environment: project.nodes.environment}
+    const orphan = await project.session().openExisting(target)
     if (orphan) {
-      io.progress(`${name} has no group in ${project.nodes.file}: destroying what its stack recorded`)
+      io.progress(`${orphan.name} has no group in ${project.nodes.file}: destroying what its stack recorded`)
       orphan.setProgram(async () => ({}))
       return orphan
     }
   }
   const group = project.group(name, {what: 'nodes', done: 'nothing was destroyed (muster packer:delete __base__ retires the base image)'})
-  return programmed(project, await project.session().require(group.name))
+  return programmed(project, await project.session().require(group))
 }
 
 /** A name Pulumi could hold as a stack (what a group name may be), so nothing else reaches the engine. */
 const isUsableStackName = (name: string): boolean => /^[A-Za-z0-9_-]{1,64}$/.test(name)
 
-/** A group's stack outputs, or undefined when it has no stack yet. Changes nothing. */
+/** A group's stack outputs (in the environment the project is seen from), or undefined when it has no stack yet. Changes nothing. */
 export async function readStackOutputs(project: Project, group: string): Promise<Record<string, unknown> | undefined> {
-  const stack = await project.session().openExisting(group)
+  const stack = await project.session().openExisting({name: group, environment: project.nodes.environment})
   return stack?.outputs()
 }

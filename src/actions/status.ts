@@ -5,10 +5,11 @@
 // orphan stacks. Reads only. Each source answers for itself: one that fails (or a registry that
 // is not given) leaves its columns unknown with the reason, and the rest is still shown.
 import {readProjectName} from '../artifacts/project-name.js'
-import {findGroupAsgs, type GroupAsg} from '../aws/asg.js'
+import {findGroupAsgs, type GroupAsg, ofEnvironment} from '../aws/asg.js'
 import {createImageStore, type GroupImage} from '../aws/ec2.js'
 import {mapBounded} from '../lib/parallel.js'
 import {ownershipOf} from '../lib/tags.js'
+import {stackName} from '../nodes/environments.js'
 import {type Group, nodeGroups} from '../nodes/model.js'
 import {deployProgress, type NodeOutcome, parseDeployKey, parseReleaseRef, groupReleaseKey} from '../registry/deploys.js'
 import type {RegistryTarget} from '../registry/connect-options.js'
@@ -114,15 +115,16 @@ export async function status(options: StatusOptions, io: Pick<IoHost, 'progress'
   const listed = await settle(() => orphanStacks(project))
   const orphans = 'unknown' in listed ? [] : listed
   // A named group that is gone from the nodes file but has a stack is shown as an orphan only.
-  const groups: Group[] = named ? (orphans.includes(options.group as string) ? [] : [project.group(options.group as string, {what: 'status', done: 'nothing was read'})]) : nodeGroups(project.nodes)
+  const namedStack = named ? stackName({name: options.group as string, environment: project.nodes.environment}) : ''
+  const groups: Group[] = named ? (orphans.includes(namedStack) ? [] : [project.group(options.group as string, {what: 'status', done: 'nothing was read'})]) : nodeGroups(project.nodes)
   const snapshot = options.registry ? await settle(() => (deps.registry ?? defaultRegistry)(options.registry as RegistryTarget)) : {unknown: NO_REGISTRY}
   const now = (deps.now ?? (() => new Date()))()
   const listImages = deps.images ?? defaultImages
   const listAsgs = deps.asgs ?? findGroupAsgs
-  const owner = {project: readProjectName(project.root)}
+  const owner = {project: readProjectName(project.root), environment: project.nodes.environment}
   const rows = await mapBounded(groups, project.parallel, async (group): Promise<GroupStatus> => {
     io.progress(`[${group.name}] reading…`)
-    const opened = await settle(() => session.openExisting(group.name))
+    const opened = await settle(() => session.openExisting(group))
     const stack = opened === undefined || 'unknown' in opened ? undefined : opened
     const outputs = stack ? await settle(() => stack.outputs()) : {}
     const intent = stack ? await settle(() => stack.intent()) : undefined
@@ -140,7 +142,8 @@ export async function status(options: StatusOptions, io: Pick<IoHost, 'progress'
             return {newest: newest ? {id: newest.id, created: newest.created} : null, count: ours.length, keep: intent && !('unknown' in intent) && intent.bake ? intent.keep : null, legacy}
           }),
       settle(async () => {
-        const found = await listAsgs(group.region, group.name)
+        // Another environment's ASGs of the group are that environment's to show.
+        const found = ofEnvironment(await listAsgs(group.region, group.name), group.environment)
         return found.map((a) => ({name: a.name, desired: a.desired, inService: a.inService, managed: managed.includes(a.name)}))
       }),
     ])
@@ -159,7 +162,7 @@ export async function status(options: StatusOptions, io: Pick<IoHost, 'progress'
     backend: session.backend.describe,
     registry: options.registry ? {project: options.registry.project, endpoints: options.registry.endpoints} : null,
     groups: rows,
-    orphans: named ? orphans.filter((o) => o === options.group) : orphans,
+    orphans: named ? orphans.filter((o) => o === namedStack) : orphans,
     orphansUnknown: 'unknown' in listed ? listed.unknown : null,
     nodesFile: project.nodes.file,
   }

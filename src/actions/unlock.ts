@@ -5,6 +5,7 @@
 // the embedded backend where a bare `pulumi cancel` asks for PULUMI_ACCESS_TOKEN.
 import {UserError} from '../errors.js'
 import {describeHolder, type LockHolder} from '../stacks/locks.js'
+import {groupArgs} from '../stacks/workspace.js'
 import type {IoHost} from './io.js'
 import {Project, type ProjectOptions} from './project.js'
 
@@ -27,25 +28,27 @@ export interface UnlockResult {
 export async function unlock(options: UnlockOptions, io: IoHost): Promise<UnlockResult> {
   const project = new Project(options, io)
   const group = project.group(options.group)
-  const stack = await project.session().require(group.name)
+  const stack = await project.session().require(group)
+  const name = stack.name
+  const args = groupArgs(group)
   const holders = stack.locks()
   const pending = await stack.pendingOperations()
   if (holders !== undefined && holders.length === 0) return {group: group.name, holders, cleared: false, pending}
   io.progress(
     holders === undefined
-      ? `${group.name}: this backend does not say who holds the lock; clearing it stops whatever update holds it from saving its state.`
-      : `${group.name}: locked by ${holders.map(describeHolder).join('; ')}`,
+      ? `${name}: this backend does not say who holds the lock; clearing it stops whatever update holds it from saving its state.`
+      : `${name}: locked by ${holders.map(describeHolder).join('; ')}`,
   )
   const live = holders?.filter((h) => h.state === 'live') ?? []
   if (live.length > 0 && !options.force) {
-    throw new UserError(`the lock of ${group.name} is held by a process that still runs on this host (pid ${live.map((h) => h.pid).join(', ')})`, {
-      hint: `Wait for it to finish, or stop it with Ctrl-C (it releases the lock itself). To clear the lock anyway: muster unlock ${group.name} --force`,
+    throw new UserError(`the lock of ${name} is held by a process that still runs on this host (pid ${live.map((h) => h.pid).join(', ')})`, {
+      hint: `Wait for it to finish, or stop it with Ctrl-C (it releases the lock itself). To clear the lock anyway: muster unlock ${args} --force`,
     })
   }
   if (options.previewOnly) return {group: group.name, holders, cleared: false, pending}
   await io.confirm({
-    question: `Clear the lock of ${group.name}?`,
-    unattended: {message: `clearing the lock of ${group.name} needs confirmation and there is no terminal`, hint: `Run: muster unlock ${group.name} --yes`},
+    question: `Clear the lock of ${name}?`,
+    unattended: {message: `clearing the lock of ${name} needs confirmation and there is no terminal`, hint: `Run: muster unlock ${args} --yes`},
     declined: {message: 'the lock was left in place'},
   })
   await stack.unlock()

@@ -18,7 +18,7 @@ import {interruptPart} from '../stacks/bake.js'
 import type {Intent} from '../stacks/intent.js'
 import {groupProgram, type Part} from '../stacks/program.js'
 import {targetsFor} from '../stacks/session.js'
-import type {GroupStack} from '../stacks/workspace.js'
+import {type GroupStack, groupArgs} from '../stacks/workspace.js'
 import {runHooks, tailPartLogs} from './engine-output.js'
 import type {IoHost} from './io.js'
 import type {Project} from './project.js'
@@ -111,7 +111,7 @@ export async function updateStacks(project: Project, update: StackUpdate, io: Io
     const outcome = outcomes[index] as GroupOutcome
     return settle(outcome, failures, async () => {
       if (interrupted()) throw new InterruptedError(`${group.name} was not opened: interrupted before its turn; nothing was changed`)
-      const stack = update.onlyExisting || update.refuseMissing ? await session.openExisting(group.name) : await session.openOrCreate(group.name)
+      const stack = update.onlyExisting || update.refuseMissing ? await session.openExisting(group) : await session.openOrCreate(group)
       if (!stack && update.refuseMissing) throw update.refuseMissing(group)
       if (!stack) return undefined
       const intent = update.change(await stack.intent(), group)
@@ -177,11 +177,11 @@ async function applyOne(root: string, p: Prepared, outcome: GroupOutcome, parts:
     return
   }
   io.progress(`[${p.group.name}] updating…`)
-  const stopTail = tailPartLogs(root, p.group.name, io)
+  const stopTail = tailPartLogs(root, p.stack.name, io)
   // Ctrl-C: the engine stops after its current step; a bake in that step is asked to stop too.
   const started = Date.now()
   const stopBake = (): void => {
-    if (interruptPart(root, p.group.name, 'bake', started)) io.progress(`[${p.group.name}] asked Packer to stop; it removes its temporary instance…`)
+    if (interruptPart(root, p.stack.name, 'bake', started)) io.progress(`[${p.group.name}] asked Packer to stop; it removes its temporary instance…`)
   }
   io.interrupt?.addEventListener('abort', stopBake, {once: true})
   let result: Awaited<ReturnType<GroupStack['up']>>
@@ -195,7 +195,7 @@ async function applyOne(root: string, p: Prepared, outcome: GroupOutcome, parts:
     // verb (a fleet the engine cannot create would otherwise fail every later packer:run too).
     if (!recorded.changed) throw error
     await recorded.restore()
-    throw intentWithdrawn(error, p.group.name, recorded.file, io)
+    throw intentWithdrawn(error, groupArgs(p.group), recorded.file, io)
   }
   outcome.outputs = result.outputs
   outcome.done = result.changes

@@ -8,7 +8,7 @@ import {loadNodes} from '../nodes/load.js'
 import {BASE, bakedGroups, type Group, isAutoscaled, isBaked, nodeGroups, type NodesFile, refuseBase, requireGroup, requirePacker} from '../nodes/model.js'
 import {environmentPath, renderChefEnvironment} from './chef-environment.js'
 import {asgDnaPath, renderDna} from './dna.js'
-import {AGENT_UNIT, buildPackerTemplate, CONVERGE_SCRIPT, packerTemplatePath, PROVISION_SCRIPT, type PackerOptions} from './packer.js'
+import {AGENT_UNIT, buildPackerTemplate, CONVERGE_SCRIPT, ENVIRONMENT_VAR, packerTemplatePath, PROVISION_SCRIPT, type PackerOptions} from './packer.js'
 import {readProjectName} from './project-name.js'
 import {renderRole, rolePath} from './role.js'
 import {type Artifact, readProjectTemplate, type WritePolicy, type WriteReport, writeArtifacts} from './writer.js'
@@ -98,7 +98,9 @@ export function planArtifacts(nodes: NodesFile, options: Omit<GenerateOptions, '
       }
       if (kind === 'packer') {
         const texts = {provisionScript: options.provisionScript, agentUnit: options.agentUnit, convergeScript: options.convergeScript}
-        const packer = buildPackerTemplate(group, {flavor, ...texts, roleText, project: options.project})
+        const chefEnvironment = group.environment === undefined ? undefined : nodes.environments.get(group.environment)
+        const environmentText = chefEnvironment === undefined ? {} : {environmentText: renderChefEnvironment(chefEnvironment)}
+        const packer = buildPackerTemplate(group, {flavor, ...texts, roleText, project: options.project, ...environmentText})
         for (const artifact of packerArtifacts(group, {templateText: packer.text, roleText, ...texts}, policy)) add(artifact)
       }
     }
@@ -117,7 +119,7 @@ export function planArtifacts(nodes: NodesFile, options: Omit<GenerateOptions, '
  */
 export function packerArtifacts(group: Group, texts: BakeTexts & {templateText: string; roleText: string}, policy: WritePolicy): Artifact[] {
   return [
-    {path: packerTemplatePath(group.name), content: texts.templateText, policy, group: group.name},
+    {path: packerTemplatePath(group.name, group.environment), content: texts.templateText, policy, group: group.name},
     {path: rolePath(group.name), content: texts.roleText, policy: 'ensure', group: group.name},
     {path: PROVISION_SCRIPT, content: texts.provisionScript, policy: 'ensure'},
     {path: AGENT_UNIT, content: texts.agentUnit, policy: 'ensure'},
@@ -125,15 +127,27 @@ export function packerArtifacts(group: Group, texts: BakeTexts & {templateText: 
   ]
 }
 
-/** The project's provisioning script, or muster's default when the project has none yet. */
-export function readProvisionScript(cwd: string): string {
-  return readProjectTemplate(cwd, PROVISION_SCRIPT, join(BUNDLED_TEMPLATES, 'packer', 'provision.sh'))
+/**
+ * The project's provisioning script, or muster's default when the project has none yet. A nodes
+ * file with environments gets the default that runs chef-solo --environment (MUSTER_ENVIRONMENT);
+ * one without keeps the default it always had, byte for byte, so its template hash (and its image)
+ * stays put. A project's own script used in an environment must read MUSTER_ENVIRONMENT.
+ */
+export function readProvisionScript(cwd: string, options: {environments?: boolean} = {}): string {
+  const bundled = join(BUNDLED_TEMPLATES, 'packer', options.environments ? 'provision-environments.sh' : 'provision.sh')
+  const text = readProjectTemplate(cwd, PROVISION_SCRIPT, bundled)
+  if (options.environments && !text.includes(ENVIRONMENT_VAR)) {
+    throw new UserError(`${PROVISION_SCRIPT} does not read ${ENVIRONMENT_VAR}, so a bake in an environment would converge without its Chef environment`, {
+      hint: `Make it run chef-solo with environment_path "$MUSTER_DIR/environments" and --environment "$${ENVIRONMENT_VAR}" when ${ENVIRONMENT_VAR} is set (muster's default: ${bundled}), or delete it to get that default.`,
+    })
+  }
+  return text
 }
 
 /** The project's bake files (provisioning script, agent unit, converge command), or muster's defaults. */
-export function readBakeTexts(cwd: string): BakeTexts {
+export function readBakeTexts(cwd: string, options: {environments?: boolean} = {}): BakeTexts {
   return {
-    provisionScript: readProvisionScript(cwd),
+    provisionScript: readProvisionScript(cwd, options),
     agentUnit: readProjectTemplate(cwd, AGENT_UNIT, join(BUNDLED_TEMPLATES, 'muster-agent.service')),
     convergeScript: readProjectTemplate(cwd, CONVERGE_SCRIPT, join(BUNDLED_TEMPLATES, 'muster-converge.sh')),
   }
@@ -147,7 +161,7 @@ export function generate(options: GenerateOptions): GenerateResult {
   const nodes = loadNodes({cwd: options.cwd, path: options.nodesPath, environment: options.environment})
   const artifacts = planArtifacts(nodes, {
     ...options,
-    ...readBakeTexts(options.cwd),
+    ...readBakeTexts(options.cwd, {environments: nodes.environment !== undefined && options.kinds.packer !== undefined}),
     packerFlavor: options.packerFlavor ?? packerFlavorFromEnv(),
     // Read only when a Packer template is made: the other artifacts do not name the project.
     project: options.kinds.packer ? readProjectName(options.cwd) : '',

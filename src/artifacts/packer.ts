@@ -4,14 +4,24 @@
 // HCL identifiers must start with a letter and `12_04-bee` does not, so the source and build have
 // fixed names and the group lives in ami_name and tags.
 import {BASE, type Group} from '../nodes/model.js'
-import {IMDS, ownerTags, TAG_COOKBOOKS_HASH, TAG_GROUP, TAG_PROJECT, TAG_TEMPLATE_HASH} from '../lib/tags.js'
+import {IMDS, ownerTags, qualifiedName, TAG_COOKBOOKS_HASH, TAG_ENVIRONMENT, TAG_GROUP, TAG_PROJECT, TAG_TEMPLATE_HASH} from '../lib/tags.js'
+import {environmentPath} from './chef-environment.js'
 import {sha256, toJsonText} from './json.js'
 import {AGENT_USER, NODE_PATHS, SUDOERS_LINE} from './node-agent.js'
 import {roleName, rolePath} from './role.js'
 
-export const packerTemplatePath = (group: string): string => `packer/${group}.pkr.json`
-export const packerManifestPath = (group: string): string => `.muster/manifests/${group}.json`
+/**
+ * Per group, and per environment when the nodes file has them (packer/GROUP.ENV.pkr.json), so two
+ * environments' bakes never write each other's template or manifest; without environments the paths
+ * are what they always were.
+ */
+export const packerTemplatePath = (group: string, environment?: string): string => `packer/${qualifiedName(group, environment)}.pkr.json`
+export const packerManifestPath = (group: string, environment?: string): string => `.muster/manifests/${qualifiedName(group, environment)}.json`
 export const PROVISION_SCRIPT = 'templates/packer/provision.sh'
+/** Where the bake uploads the Chef environment (environment_path of chef-solo). */
+export const ENVIRONMENT_UPLOAD = '/tmp/muster/environments'
+/** The variable the provisioning script reads to run chef-solo --environment. */
+export const ENVIRONMENT_VAR = 'MUSTER_ENVIRONMENT'
 export const COOKBOOKS_DIR = 'cookbooks'
 export const SOURCE_NAME = 'image'
 export const BUILD_NAME = 'muster'
@@ -53,6 +63,8 @@ export interface PackerOptions {
   agentUnit?: string
   /** Content of templates/muster-converge.sh: likewise. */
   convergeScript?: string
+  /** In an environment: the text of environments/ENV.json the bake uploads; part of the template hash. */
+  environmentText?: string
 }
 
 export const AMAZON_PLUGIN_VERSION = '>= 1.2.0'
@@ -97,7 +109,9 @@ export function buildPackerTemplate(group: Group, options: PackerOptions): Packe
   // bake installs the agent, its unit and converge command. The agent bundle is not in it (see
   // AGENT_SHA256_VAR).
   const agentParts = provisions ? [options.agentUnit ?? '', options.convergeScript ?? ''] : []
-  const hash = sha256(JSON.stringify(assemble('')), options.roleText, options.provisionScript, ...agentParts).slice(0, 16)
+  // The environment's attributes shape the image too (nothing added without environments: same hash as before).
+  const environmentParts = provisions && group.environment !== undefined ? [options.environmentText ?? ''] : []
+  const hash = sha256(JSON.stringify(assemble('')), options.roleText, options.provisionScript, ...agentParts, ...environmentParts).slice(0, 16)
   const template = assemble(hash)
   return {template, text: toJsonText(template), hash}
 }
@@ -108,13 +122,19 @@ function packerSource(group: Group, {flavor, project}: Pick<PackerOptions, 'flav
     region: group.region,
     instance_type: group.instance_type,
     ssh_username: escapeHclTemplate(group.ssh_username),
-    ami_name: `${group.name} \${local.timestamp}`,
+    ami_name: `${qualifiedName(group.name, group.environment)} \${local.timestamp}`,
     ami_description: group.description ? escapeHclTemplate(group.description) : `muster group ${group.name}`,
   }
   if (group.from_base) {
     source.source_ami_filter = {
       // This project's base only: another project's __base__ in the same account is not ours to build on.
-      filters: {[`tag:${TAG_GROUP}`]: BASE, [`tag:${TAG_PROJECT}`]: escapeHclTemplate(project), state: 'available'},
+      filters: {
+        [`tag:${TAG_GROUP}`]: BASE,
+        [`tag:${TAG_PROJECT}`]: escapeHclTemplate(project),
+        // …and this environment's base: staging's groups never build on production's base image.
+        ...(group.environment === undefined ? {} : {[`tag:${TAG_ENVIRONMENT}`]: group.environment}),
+        state: 'available',
+      },
       owners: ['self'],
       most_recent: true,
     }
@@ -168,17 +188,23 @@ export const AGENT_INSTALL_STEPS: readonly string[] = [
   'rm -rf $A',
 ]
 
-/** Upload the role and cookbooks, converge with chef-solo through the provisioning script, then install the agent. */
+/**
+ * Upload the role and cookbooks (and, in an environment, its Chef environment), converge with
+ * chef-solo through the provisioning script, then install the agent.
+ */
 function packerProvisioners(group: Group): Array<Record<string, unknown>> {
+  const environment = group.environment
   return [
-    {shell: {inline: [`mkdir -p /tmp/muster/roles ${AGENT_UPLOAD}`]}},
+    {shell: {inline: [`mkdir -p /tmp/muster/roles ${AGENT_UPLOAD}${environment === undefined ? '' : ` ${ENVIRONMENT_UPLOAD}`}`]}},
     // chef-solo finds role[role-GROUP] by its file name in role_path.
     {file: {source: rolePath(group.name), destination: `/tmp/muster/roles/${roleName(group.name)}.json`}},
     {file: {source: COOKBOOKS_DIR, destination: '/tmp/muster'}},
+    // chef-solo --environment ENV finds ENV.json in environment_path.
+    ...(environment === undefined ? [] : [{file: {source: environmentPath(environment), destination: `${ENVIRONMENT_UPLOAD}/${environment}.json`}}]),
     {
       shell: {
         script: PROVISION_SCRIPT,
-        environment_vars: [`MUSTER_ROLE=${roleName(group.name)}`, 'MUSTER_DIR=/tmp/muster'],
+        environment_vars: [`MUSTER_ROLE=${roleName(group.name)}`, 'MUSTER_DIR=/tmp/muster', ...(environment === undefined ? [] : [`${ENVIRONMENT_VAR}=${environment}`])],
         execute_command: "chmod +x {{ .Path }}; sudo -E sh -c '{{ .Vars }} {{ .Path }}'",
       },
     },
@@ -214,19 +240,21 @@ function assembleTemplate(
     }
   }
   template.locals = {timestamp: '${formatdate("YYYYMMDDhhmmss", timestamp())}'}
-  const owner = escapeStrings(ownerTags({project}))
+  const owner = escapeStrings(ownerTags({project, environment: group.environment}))
+  const qualified = qualifiedName(group.name, group.environment)
   const tags = {
     ...escapeStrings(group.tags),
-    Name: group.name,
+    Name: qualified,
     [TAG_GROUP]: group.name,
     ...owner,
     [TAG_TEMPLATE_HASH]: parts.hash,
     [TAG_COOKBOOKS_HASH]: `\${var.${COOKBOOKS_HASH_VAR}}`,
   }
-  template.source = {'amazon-ebs': {[SOURCE_NAME]: {...parts.source, tags, run_tags: {Name: `muster-bake-${group.name}`, [TAG_GROUP]: group.name, ...owner}}}}
+  template.source = {'amazon-ebs': {[SOURCE_NAME]: {...parts.source, tags, run_tags: {Name: `muster-bake-${qualified}`, [TAG_GROUP]: group.name, ...owner}}}}
   const build: Record<string, unknown> = {name: BUILD_NAME, sources: [`source.amazon-ebs.${SOURCE_NAME}`]}
   if (parts.provisioners.length > 0) build.provisioner = parts.provisioners
-  build['post-processor'] = [{manifest: {output: packerManifestPath(group.name), strip_path: true, custom_data: {group: group.name, template_hash: parts.hash}}}]
+  const customData = {group: group.name, ...(group.environment === undefined ? {} : {environment: group.environment}), template_hash: parts.hash}
+  build['post-processor'] = [{manifest: {output: packerManifestPath(group.name, group.environment), strip_path: true, custom_data: customData}}]
   template.build = [build]
   return template
 }

@@ -2,7 +2,7 @@
 // autoscale:run can refuse to start a second fleet beside one made outside muster's stack.
 import {AutoScalingClient, paginateDescribeAutoScalingGroups} from '@aws-sdk/client-auto-scaling'
 
-import {TAG_GROUP_PLAIN} from '../lib/tags.js'
+import {TAG_ENVIRONMENT, TAG_GROUP_PLAIN} from '../lib/tags.js'
 import {aws} from './errors.js'
 
 /** The tag whose value names the Pulumi stack that manages an ASG, unless the caller names another. */
@@ -65,4 +65,13 @@ export async function findGroupAsgs(region: string, group: string, options: {sta
   } finally {
     lookup.close()
   }
+}
+
+/**
+ * The ASGs of one environment (muster:environment=ENV), or, for a project without environments,
+ * those with no environment tag: one environment's fleet is never another's, nor a no-environment
+ * project's.
+ */
+export function ofEnvironment<T extends {tags: Record<string, string>}>(asgs: readonly T[], environment: string | undefined): T[] {
+  return asgs.filter((asg) => asg.tags[TAG_ENVIRONMENT] === environment)
 }

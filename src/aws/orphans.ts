@@ -2,19 +2,21 @@
 // lost session) while Packer went on to create the AMI. The next bake of the same inputs finds it
 // by its tags — the group, the project, the template's hash and the cookbooks' hash, which together
 // say what the image was baked from — and adopts it instead of baking a duplicate.
-import {TAG_COOKBOOKS_HASH, TAG_GROUP, TAG_PROJECT, TAG_TEMPLATE_HASH} from '../lib/tags.js'
+import {ownerTags, TAG_COOKBOOKS_HASH, TAG_ENVIRONMENT, TAG_GROUP, TAG_TEMPLATE_HASH} from '../lib/tags.js'
 import type {GroupImage, ImageStore} from './ec2.js'
 
 export interface BakeInputs {
   group: string
   project: string
+  /** The environment the bake is for (its images carry muster:environment); undefined without environments. */
+  environment?: string | undefined
   templateHash: string
   cookbooksHash: string
 }
 
 /** The tags an image baked from these inputs carries. */
 export function bakeTags(inputs: BakeInputs): Record<string, string> {
-  return {[TAG_GROUP]: inputs.group, [TAG_PROJECT]: inputs.project, [TAG_TEMPLATE_HASH]: inputs.templateHash, [TAG_COOKBOOKS_HASH]: inputs.cookbooksHash}
+  return {[TAG_GROUP]: inputs.group, ...ownerTags(inputs), [TAG_TEMPLATE_HASH]: inputs.templateHash, [TAG_COOKBOOKS_HASH]: inputs.cookbooksHash}
 }
 
 /** The newest available image baked from exactly these inputs, if any. */
@@ -22,6 +24,9 @@ export async function findBakedImage(store: Pick<ImageStore, 'listGroupImages'>,
   // An empty hash (a template built by hand without its -var) says nothing about the cookbooks.
   if (inputs.templateHash === '' || inputs.cookbooksHash === '') return undefined
   const wanted = Object.entries(bakeTags(inputs))
-  const matching = (await store.listGroupImages(inputs.group)).filter((image) => image.state === 'available' && wanted.every(([key, value]) => image.tags[key] === value))
+  const matching = (await store.listGroupImages(inputs.group)).filter(
+    // Without environments, an environment's image (same hashes) is not this project's to adopt.
+    (image) => image.state === 'available' && wanted.every(([key, value]) => image.tags[key] === value) && (inputs.environment !== undefined || image.tags[TAG_ENVIRONMENT] === undefined),
+  )
   return matching.sort((a, b) => b.created.localeCompare(a.created))[0]
 }

@@ -18,25 +18,47 @@ export const TAG_COOKBOOKS_HASH = 'muster:cookbooks-hash'
 export const TAG_PROJECT = 'muster:project'
 
 /**
- * Who owns an image: its project (and, once environments exist, the environment, as one more tag
- * here). Retention, packer:delete, packer:adopt and from_base all match images through these tags.
+ * The environment (nodes file `__environments__`) an image, launch template, ASG or machine was
+ * made for. Absent on everything of a project without environments, so one environment's images
+ * are never another's, nor a no-environment project's.
+ */
+export const TAG_ENVIRONMENT = 'muster:environment'
+/** On a copy of an image made by packer:promote in another region: the image it copies and its region. */
+export const TAG_SOURCE_IMAGE = 'muster:source-image'
+export const TAG_SOURCE_REGION = 'muster:source-region'
+
+/**
+ * Who owns an image: its project and, in a nodes file with environments, its environment.
+ * Retention, packer:delete, packer:adopt and from_base all match images through these tags.
  */
 export interface ImageOwner {
   project: string
+  /** Undefined: a project without environments (its images carry no environment tag). */
+  environment?: string | undefined
 }
 
 /** The tags that say an image is `owner`'s. */
 export function ownerTags(owner: ImageOwner): Record<string, string> {
-  return {[TAG_PROJECT]: owner.project}
+  return {[TAG_PROJECT]: owner.project, ...(owner.environment === undefined ? {} : {[TAG_ENVIRONMENT]: owner.environment})}
 }
 
-/** Whose an image is, by its tags: ours, legacy (baked before images carried the project) or another project's. */
+/** Whose an image is, by its tags: ours, legacy (baked before images carried the project) or another project's (or environment's). */
 export type Ownership = 'ours' | 'legacy' | 'other'
 
 export function ownershipOf(tags: Readonly<Record<string, string>>, owner: ImageOwner): Ownership {
   const project = tags[TAG_PROJECT]
   if (project === undefined) return 'legacy'
-  return project === owner.project ? 'ours' : 'other'
+  if (project !== owner.project) return 'other'
+  // Another environment's image (or an environment's, seen from a project without them) is not ours.
+  return tags[TAG_ENVIRONMENT] === owner.environment ? 'ours' : 'other'
+}
+
+/**
+ * A name AWS wants unique per account and region (an ASG, a launch template's prefix, a Name tag):
+ * GROUP, or GROUP.ENV in an environment, as the group's stack is named.
+ */
+export function qualifiedName(group: string, environment: string | undefined): string {
+  return environment === undefined ? group : `${group}.${environment}`
 }
 /** The blue-green generation of an ASG. */
 export const TAG_GENERATION = 'muster:generation'

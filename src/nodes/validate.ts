@@ -8,7 +8,7 @@ import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 
 import type {Diagnostic} from '../errors.js'
-import {TAG_COOKBOOKS_HASH, TAG_GENERATION, TAG_GROUP, TAG_GROUP_PLAIN, TAG_PROJECT, TAG_TEMPLATE_HASH} from '../lib/tags.js'
+import {TAG_COOKBOOKS_HASH, TAG_ENVIRONMENT, TAG_GENERATION, TAG_GROUP, TAG_GROUP_PLAIN, TAG_PROJECT, TAG_TEMPLATE_HASH} from '../lib/tags.js'
 import {endpointProblem} from '../registry/endpoint.js'
 import {unknownDependencies} from './dependencies.js'
 import {type Environment, ENVIRONMENTS, forbiddenEnvironmentKey, overlay} from './environments.js'
@@ -399,9 +399,11 @@ function checkAwsLimits(group: Group, own: RawGroup | undefined, report: Report)
   for (const key of Object.keys(own?.tags ?? {})) {
     if (/^aws:/i.test(key)) report([group.name, 'tags', key], `tag names starting with "aws:" are reserved by AWS, got ${JSON.stringify(key)}; rename it`, 'key')
   }
-  const count = new Set([...Object.keys(group.tags), ...OWN_TAG_KEYS]).size
+  // In an environment muster adds muster:environment too.
+  const ownKeys = group.environment === undefined ? OWN_TAG_KEYS : [...OWN_TAG_KEYS, TAG_ENVIRONMENT]
+  const count = new Set([...Object.keys(group.tags), ...ownKeys]).size
   if (count > MAX_TAGS) {
-    report(where('tags'), `AWS allows at most ${MAX_TAGS} tags on a resource and muster adds ${OWN_TAG_KEYS.length} of its own (${OWN_TAG_KEYS.join(', ')}); this group would have ${count} (inherited tags included); remove ${count - MAX_TAGS}`)
+    report(where('tags'), `AWS allows at most ${MAX_TAGS} tags on a resource and muster adds ${ownKeys.length} of its own (${ownKeys.join(', ')}); this group would have ${count} (inherited tags included); remove ${count - MAX_TAGS}`)
   }
   if (group.description.length > MAX_DESCRIPTION) {
     report(where('description'), `expected a description of at most ${MAX_DESCRIPTION} characters (AWS's limit for an image description), got ${group.description.length}; shorten it`)

@@ -11,9 +11,13 @@ import {dirname, join} from 'node:path'
 import * as pulumi from '@pulumi/pulumi'
 
 import {AGENT_SHA256_VAR, COOKBOOKS_HASH_VAR, packerManifestPath} from '../artifacts/packer.js'
+import {qualifiedName} from '../lib/tags.js'
 import {ShellCommand} from './shell-command.js'
 
-/** Where a part's command writes its stderr, relative to the project root; muster streams it. */
+/**
+ * Where a part's command writes its stderr, relative to the project root; muster streams it.
+ * `stack` is the group's stack name (GROUP, or GROUP.ENV), so two environments never share a log.
+ */
 export const partLog = (group: string, part: string): string => `.muster/logs/${group}-${part}.log`
 
 /**
@@ -40,6 +44,8 @@ export const RETENTION_TYPE = 'muster:stack:Retention'
 
 export interface BakeArgs {
   group: string
+  /** The environment the group is resolved in; its commands get --env ENV. */
+  environment?: string | undefined
   /** Relative to the project root. */
   templatePath: string
   nodesPath: string
@@ -54,6 +60,10 @@ export interface BakeArgs {
 
 const shellQuote = (s: string): string => `'${s.replaceAll("'", `'\\''`)}'`
 
+/** The arguments naming the group (and its environment) to muster's own commands inside the stack. */
+const groupArgs = (group: string, nodesPath: string, environment: string | undefined): string =>
+  `${shellQuote(group)} --nodes ${shellQuote(nodesPath)}${environment === undefined ? '' : ` --env ${shellQuote(environment)}`}`
+
 export class Bake extends pulumi.ComponentResource {
   readonly imageId: pulumi.Output<string>
   /** True when the bake adopted an image a killed bake had left instead of running Packer. */
@@ -66,23 +76,23 @@ export class Bake extends pulumi.ComponentResource {
       // The cookbooks hash reaches the image's muster:cookbooks-hash tag through a Packer variable.
       // So does the agent bundle's sha256, which the install step checks the upload against.
       `"\${MUSTER_PACKER:-packer}" build -color=false -var ${shellQuote(`${COOKBOOKS_HASH_VAR}=${args.cookbooksHash}`)}${args.agentSha256 === undefined ? '' : ` -var ${shellQuote(`${AGENT_SHA256_VAR}=${args.agentSha256}`)}`} ${shellQuote(args.templatePath)} 1>&2`,
-      `"$MUSTER_NODE" "$MUSTER_BIN" packer:ami ${shellQuote(args.group)} --nodes ${shellQuote(args.nodesPath)}`,
+      `"$MUSTER_NODE" "$MUSTER_BIN" packer:ami ${groupArgs(args.group, args.nodesPath, args.environment)}`,
     ].join(' && ')
     // First, an image a killed bake of the same inputs finished (its muster gone before the stack
     // recorded it) is adopted rather than baked twice: stdout is then "AMI adopted". Not for
     // from_base groups: their base image is no tag, so an older image could be of an older base.
     // Nor when the bake installs the agent: its sha256 is no tag either (yet), so an orphan could
     // carry an older agent.
-    const adopt = `"$MUSTER_NODE" "$MUSTER_BIN" packer:orphan ${shellQuote(args.group)} --nodes ${shellQuote(args.nodesPath)} --template-hash ${shellQuote(args.templateHash)} --cookbooks-hash ${shellQuote(args.cookbooksHash)}`
+    const adopt = `"$MUSTER_NODE" "$MUSTER_BIN" packer:orphan ${groupArgs(args.group, args.nodesPath, args.environment)} --template-hash ${shellQuote(args.templateHash)} --cookbooks-hash ${shellQuote(args.cookbooksHash)}`
     const create = [
       'cd "$MUSTER_ROOT"',
       // Packer's manifest post-processor does not create its directory (and fails after the AMI exists).
-      `mkdir -p ${shellQuote(dirname(packerManifestPath(args.group)))}`,
+      `mkdir -p ${shellQuote(dirname(packerManifestPath(args.group, args.environment)))}`,
       args.baseImage === undefined && args.agentSha256 === undefined ? `{ ${adopt} || { ${bake}; }; }` : bake,
     ].join(' && ')
     const build = new ShellCommand(
       'packer-build',
-      {create, triggers: [args.templateHash, args.cookbooksHash, ...(args.baseImage === undefined ? [] : [args.baseImage]), ...(args.agentSha256 === undefined ? [] : [`agent:${args.agentSha256}`])], log: partLog(args.group, 'bake')},
+      {create, triggers: [args.templateHash, args.cookbooksHash, ...(args.baseImage === undefined ? [] : [args.baseImage]), ...(args.agentSha256 === undefined ? [] : [`agent:${args.agentSha256}`])], log: partLog(qualifiedName(args.group, args.environment), 'bake')},
       // A new image never deletes the old one: retention decides what goes.
       {parent: this, deleteBeforeReplace: false},
     )
@@ -94,6 +104,7 @@ export class Bake extends pulumi.ComponentResource {
 
 export interface RetentionArgs {
   group: string
+  environment?: string | undefined
   nodesPath: string
   keep: number
   imageId: pulumi.Input<string>
@@ -105,8 +116,8 @@ export interface RetentionArgs {
 export class Retention extends pulumi.ComponentResource {
   constructor(name: string, args: RetentionArgs, opts?: pulumi.ComponentResourceOptions) {
     super(RETENTION_TYPE, name, {}, opts)
-    const create = `cd "$MUSTER_ROOT" && "$MUSTER_NODE" "$MUSTER_BIN" packer:retain ${shellQuote(args.group)} --keep ${args.keep} --nodes ${shellQuote(args.nodesPath)}`
-    new ShellCommand('retain', {create: `${create} 1>&2`, triggers: [args.imageId, String(args.keep), args.askedAt], log: partLog(args.group, 'retention')}, {parent: this})
+    const create = `cd "$MUSTER_ROOT" && "$MUSTER_NODE" "$MUSTER_BIN" packer:retain ${shellQuote(args.group)} --keep ${args.keep} --nodes ${shellQuote(args.nodesPath)}${args.environment === undefined ? '' : ` --env ${shellQuote(args.environment)}`}`
+    new ShellCommand('retain', {create: `${create} 1>&2`, triggers: [args.imageId, String(args.keep), args.askedAt], log: partLog(qualifiedName(args.group, args.environment), 'retention')}, {parent: this})
     this.registerOutputs({})
   }
 }

@@ -7,6 +7,7 @@ import {type AgentBundle, type BootAgent, bootAgent, readAgentBundle} from '../a
 import {BUNDLED_TEMPLATES, packerArtifacts, packerFlavorFromEnv, readBakeTexts} from '../artifacts/generate.js'
 import {USER_DATA_TEMPLATE} from '../artifacts/userdata.js'
 import {renderDna} from '../artifacts/dna.js'
+import {environmentPath, renderChefEnvironment} from '../artifacts/chef-environment.js'
 import {fleetSettings} from '../artifacts/node-agent.js'
 import {cookbooksHash, type CookbookTree, groupRunList, readCookbookTree} from '../artifacts/cookbooks.js'
 import {bakeProvisions, buildPackerTemplate, COOKBOOKS_DIR, packerTemplatePath} from '../artifacts/packer.js'
@@ -59,12 +60,17 @@ export function buildContext(root: string, nodes: NodesFile, group: Group, inten
     }
   }
   if (group.packer === false) return {program, files: [], ...(bootAgentFiles ? {bootAgent: bootAgentFiles} : {})}
-  const texts = readBakeTexts(root)
-  const template = buildPackerTemplate(group, {flavor: packerFlavorFromEnv(), ...texts, roleText: program.roleText, project})
+  const texts = readBakeTexts(root, {environments: group.environment !== undefined})
+  const chefEnvironment = group.environment === undefined ? undefined : nodes.environments.get(group.environment)
+  const environmentText = chefEnvironment === undefined ? undefined : renderChefEnvironment(chefEnvironment)
+  const template = buildPackerTemplate(group, {flavor: packerFlavorFromEnv(), ...texts, roleText: program.roleText, project, ...(environmentText === undefined ? {} : {environmentText})})
   const cookbooks = inputs.cookbooks ?? readCookbookTree(join(root, COOKBOOKS_DIR))
-  program.bake = {templatePath: packerTemplatePath(group.name), templateHash: template.hash, cookbooksHash: cookbooksHash(groupRunList(group), cookbooks)}
+  program.bake = {templatePath: packerTemplatePath(group.name, group.environment), templateHash: template.hash, cookbooksHash: cookbooksHash(groupRunList(group), cookbooks)}
   if (group.from_base) program.bake.baseImage = inputs.baseImage ?? ''
-  const context: GroupContext = {program, files: packerArtifacts(group, {templateText: template.text, roleText: program.roleText, ...texts}, 'update')}
+  const files = packerArtifacts(group, {templateText: template.text, roleText: program.roleText, ...texts}, 'update')
+  // The bake uploads the Chef environment: written (as generate writes it) before the update.
+  if (chefEnvironment !== undefined && environmentText !== undefined) files.push({path: environmentPath(chefEnvironment.name), content: environmentText, policy: 'update'})
+  const context: GroupContext = {program, files}
   // Only a bake that provisions installs the agent; the bundle is read (and must exist) only then.
   if (intent.bake && bakeProvisions(group)) {
     context.agentBundle = readAgentBundle()

@@ -53,7 +53,7 @@ import * as aws from '@pulumi/aws'
 import * as pulumi from '@pulumi/pulumi'
 
 import {UserError} from '../errors.js'
-import {IMDS, TAG_GENERATION, TAG_GROUP, TAG_GROUP_PLAIN} from '../lib/tags.js'
+import {IMDS, qualifiedName, TAG_ENVIRONMENT, TAG_GENERATION, TAG_GROUP, TAG_GROUP_PLAIN} from '../lib/tags.js'
 import {type Group, requireAutoscale} from '../nodes/model.js'
 import type {AutoscaleSpec} from '../nodes/schema.js'
 import {groupNetwork} from './network.js'
@@ -103,10 +103,18 @@ function checkGenerations(generations: readonly number[]): number[] {
   return sorted
 }
 
+/** muster's own tags of what a group makes: the group, and its environment when the nodes file has them. */
+export function groupTags(group: Pick<Group, 'name' | 'environment'>): Record<string, string> {
+  return {[TAG_GROUP_PLAIN]: group.name, [TAG_GROUP]: group.name, ...(group.environment === undefined ? {} : {[TAG_ENVIRONMENT]: group.environment})}
+}
+
 /** Tags of everything the fleet launches; muster's keys are set last so a group tag cannot hide them. */
 export function machineTags(group: Group, name: string): Record<string, string> {
-  return {...group.tags, Name: name, [TAG_GROUP_PLAIN]: group.name, [TAG_GROUP]: group.name}
+  return {...group.tags, Name: name, ...groupTags(group)}
 }
+
+/** The name AWS sees for the group's fleet: GROUP, or GROUP.ENV in an environment (unique per account and region). */
+export const fleetName = (group: Pick<Group, 'name' | 'environment'>): string => qualifiedName(group.name, group.environment)
 
 /** The launch template's and instances' metadata options (see lib/tags.ts). */
 export const launchMetadataOptions = {httpEndpoint: IMDS.endpoint, httpTokens: IMDS.tokens, httpPutResponseHopLimit: IMDS.hopLimit, instanceMetadataTags: IMDS.instanceTags}
@@ -157,7 +165,7 @@ export class Fleet extends pulumi.ComponentResource {
 function fleetLaunchTemplate(args: FleetArgs, securityGroupIds: pulumi.Input<pulumi.Input<string>[]> | undefined, parent: pulumi.Resource): aws.ec2.LaunchTemplate {
   const group = args.group
   const region = group.region
-  const tags = machineTags(group, group.name)
+  const tags = machineTags(group, fleetName(group))
   // The root device name is the AMI's; a mapping under another name would add a disk instead.
   const rootDeviceName = aws.ec2
     .getAmiOutput({region, includeDeprecated: true, filters: [{name: 'image-id', values: [pulumi.output(args.imageId)]}]}, {parent})
@@ -168,8 +176,8 @@ function fleetLaunchTemplate(args: FleetArgs, securityGroupIds: pulumi.Input<pul
     'launch-template',
     {
       region,
-      namePrefix: `${group.name}-`,
-      description: `muster group ${group.name}`,
+      namePrefix: `${fleetName(group)}-`,
+      description: `muster group ${group.name}${group.environment === undefined ? '' : ` in ${group.environment}`}`,
       imageId: args.imageId,
       instanceType: group.instance_type,
       vpcSecurityGroupIds: securityGroupIds,
@@ -180,7 +188,7 @@ function fleetLaunchTemplate(args: FleetArgs, securityGroupIds: pulumi.Input<pul
         {resourceType: 'instance', tags},
         {resourceType: 'volume', tags},
       ],
-      tags: {...group.tags, [TAG_GROUP_PLAIN]: group.name, [TAG_GROUP]: group.name},
+      tags: {...group.tags, ...groupTags(group)},
       updateDefaultVersion: true,
     },
     {parent},
@@ -201,14 +209,14 @@ interface AsgArgs {
 function fleetAsg(args: AsgArgs, parent: pulumi.Resource): aws.autoscaling.Group {
   const {group, spec, generation} = args
   const timeout = seconds(spec.timeout)
-  const asgTags = Object.entries({...machineTags(group, group.name), [TAG_GENERATION]: String(generation)})
+  const asgTags = Object.entries({...machineTags(group, fleetName(group)), [TAG_GENERATION]: String(generation)})
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
     .map(([key, value]) => ({key, value, propagateAtLaunch: true}))
   return new aws.autoscaling.Group(
     asgResourceName(generation),
     {
       region: group.region,
-      name: asgName(group.name, generation),
+      name: asgName(fleetName(group), generation),
       minSize: spec.node_min,
       maxSize: spec.node_max,
       desiredCapacity: spec.node_min,

@@ -22,7 +22,7 @@ import * as pulumi from '@pulumi/pulumi'
 import {UserError} from '../errors.js'
 import {INSTANCE_NAME_RULE, isUsableInstanceName} from '../lib/tags.js'
 import type {Group} from '../nodes/model.js'
-import {launchMetadataOptions, machineTags, ROOT_VOLUME_TYPE} from './fleet.js'
+import {fleetName, launchMetadataOptions, machineTags, ROOT_VOLUME_TYPE} from './fleet.js'
 import type {InstanceIntent} from './intent.js'
 import {groupNetwork} from './network.js'
 
@@ -94,13 +94,13 @@ export class Instances extends pulumi.ComponentResource {
     const network = groupNetwork(group, this)
 
     this.machines = args.instances.map((intent) => {
-      const tags = machineTags(group, instanceTagName(group.name, intent.name))
+      const tags = machineTags(group, instanceTagName(fleetName(group), intent.name))
       const keyPair =
         intent.publicKey === undefined
           ? undefined
           : new aws.ec2.KeyPair(
               `key-${intent.name}`,
-              {region, keyName: keyPairName(group.name, intent.name), publicKey: intent.publicKey, tags},
+              {region, keyName: keyPairName(fleetName(group), intent.name), publicKey: intent.publicKey, tags},
               // The key name is fixed, so a new key must free it before it is imported.
               {parent: this, deleteBeforeReplace: true},
             )

@@ -34,6 +34,25 @@ export interface Intent {
    * part; `muster up` keeps it, so it does not re-run retention on every converge.
    */
   cleanedAt?: string
+  /**
+   * The image the group's machines run instead of a bake of its own (packer:promote): the exact AMI
+   * another environment runs, copied into this region when the two differ. While it is set the
+   * bake part is off and the stack's ami output is this image.
+   */
+  image?: PinnedImage
+}
+
+/** An AMI promoted from another environment, and where it came from. */
+export interface PinnedImage {
+  /** The AMI in this group's region. */
+  id: string
+  /** The environment it was promoted from. */
+  from: string
+  /** The AMI the source environment runs (equal to id unless copied). */
+  sourceId: string
+  sourceRegion: string
+  /** When it was promoted (ISO time). */
+  promotedAt: string
 }
 
 export const emptyIntent = (): Intent => ({bake: false, keep: DEFAULT_KEEP, fleet: false, generations: [0], instances: []})
@@ -56,6 +75,11 @@ export function intentFromConfig(config: ConfigMap): Intent {
   }
   const cleanedAt = get('cleanedAt')
   if (cleanedAt) intent.cleanedAt = cleanedAt
+  const image = get('image')
+  if (image) {
+    const parsed = parseJson(image)
+    if (isPinnedImage(parsed)) intent.image = parsed
+  }
   const instances = get('instances')
   if (instances) {
     const parsed = JSON.parse(instances) as unknown
@@ -72,7 +96,35 @@ export function intentToConfig(intent: Intent): ConfigMap {
     [key('generations')]: {value: JSON.stringify(intent.generations)},
     [key('instances')]: {value: JSON.stringify(intent.instances)},
     ...(intent.cleanedAt ? {[key('cleanedAt')]: {value: intent.cleanedAt}} : {}),
+    ...(intent.image ? {[key('image')]: {value: JSON.stringify(intent.image)}} : {}),
   }
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown
+  } catch {
+    return undefined
+  }
+}
+
+const AMI_ID = /^ami-[0-9a-f]{8,17}$/
+
+/** A pinned image as recorded (a config file is edited by hand too: anything else is ignored). */
+export function isPinnedImage(value: unknown): value is PinnedImage {
+  if (typeof value !== 'object' || value === null) return false
+  const v = value as Record<string, unknown>
+  return (
+    typeof v.id === 'string' && AMI_ID.test(v.id) && typeof v.from === 'string' && typeof v.sourceId === 'string' && AMI_ID.test(v.sourceId) &&
+    typeof v.sourceRegion === 'string' && typeof v.promotedAt === 'string'
+  )
+}
+
+/** The image pinned in a stack config file's text (stacks/Pulumi.GROUP.ENV.yaml), read without the engine. */
+export function pinnedImageOf(config: Record<string, unknown> | undefined): PinnedImage | undefined {
+  const value = config?.[key('image')]
+  const parsed = typeof value === 'string' ? parseJson(value) : value
+  return isPinnedImage(parsed) ? parsed : undefined
 }
 
 function isInstanceIntent(value: unknown): value is InstanceIntent {

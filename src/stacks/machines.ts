@@ -3,7 +3,7 @@
 import * as aws from '@pulumi/aws'
 import type * as pulumi from '@pulumi/pulumi'
 
-import {TAG_GROUP, TAG_PROJECT} from '../lib/tags.js'
+import {TAG_ENVIRONMENT, TAG_GROUP, TAG_PROJECT} from '../lib/tags.js'
 import {renderUserData, type UserDataOptions} from '../artifacts/userdata.js'
 import {UserError} from '../errors.js'
 import type {Group} from '../nodes/model.js'
@@ -28,6 +28,8 @@ export function machineImage(group: Group, project: string, baked: pulumi.Input<
         {name: `tag:${TAG_GROUP}`, values: [group.name]},
         // Never another project's image of a group with the same name (a legacy one: packer:adopt).
         {name: `tag:${TAG_PROJECT}`, values: [project]},
+        // …and never another environment's (packer:promote pins the image another environment runs).
+        ...(group.environment === undefined ? [] : [{name: `tag:${TAG_ENVIRONMENT}`, values: [group.environment]}]),
         {name: 'state', values: ['available']},
       ],
     })

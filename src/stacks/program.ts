@@ -40,8 +40,14 @@ export function groupProgram(ctx: ProgramContext): PulumiFn {
     const outputs: Record<string, unknown> = {role: ctx.roleText, dna: ctx.dnaText}
     let image: pulumi.Input<string> | undefined
     let bake: Bake | undefined
-    if (ctx.intent.bake && ctx.bake) {
-      bake = new Bake(PART_COMPONENTS.bake.name, {group: ctx.group.name, nodesPath: ctx.nodesPath, ...ctx.bake})
+    const environment = ctx.group.environment
+    if (ctx.intent.image) {
+      // Promoted (packer:promote): the exact image another environment runs; no bake of its own.
+      image = ctx.intent.image.id
+      outputs.ami = ctx.intent.image.id
+      outputs.promotedFrom = {environment: ctx.intent.image.from, image: ctx.intent.image.sourceId, region: ctx.intent.image.sourceRegion}
+    } else if (ctx.intent.bake && ctx.bake) {
+      bake = new Bake(PART_COMPONENTS.bake.name, {group: ctx.group.name, environment, nodesPath: ctx.nodesPath, ...ctx.bake})
       image = bake.imageId
       outputs.ami = bake.imageId
       outputs.adopted = bake.adopted
@@ -50,7 +56,7 @@ export function groupProgram(ctx: ProgramContext): PulumiFn {
     if (bake || ctx.intent.cleanedAt) {
       new Retention(
         PART_COMPONENTS.retention.name,
-        {group: ctx.group.name, nodesPath: ctx.nodesPath, keep: ctx.intent.keep, imageId: bake?.imageId ?? '', askedAt: ctx.intent.cleanedAt ?? ''},
+        {group: ctx.group.name, environment, nodesPath: ctx.nodesPath, keep: ctx.intent.keep, imageId: bake?.imageId ?? '', askedAt: ctx.intent.cleanedAt ?? ''},
         bake ? {dependsOn: [bake]} : {},
       )
     }

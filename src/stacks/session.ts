@@ -10,7 +10,7 @@ import {fileURLToPath} from 'node:url'
 import {type Backend, chooseBackend} from './backend.js'
 import {isolateProgramErrors} from './isolation.js'
 import {type Part, PART_COMPONENTS} from './program.js'
-import {type GroupStack, listProjectStacks, noStackError, openGroupStack} from './workspace.js'
+import {type GroupStack, listProjectStacks, noStackError, openGroupStack, type StackTarget} from './workspace.js'
 
 const BIN_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin')
 const MUSTER_BIN = join(BIN_DIR, 'run.js')
@@ -55,18 +55,18 @@ export class StackSession {
     return new StackSession(root, backend, engineEnv(root, backend, extraEnv))
   }
 
-  /** Opens a group's stack, creating it when it has none. */
-  async openOrCreate(group: string): Promise<GroupStack> {
+  /** Opens a group's stack (GROUP, or GROUP.ENV for a group resolved in an environment), creating it when it has none. */
+  async openOrCreate(group: StackTarget | string): Promise<GroupStack> {
     return (await openGroupStack(this.context(), group, {create: true})) as GroupStack
   }
 
   /** Opens a group's existing stack; undefined when the group has none. */
-  async openExisting(group: string): Promise<GroupStack | undefined> {
+  async openExisting(group: StackTarget | string): Promise<GroupStack | undefined> {
     return openGroupStack(this.context(), group, {create: false})
   }
 
   /** Opens a group's existing stack; a user error when the group has none. */
-  async require(group: string): Promise<GroupStack> {
+  async require(group: StackTarget | string): Promise<GroupStack> {
     const stack = await this.openExisting(group)
     if (!stack) throw noStackError(group)
     return stack

@@ -1,6 +1,6 @@
 // The Automation API behind one small interface: open a group's stack (one project, stack name =
-// group name, config in stacks/), read and record intent, preview/up/destroy a part of it, and
-// turn Pulumi's errors into user errors with the next step.
+// group name, or GROUP.ENV in a nodes file with environments; config in stacks/), read and record
+// intent, preview/up/destroy a part of it, and turn Pulumi's errors into user errors with the next step.
 import {existsSync, readFileSync} from 'node:fs'
 import {join, relative} from 'node:path'
 import {parse} from 'yaml'
@@ -18,6 +18,7 @@ import {
 
 import {atomicWriteSync} from '../lib/atomic-write.js'
 import {InterruptedError, UserError} from '../errors.js'
+import {stackName} from '../nodes/environments.js'
 import {type Backend, newStackRefusal, SECRETS_PROVIDER_ENV} from './backend.js'
 import {type ChangeSet, collectChanges} from './changes.js'
 import {CONFIG_NAMESPACE, type ConfigMap, type Intent, intentFromConfig, intentToConfig} from './intent.js'
@@ -76,12 +77,32 @@ export function projectSettings(root: string): ProjectSettings {
 }
 
 /**
+ * The stack of a group: the group's name and, in a nodes file with environments, the environment
+ * it is resolved in (a resolved Group fits). Its stack is GROUP, or GROUP.ENV (stackName).
+ */
+export interface StackTarget {
+  name: string
+  environment?: string | undefined
+}
+
+export const asTarget = (target: StackTarget | string): StackTarget => (typeof target === 'string' ? {name: target} : target)
+
+/** How a verb names the group again in a hint: "GROUP", or "GROUP --env ENV". */
+export const groupArgs = (target: StackTarget | string): string => {
+  const t = asTarget(target)
+  return t.environment === undefined ? t.name : `${t.name} --env ${t.environment}`
+}
+
+/** The stack's config file name: Pulumi.GROUP.yaml, or Pulumi.GROUP.ENV.yaml. */
+export const stackConfigFileName = (target: StackTarget | string): string => `Pulumi.${stackName(asTarget(target))}.yaml`
+
+/**
  * What recording an intent changed, and how to take it back: the stack's config file as it was
  * before, put back in one atomic rename when the update that follows fails, so a failed verb
  * leaves the group as it was (its intent never blocks the next verb).
  */
 export interface RecordedIntent {
-  /** The stack's config file, relative to the project root (stacks/Pulumi.GROUP.yaml). */
+  /** The stack's config file, relative to the project root (stacks/Pulumi.GROUP.yaml, or Pulumi.GROUP.ENV.yaml). */
   file: string
   /** Whether recording changed anything. */
   changed: boolean
@@ -90,15 +111,34 @@ export interface RecordedIntent {
 }
 
 export class GroupStack {
+  /** The group's name. */
+  readonly group: string
+  /** The environment the group is resolved in; undefined in a nodes file without environments. */
+  readonly environment: string | undefined
+  /** The stack's name: GROUP, or GROUP.ENV. */
+  readonly name: string
+  /** Absolute path of the stack's config file (stacks/Pulumi.GROUP.yaml, or Pulumi.GROUP.ENV.yaml). */
+  readonly configFile: string
+
   constructor(
-    readonly group: string,
+    target: StackTarget | string,
     readonly project: string,
     private readonly stack: Stack,
-    /** Absolute path of the stack's config file (stacks/Pulumi.GROUP.yaml). */
-    readonly configFile: string = join(stack.workspace.workDir, `Pulumi.${group}.yaml`),
+    configFile?: string,
     /** The file backend's lock directory of this stack; undefined on other backends. */
     private readonly lockDirectory: string | undefined = undefined,
-  ) {}
+  ) {
+    const t = asTarget(target)
+    this.group = t.name
+    this.environment = t.environment
+    this.name = stackName(t)
+    this.configFile = configFile ?? join(stack.workspace.workDir, stackConfigFileName(t))
+  }
+
+  /** The group (and environment) as a verb's arguments name them in hints. */
+  get target(): StackTarget {
+    return {name: this.group, environment: this.environment}
+  }
 
   /** Who holds this stack's lock (empty: unlocked); undefined when the backend cannot say. */
   locks(): LockHolder[] | undefined {
@@ -119,11 +159,11 @@ export class GroupStack {
 
   /** `urn:pulumi:STACK::PROJECT::TYPE::NAME`, and a pattern for everything beneath a component. */
   urn(type: string, name: string): string {
-    return `urn:pulumi:${this.group}::${this.project}::${type}::${name}`
+    return `urn:pulumi:${this.name}::${this.project}::${type}::${name}`
   }
 
   componentTargets(type: string, name: string): string[] {
-    return [this.urn(type, name), `urn:pulumi:${this.group}::${this.project}::${type}$**`]
+    return [this.urn(type, name), `urn:pulumi:${this.name}::${this.project}::${type}$**`]
   }
 
   /** The program depends on the recorded intent, so a stack is opened first and programmed after. */
@@ -210,13 +250,13 @@ export class GroupStack {
   async preview(targets: string[] | undefined, hooks: RunHooks = {}, interrupt?: AbortSignal): Promise<ChangeSet> {
     const {events, options, done} = this.recording(targets, hooks, interrupt)
     await this.translate(() => this.stack.preview(options), interrupt, events).finally(done)
-    return collectChanges(this.group, events)
+    return collectChanges(this.name, events)
   }
 
   async up(targets: string[] | undefined, hooks: RunHooks = {}, interrupt?: AbortSignal): Promise<UpResult> {
     const {events, options, done} = this.recording(targets, hooks, interrupt)
     const result = await this.translate(() => this.stack.up(options), interrupt, events).finally(done)
-    return {outputs: Object.fromEntries(Object.entries(result.outputs).map(([k, v]) => [k, v.value])), changes: collectChanges(this.group, events)}
+    return {outputs: Object.fromEntries(Object.entries(result.outputs).map(([k, v]) => [k, v.value])), changes: collectChanges(this.name, events)}
   }
 
   async outputs(): Promise<Record<string, unknown>> {
@@ -228,7 +268,7 @@ export class GroupStack {
   async destroy(destroy: {previewOnly: boolean; remove: boolean}, hooks: RunHooks = {}, interrupt?: AbortSignal): Promise<ChangeSet> {
     const {events, options, done} = this.recording(undefined, hooks, interrupt)
     await this.translate(() => this.stack.destroy({...options, previewOnly: destroy.previewOnly, remove: destroy.remove}), interrupt, events).finally(done)
-    return collectChanges(this.group, events)
+    return collectChanges(this.name, events)
   }
 
   /** After an interrupted update: drop pending creates so the next update can proceed. */
@@ -238,7 +278,7 @@ export class GroupStack {
   }
 
   async removeStack(): Promise<void> {
-    await this.translate(() => this.stack.workspace.removeStack(this.group))
+    await this.translate(() => this.stack.workspace.removeStack(this.name))
   }
 
   private async translate<T>(run: () => Promise<T>, interrupt?: AbortSignal, events: readonly EngineEvent[] = []): Promise<T> {
@@ -246,7 +286,7 @@ export class GroupStack {
       return await run()
     } catch (error) {
       if (interrupt?.aborted) throw this.interrupted(error, events)
-      throw translatePulumiError(error, this.group, this.locks(), engineErrors(events))
+      throw translatePulumiError(error, this.target, this.locks(), engineErrors(events))
     }
   }
 
@@ -267,7 +307,7 @@ export class GroupStack {
       stopped.length > 0 ? `stopped: ${stopped.join(', ')}${stopped.some((s) => s.endsWith(' packer-build')) ? ' (a stopped bake leaves no image: Packer removed its temporary instance)' : ''}` : '',
       locked === undefined ? '' : locked.length === 0 ? 'the stack is unlocked' : `the stack is still locked (${locked.map(describeHolder).join('; ')})`,
     ]
-    const hint = locked !== undefined && locked.length > 0 ? `Clear the lock with: muster unlock ${this.group}, then run the same command again.` : undefined
+    const hint = locked !== undefined && locked.length > 0 ? `Clear the lock with: muster unlock ${groupArgs(this.target)}, then run the same command again.` : undefined
     return new InterruptedError(parts.filter(Boolean).join('; '), {...(hint ? {hint} : {}), cause: error})
   }
 }
@@ -292,17 +332,24 @@ function findPulumi(): Promise<PulumiCommand> {
  * on the intent the stack records, so it is set after reading it. Without create, a group that
  * has no stack gives undefined (the engine's StackNotFoundError, not a message match).
  */
-export async function openGroupStack(context: StackContext, group: string, options: {create: boolean}): Promise<GroupStack | undefined> {
+export async function openGroupStack(context: StackContext, group: StackTarget | string, options: {create: boolean}): Promise<GroupStack | undefined> {
   const settings = projectSettings(context.root)
+  const target = asTarget(group)
+  const name = stackName(target)
   try {
     const workspace = await createWorkspace(context)
-    const stack = await selectOrCreate(context, group, workspace, options.create)
+    const stack = await selectOrCreate(context, name, workspace, options.create)
     if (!stack) return undefined
-    return new GroupStack(group, settings.name, stack, join(context.root, settings.stackConfigDir, `Pulumi.${group}.yaml`), lockDir(context.backend.url, settings.name, group))
+    return new GroupStack(target, settings.name, stack, join(context.root, settings.stackConfigDir, stackConfigFileName(target)), lockDir(context.backend.url, settings.name, name))
   } catch (error) {
     if (!options.create && error instanceof StackNotFoundError) return undefined
-    throw translatePulumiError(error, group)
+    throw translatePulumiError(error, target)
   }
+}
+
+/** The stack config file of a group in its environment, relative to the root (read without the engine). */
+export function stackConfigPath(root: string, target: StackTarget | string): string {
+  return join(projectSettings(root).stackConfigDir, stackConfigFileName(target))
 }
 
 async function createWorkspace(context: StackContext): Promise<LocalWorkspace> {
@@ -345,8 +392,10 @@ export async function listProjectStacks(context: StackContext): Promise<string[]
 }
 
 /** What a verb that needs an existing stack says when the group has none. */
-export function noStackError(group: string, cause?: unknown): UserError {
-  return new UserError(`group ${group} has no stack yet`, {hint: `Create it with a verb that records something, e.g. muster packer:run ${group} or muster autoscale:run ${group}.`, cause})
+export function noStackError(group: StackTarget | string, cause?: unknown): UserError {
+  const t = asTarget(group)
+  const which = t.environment === undefined ? `group ${t.name}` : `group ${t.name} in environment ${t.environment} (stack ${stackName(t)})`
+  return new UserError(`${which} has no stack yet`, {hint: `Create it with a verb that records something, e.g. muster packer:run ${groupArgs(t)} or muster autoscale:run ${groupArgs(t)}.`, cause})
 }
 
 /** Pulumi's typed errors and well-known failures become user errors that say what to do. */
@@ -359,17 +408,20 @@ function engineErrors(events: readonly EngineEvent[]): string[] {
   return [...new Set(messages)].filter(Boolean)
 }
 
-export function translatePulumiError(error: unknown, group: string, locks?: LockHolder[], diagnostics: readonly string[] = []): unknown {
+export function translatePulumiError(error: unknown, target: StackTarget | string, locks?: LockHolder[], diagnostics: readonly string[] = []): unknown {
   if (error instanceof UserError) return error
-  if (error instanceof ConcurrentUpdateError) return lockedError(group, error, locks)
+  if (error instanceof ConcurrentUpdateError) return lockedError(target, error, locks)
   if (error instanceof StackNotFoundError) {
-    return noStackError(group, error)
+    return noStackError(target, error)
   }
+  // Messages name the stack (GROUP.ENV reads as the group in its environment); hints name the verb's arguments.
+  const group = stackName(asTarget(target))
+  const args = groupArgs(target)
   if (error instanceof CommandError) {
     const message = error.message
     if (/pending operations?/i.test(message) || /interrupted while/i.test(message)) {
       return new UserError(`an earlier update of ${group} was interrupted and left pending operations`, {
-        hint: `Check in AWS whether the resources it was creating exist (delete strays), then run: muster up ${group} --clear-pending`,
+        hint: `Check in AWS whether the resources it was creating exist (delete strays), then run: muster up ${args} --clear-pending`,
         cause: error,
       })
     }
@@ -396,7 +448,7 @@ export function translatePulumiError(error: unknown, group: string, locks?: Lock
     if (/awskms|gcpkms|azurekeyvault|hashivault/i.test(message) && /secrets (manager|provider)|decrypt|encrypt|KMS/i.test(message)) {
       const line = message.split('\n').find((l) => /error/i.test(l))?.trim() ?? ''
       return new UserError(`the secrets provider of the stack of ${group} failed: ${line}`, {
-        hint: 'Check that your cloud credentials may use the key the stack names (secretsprovider in its stacks/Pulumi.GROUP.yaml) and that the key exists in that region.',
+        hint: `Check that your cloud credentials may use the key the stack names (secretsprovider in its stacks/${stackConfigFileName(target)}) and that the key exists in that region.`,
         cause: error,
       })
     }
@@ -418,17 +470,19 @@ export function translatePulumiError(error: unknown, group: string, locks?: Lock
 }
 
 /** A locked stack: who holds the lock, whether that holder still runs, and how to clear it. */
-export function lockedError(group: string, error: Error, locks: LockHolder[] | undefined): UserError {
+export function lockedError(target: StackTarget | string, error: Error, locks: LockHolder[] | undefined): UserError {
+  const group = stackName(asTarget(target))
+  const args = groupArgs(target)
   const known = locks?.filter((l) => l.pid !== undefined) ?? []
   if (known.length > 0 && known.every((l) => l.state === 'stale')) {
     return new UserError(`the stack of ${group} has a stale lock: held by ${known.map(describeHolder).join('; ')}`, {
-      hint: `An earlier update was killed before it could release the lock. Clear it with: muster unlock ${group}`,
+      hint: `An earlier update was killed before it could release the lock. Clear it with: muster unlock ${args}`,
       cause: error,
     })
   }
   const holder = known.length > 0 ? known.map(describeHolder).join('; ') : /locked by[^\n]*|lock file[^\n]*|\(pid[^\n]*/.exec(error.message)?.[0]?.trim()
   return new UserError(`the stack of ${group} is locked by another update${holder ? ` (${holder})` : ''}`, {
-    hint: `Wait for that update to finish. If no muster or pulumi command is running on it any more, clear the lock with: muster unlock ${group}`,
+    hint: `Wait for that update to finish. If no muster or pulumi command is running on it any more, clear the lock with: muster unlock ${args}`,
     cause: error,
   })
 }

@@ -20,8 +20,9 @@ export default class PackerAmi extends MusterCommand {
   static override flags = {nodes: nodesFlag, env: envFlag}
 
   public async run(): Promise<void> {
-    const {args} = await this.parse(PackerAmi)
-    const path = packerManifestPath(args.group)
+    const {args, flags} = await this.parse(PackerAmi)
+    // In an environment the bake passes --env: each environment's bake has a manifest of its own.
+    const path = packerManifestPath(args.group, flags.env === undefined || flags.env === '' ? undefined : flags.env)
     let manifest: Manifest
     try {
       manifest = JSON.parse(readFileSync(join(process.cwd(), path), 'utf8')) as Manifest
