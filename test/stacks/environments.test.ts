@@ -1,0 +1,157 @@
+// The stacks side of environments, pure parts: names, tags, ownership, Packer template and paths,
+// orphan stacks, the bake's commands.
+import {expect} from 'chai'
+import {readFileSync} from 'node:fs'
+import {join} from 'node:path'
+
+import {orphansAmong} from '../../src/actions/stack.js'
+import {ofEnvironment} from '../../src/aws/asg.js'
+import {renderChefEnvironment} from '../../src/artifacts/chef-environment.js'
+import {BUNDLED_TEMPLATES} from '../../src/artifacts/generate.js'
+import {buildPackerTemplate, ENVIRONMENT_VAR, packerManifestPath, packerTemplatePath} from '../../src/artifacts/packer.js'
+import {renderRole} from '../../src/artifacts/role.js'
+import {ownershipOf, ownerTags, TAG_ENVIRONMENT, TAG_PROJECT} from '../../src/lib/tags.js'
+import {selectEnvironment, stackName} from '../../src/nodes/environments.js'
+import type {Group, NodesFile} from '../../src/nodes/model.js'
+import {parseSource} from '../../src/nodes/source.js'
+import {validateNodes} from '../../src/nodes/validate.js'
+import {fleetName, groupTags} from '../../src/stacks/fleet.js'
+import {intentFromConfig, intentToConfig, emptyIntent, pinnedImageOf} from '../../src/stacks/intent.js'
+import {groupArgs, stackConfigFileName} from '../../src/stacks/workspace.js'
+
+function nodesOf(value: unknown, environment?: string): NodesFile {
+  const result = validateNodes(parseSource('nodes.json', JSON.stringify(value)))
+  if (!result.ok) throw new Error(result.diagnostics.map((d) => d.message).join('\n'))
+  return selectEnvironment(result.nodes, environment)
+}
+
+const base = {region: 'us-east-1', instance_type: 'm5.large', source_ami: 'ami-0123abcd', run_list: ['recipe[base]']}
+const withEnvironments = {
+  __environments__: {staging: {default: true, default_attributes: {environment: 'staging'}}, production: {region: 'us-west-2'}},
+  __base__: base,
+  web: {},
+}
+const groupIn = (nodes: NodesFile, name = 'web'): Group => {
+  const g = nodes.groups.get(name)
+  if (!g) throw new Error(`no ${name}`)
+  return g
+}
+const opts = (g: Group, extra: Record<string, string> = {}) => ({flavor: 'current' as const, provisionScript: `#!/bin/sh\n${ENVIRONMENT_VAR}\n`, roleText: renderRole(g), project: 'alpha', ...extra})
+
+describe('environments: stack names, config files and hints', () => {
+  it('GROUP without environments, GROUP.ENV with them', () => {
+    expect(stackName({name: 'web'})).to.equal('web')
+    expect(stackName(groupIn(nodesOf(withEnvironments, 'production')))).to.equal('web.production')
+    expect(stackConfigFileName({name: 'web'})).to.equal('Pulumi.web.yaml')
+    expect(stackConfigFileName({name: 'web', environment: 'staging'})).to.equal('Pulumi.web.staging.yaml')
+    expect(groupArgs({name: 'web', environment: 'staging'})).to.equal('web --env staging')
+    expect(groupArgs('web')).to.equal('web')
+  })
+
+  it('orphan stacks are looked for in the environment only; without environments every stack that is not a group', () => {
+    const groups = new Map([['web', {}], ['db', {}]])
+    const names = ['web', 'web.staging', 'web.production', 'gone.staging', 'gone.production', 'gone']
+    expect(orphansAmong(names, groups, 'staging')).to.deep.equal(['gone.staging'])
+    expect(orphansAmong(names, groups, 'production')).to.deep.equal(['gone.production'])
+    expect(orphansAmong(names, groups, undefined)).to.deep.equal(['web.staging', 'web.production', 'gone.staging', 'gone.production', 'gone'])
+  })
+})
+
+describe('environments: tags and ownership', () => {
+  it('an environment\'s images are its own: not another environment\'s, nor a project\'s without environments', () => {
+    const staging = {project: 'alpha', environment: 'staging'}
+    expect(ownerTags(staging)).to.deep.equal({[TAG_PROJECT]: 'alpha', [TAG_ENVIRONMENT]: 'staging'})
+    expect(ownerTags({project: 'alpha'})).to.deep.equal({[TAG_PROJECT]: 'alpha'})
+    expect(ownershipOf(ownerTags(staging), staging)).to.equal('ours')
+    expect(ownershipOf(ownerTags({project: 'alpha', environment: 'production'}), staging)).to.equal('other')
+    expect(ownershipOf(ownerTags({project: 'alpha'}), staging)).to.equal('other')
+    expect(ownershipOf(ownerTags(staging), {project: 'alpha'})).to.equal('other')
+    expect(ownershipOf(ownerTags({project: 'alpha'}), {project: 'alpha'})).to.equal('ours')
+    expect(ownershipOf({}, staging)).to.equal('legacy')
+  })
+
+  it('ASGs are the environment\'s by their environment tag', () => {
+    const asgs: Array<{name: string; tags: Record<string, string>}> = [{name: 'web', tags: {}}, {name: 'web.staging', tags: {[TAG_ENVIRONMENT]: 'staging'}}, {name: 'web.production', tags: {[TAG_ENVIRONMENT]: 'production'}}]
+    expect(ofEnvironment(asgs, 'staging').map((a) => a.name)).to.deep.equal(['web.staging'])
+    expect(ofEnvironment(asgs, undefined).map((a) => a.name)).to.deep.equal(['web'])
+  })
+
+  it('fleet names and tags carry the environment; without one they are what they were', () => {
+    const staging = groupIn(nodesOf(withEnvironments, 'staging'))
+    expect(fleetName(staging)).to.equal('web.staging')
+    expect(groupTags(staging)).to.deep.equal({group: 'web', 'muster:group': 'web', [TAG_ENVIRONMENT]: 'staging'})
+    const plain = groupIn(nodesOf({__base__: base, web: {}}))
+    expect(fleetName(plain)).to.equal('web')
+    expect(groupTags(plain)).to.deep.equal({group: 'web', 'muster:group': 'web'})
+  })
+
+  it('validate counts muster:environment among muster\'s own tags in an environment', () => {
+    const tags = Object.fromEntries(Array.from({length: 43}, (_, i) => [`t${i}`, 'x']))
+    // 43 of the group's own + 7 of muster's = 50: fine without environments.
+    expect(validateNodes(parseSource('nodes.json', JSON.stringify({__base__: base, web: {tags}}))).ok).to.equal(true)
+    const result = validateNodes(parseSource('nodes.json', JSON.stringify({...withEnvironments, web: {tags}})))
+    expect(result.ok).to.equal(false)
+    expect(result.ok ? '' : result.diagnostics.map((d) => d.message).join('\n')).to.include(TAG_ENVIRONMENT)
+  })
+})
+
+describe('environments: Packer template and paths', () => {
+  it('template and manifest paths per environment; unchanged without environments', () => {
+    expect(packerTemplatePath('web')).to.equal('packer/web.pkr.json')
+    expect(packerManifestPath('web')).to.equal('.muster/manifests/web.json')
+    expect(packerTemplatePath('web', 'staging')).to.equal('packer/web.staging.pkr.json')
+    expect(packerManifestPath('web', 'staging')).to.equal('.muster/manifests/web.staging.json')
+  })
+
+  it('uploads environments/ENV.json and runs the provisioning script with MUSTER_ENVIRONMENT; tags and names carry the environment', () => {
+    const nodes = nodesOf(withEnvironments, 'staging')
+    const g = groupIn(nodes)
+    const environmentText = renderChefEnvironment(nodes.environments.get('staging') as never)
+    const {template, text} = buildPackerTemplate(g, opts(g, {environmentText}))
+    expect(text).to.include('"source": "environments/staging.json"')
+    expect(text).to.include('"destination": "/tmp/muster/environments/staging.json"')
+    expect(text).to.include(`"${ENVIRONMENT_VAR}=staging"`)
+    expect(text).to.include('"muster:environment": "staging"')
+    expect(text).to.include('"Name": "web.staging"')
+    expect(text).to.include('"muster-bake-web.staging"')
+    expect(text).to.include('"output": ".muster/manifests/web.staging.json"')
+    expect(JSON.stringify(template)).to.include('web.staging ${local.timestamp}')
+  })
+
+  it('the environment\'s Chef attributes are part of the template hash', () => {
+    const g = groupIn(nodesOf(withEnvironments, 'staging'))
+    expect(buildPackerTemplate(g, opts(g, {environmentText: '{"a": 1}'})).hash).not.to.equal(buildPackerTemplate(g, opts(g, {environmentText: '{"a": 2}'})).hash)
+  })
+
+  it('without environments the template names no environment at all', () => {
+    const g = groupIn(nodesOf({__base__: base, web: {}}))
+    const {text} = buildPackerTemplate(g, opts(g))
+    expect(text).not.to.include(TAG_ENVIRONMENT)
+    expect(text).not.to.include('environments/')
+    expect(text).not.to.include(ENVIRONMENT_VAR)
+  })
+
+  it('the default provisioning script stays byte for byte what it was; the environments default runs chef-solo --environment', () => {
+    const plain = readFileSync(join(BUNDLED_TEMPLATES, 'packer', 'provision.sh'), 'utf8')
+    expect(plain).not.to.include(ENVIRONMENT_VAR)
+    const environments = readFileSync(join(BUNDLED_TEMPLATES, 'packer', 'provision-environments.sh'), 'utf8')
+    expect(environments).to.include('--environment "$MUSTER_ENVIRONMENT"')
+    expect(environments).to.include('environment_path')
+  })
+})
+
+describe('environments: the pinned image in the stack intent', () => {
+  const pinned = {id: 'ami-0123456789abcdef0', from: 'staging', sourceId: 'ami-0fedcba987654321f', sourceRegion: 'us-west-2', promotedAt: '2026-11-26T01:00:00.000Z'}
+
+  it('round-trips through the stack config', () => {
+    const config = intentToConfig({...emptyIntent(), image: pinned})
+    expect(intentFromConfig(config).image).to.deep.equal(pinned)
+    expect(intentFromConfig(intentToConfig(emptyIntent())).image).to.equal(undefined)
+  })
+
+  it('a hand-edited value that is not a pinned image is ignored', () => {
+    expect(intentFromConfig({'muster:image': {value: '{"id": "not-an-ami"}'}}).image).to.equal(undefined)
+    expect(intentFromConfig({'muster:image': {value: 'nonsense'}}).image).to.equal(undefined)
+    expect(pinnedImageOf({'muster:image': JSON.stringify(pinned)})).to.deep.equal(pinned)
+  })
+})
