@@ -61,6 +61,7 @@ cat >"$MUSTER_DIR/solo.rb" <<'MUSTER_SOLO_RB'
 cookbook_path ["/etc/muster/cookbooks", "/var/chef/cookbooks"]
 role_path "/etc/muster/roles"
 MUSTER_SOLO_RB
+{{chef_environment}}
 
 chef-solo --config "$MUSTER_DIR/solo.rb" --json-attributes "$MUSTER_DIR/dna.json" --no-color
 

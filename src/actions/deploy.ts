@@ -19,7 +19,8 @@ import type {RegistryStore, Snapshot} from '../registry/store.js'
 import {RegistryView} from '../registry/view.js'
 import {unfinishedDeploys} from './deploy-follow.js'
 import {checkBucketName, openReleaseBucket, parseS3Url, type ReleaseBucket} from '../release/bucket.js'
-import {buildRelease, type BuiltManifest, canonicalJson, cookbooksKey, type CookbooksRef, manifestKey, parseManifest, releasesPrefix} from '../release/build.js'
+import {buildRelease, type BuiltManifest, canonicalJson, cookbooksKey, type CookbooksRef, manifestKey, parseManifest, releaseEnvironments, releasesPrefix, sha256Hex} from '../release/build.js'
+import {MANIFEST_CAP_BYTES} from '../release/fetch.js'
 import {type PackedCookbooks, packCookbooks} from '../release/pack.js'
 import {type UploadResult, uploadReleases} from '../release/upload.js'
 import type {IoHost} from './io.js'
@@ -41,6 +42,11 @@ export interface DeployOptions {
   /** --bucket; else MUSTER_RELEASE_BUCKET, else __base__.release_bucket in the nodes file. */
   bucket?: string | undefined
   registry: RegistryTarget
+  /**
+   * --release DIGEST: roll out this existing release of the one named group (the one another
+   * environment ran) instead of building one. It must be in the release bucket already.
+   */
+  release?: string | undefined
   env?: NodeJS.ProcessEnv
 }
 
@@ -79,7 +85,14 @@ export interface GroupPlan {
 
 export interface DeployPlan {
   id: string
+  /** The registry project (with environments: the environment's own). */
   project: string
+  /** The environment deployed to (absent without environments). */
+  environment?: string
+  /** The project of the release bucket's keys (muster/PROJECT/): with environments, the fleet's, which they share. */
+  releaseProject?: string
+  /** --release: the existing release rolled out (nothing is built or uploaded); null or absent when one is built. */
+  promotion?: {digest: string; createdAt: string} | null
   bucket: string
   n: number
   maxErrors: number
@@ -221,8 +234,12 @@ export class Deploy {
     checkCounts(options)
     const nodes = loadNodes({cwd: options.cwd, path: options.nodesPath, env, environment: options.environment})
     const bucketName = releaseBucketName(options.bucket, env, nodes)
+    if (options.release !== undefined) checkPromotion(options.release, options.group)
     const named = options.group === undefined ? undefined : requireNodeGroup(nodes, options.group, 'nodes to deploy to', 'nothing was written')
     const {project, endpoints} = options.registry
+    // Releases are the fleet's, whatever environment they go to: the same bytes, the same digest.
+    const releaseProject = options.registry.releaseProject ?? project
+    const environments = releaseEnvironments(nodes)
 
     this.store = deps.openStore(options.registry)
     const store = this.store
@@ -254,10 +271,12 @@ export class Deploy {
     // or an endpoint that does not answer as a user error.
     this.bucket = deps.openBucket(bucketName)
     const bucket = this.bucket
-    this.packed = await packCookbooks(options.cwd)
+    // A promotion builds nothing: the release's cookbooks are in the bucket already.
+    this.packed = options.release === undefined ? await packCookbooks(options.cwd) : null
     const packed = this.packed
-    const cookbooksRef: CookbooksRef | null = packed ? {url: `s3://${bucketName}/${cookbooksKey(project, packed.sha256)}`, sha256: packed.sha256, bytes: packed.bytes.length} : null
-    await probeBucket(bucket, `${releasesPrefix(project)}releases/.probe`)
+    const cookbooksRef: CookbooksRef | null = packed ? {url: `s3://${bucketName}/${cookbooksKey(releaseProject, packed.sha256)}`, sha256: packed.sha256, bytes: packed.bytes.length} : null
+    await probeBucket(bucket, `${releasesPrefix(releaseProject)}releases/.probe`)
+    const promoted = options.release === undefined ? undefined : await existingRelease(bucket, releaseProject, groups[0] as Group, options.release, nodes.environment)
 
     const now = deps.now()
     const plans: GroupPlan[] = []
@@ -275,16 +294,16 @@ export class Deploy {
           previousError = (error as Error).message
         }
       }
-      const built = buildRelease(project, group, cookbooksRef, now, previous)
+      const built = promoted ?? buildRelease(releaseProject, group, cookbooksRef, now, previous, environments)
       this.built.set(group.name, built)
-      const url = `s3://${bucketName}/${manifestKey(project, group.name, built.digest)}`
+      const url = `s3://${bucketName}/${manifestKey(releaseProject, group.name, built.digest)}`
       plans.push({
         group: group.name,
         targets: (live.get(group.name) ?? []).sort(),
         previous: ref ? {digest: ref.digest, url: ref.url, createdAt: previous?.createdAt ?? null} : null,
         previousError,
         roleDiff: previous ? roleDiff(group.name, previous.role, built.manifest.role) : null,
-        cookbooksChanged: previous ? previous.cookbooks?.sha256 !== cookbooksRef?.sha256 : true,
+        cookbooksChanged: previous ? previous.cookbooks?.sha256 !== built.manifest.cookbooks?.sha256 : true,
         release: {digest: built.digest, url, sha256: built.digest},
         unchanged: ref?.digest === built.digest,
         batchSeconds: group.autoscale === false ? DEFAULT_BATCH_SECONDS : group.autoscale.timeout,
@@ -295,13 +314,16 @@ export class Deploy {
     return {
       id: newDeployId(now),
       project,
+      ...(options.registry.environment === undefined ? {} : {environment: options.registry.environment}),
+      releaseProject,
+      promotion: promoted ? {digest: promoted.digest, createdAt: promoted.manifest.createdAt} : null,
       bucket: bucketName,
       n: options.n,
       maxErrors: options.maxErrors,
       timeout: options.timeout ?? fallback.seconds,
       timeoutSource: options.timeout === undefined ? fallback.formula : '--timeout',
       groups: plans,
-      cookbooks: packed && cookbooksRef ? {sha256: packed.sha256, bytes: packed.bytes.length, url: cookbooksRef.url, files: packed.entries.length} : null,
+      cookbooks: packed && cookbooksRef ? {sha256: packed.sha256, bytes: packed.bytes.length, url: cookbooksRef.url, files: packed.entries.length} : promotedCookbooks(promoted),
       totalTargets,
       unknownGroups,
     }
@@ -311,8 +333,10 @@ export class Deploy {
   async start(plan: DeployPlan): Promise<DeployStarted> {
     if (!this.bucket || !this.store) throw new Error('Deploy.plan() first')
     const store = this.store
-    this.io.progress(`Uploading to s3://${plan.bucket}/muster/${plan.project}/ (what is there already is not sent again)…`)
-    const uploads = await uploadReleases(this.bucket, plan.project, this.packed, this.built)
+    const releaseProject = plan.releaseProject ?? plan.project
+    this.io.progress(plan.promotion ? `Checking s3://${plan.bucket}/muster/${releaseProject}/ still holds release ${plan.promotion.digest}…` : `Uploading to s3://${plan.bucket}/muster/${releaseProject}/ (what is there already is not sent again)…`)
+    // A promoted release is there already (checked by the plan): uploadReleases finds it and sends nothing.
+    const uploads = await uploadReleases(this.bucket, releaseProject, this.packed, this.built)
     const requestedAt = this.deps.now()
     const request: DeployRequest = {
       id: plan.id,
@@ -337,6 +361,54 @@ export class Deploy {
     this.store?.close()
     this.store = undefined
   }
+}
+
+const DIGEST = /^[0-9a-f]{64}$/
+
+/** --release's own checks, before anything is read: one group, and a digest that can be one. */
+export function checkPromotion(release: string, group: string | undefined): void {
+  if (group === undefined) {
+    throw new UserError('--release rolls out one group\'s release, and no GROUP was given', {
+      hint: 'A release belongs to one group: name it, e.g. muster instance:deploy 12_04-bee --env production --release DIGEST. Nothing was written.',
+    })
+  }
+  if (!DIGEST.test(release)) {
+    throw new UserError(`--release ${JSON.stringify(release.slice(0, 80))}: expected a release digest (64 hex digits, lower case)`, {
+      hint: `The full digest of the release a group runs: muster status ${group} --env ENV --json (.groups[0].registry.release), or muster deploy:status --env ENV --json (.request.releases). Nothing was written.`,
+    })
+  }
+}
+
+/**
+ * The release --release names, read back from the bucket and checked: there, its bytes its digest,
+ * a release of this group and of this fleet, and carrying the Chef environment it goes to.
+ */
+async function existingRelease(bucket: ReleaseBucket, releaseProject: string, group: Group, digest: string, environment: string | undefined): Promise<BuiltManifest> {
+  const key = manifestKey(releaseProject, group.name, digest)
+  const url = `s3://${bucket.bucket}/${key}`
+  const refuse = (what: string, hint: string): UserError => new UserError(`release ${digest} of group ${group.name}: ${what}`, {hint: `${hint} Nothing was written.`})
+  let bytes: Buffer
+  try {
+    bytes = await bucket.get(key, MANIFEST_CAP_BYTES)
+  } catch (error) {
+    if (error instanceof UserError && error.message === `${url} does not exist`) {
+      throw refuse(`not in the release bucket ${bucket.bucket} (no ${url})`, `Check the digest (muster status ${group.name} --env ENV --json shows the release an environment runs) and that this environment uses the release bucket that environment deployed to (--bucket, MUSTER_RELEASE_BUCKET, release_bucket).`)
+    }
+    throw error
+  }
+  if (sha256Hex(bytes) !== digest) throw refuse(`${url} does not hold what its digest says (sha256 ${sha256Hex(bytes)})`, 'The object was changed in the bucket: deploy the group again to build a release, then promote that one.')
+  const manifest = parseManifest(bytes)
+  if (!manifest || manifest.group !== group.name || manifest.project !== releaseProject) throw refuse(`${url} is not a release manifest of group ${group.name} in project ${releaseProject}`, 'Give the digest of a release instance:deploy built for this group.')
+  if (environment !== undefined && manifest.environments?.[environment] === undefined) {
+    throw refuse(`it has no Chef environment "${environment}" (it was built before the nodes file declared it)`, `Deploy the group to ${environment} with a release built from the current nodes file (leave out --release).`)
+  }
+  return {manifest, bytes, digest}
+}
+
+/** The plan's cookbooks line for a promoted release: its tarball as the manifest names it. */
+function promotedCookbooks(promoted: BuiltManifest | undefined): DeployPlan['cookbooks'] {
+  const c = promoted?.manifest.cookbooks
+  return c ? {sha256: c.sha256, bytes: c.bytes, url: c.url, files: 0} : null
 }
 
 /** The groups a deploy targets: the named one (which must have live nodes), or every group with live nodes. */

@@ -44,7 +44,7 @@ async function prepare(settings: AgentSettings, context: DaemonContext): Promise
   const fromImds = settings.node === undefined || settings.address === undefined ? await fromInstanceMetadata(context.env) : undefined
   const node = settings.node ?? (fromImds as {node: string}).node
   const address = settings.address ?? (fromImds as {address: string}).address
-  const readIdentity = (): Identity => loadIdentity({group: settings.group, nodes: settings.nodes, dna: settings.dna, node, address, cwd: context.cwd, env: context.env})
+  const readIdentity = (): Identity => loadIdentity({group: settings.group, nodes: settings.nodes, dna: settings.dna, node, address, cwd: context.cwd, env: context.env, environment: settings.environment})
   const identity = readIdentity()
   checkProvisionCommand(settings.provision, context.env)
   const project = await resolveProject(settings.project, context.env, identity.projectDir)
@@ -74,7 +74,7 @@ export async function runAgent(settings: AgentSettings, context: DaemonContext):
     throw await explainRegistryFailure(error as Error, settings.endpoints, settings.security)
   }
   const metrics = createMetrics(feed)
-  const provisioner = new CommandProvisioner({command: settings.provision, stateDir, node, group: identity.group, env: context.env})
+  const provisioner = new CommandProvisioner({command: settings.provision, stateDir, node, group: identity.group, environment: settings.environment, env: context.env})
   const agent = new Agent({
     identity,
     project,
@@ -93,7 +93,9 @@ export async function runAgent(settings: AgentSettings, context: DaemonContext):
   })
   // Release downloads use the node's own credentials; MUSTER_RELEASE_BUCKET, when set, is the only bucket accepted.
   const allowedBucket = context.env.MUSTER_RELEASE_BUCKET
-  const fetch = allowedBucket ? {allowedBucket} : {}
+  // With environments, releases are the fleet's (releaseProject), not one environment's registry project.
+  const releaseProject = settings.releaseProject ?? project
+  const fetch = {...(allowedBucket ? {allowedBucket} : {}), ...(settings.releaseProject === undefined ? {} : {releaseProject})}
   const deployer = new Deployer({project, node, group: identity.group, stateDir, ttlSeconds: settings.ttlSeconds, store, feed: deploys, target: agent, log, fetch})
   const haproxy = settings.haproxy && createHaproxy(settings.haproxy, agent, feed, log)
   let status: StatusServer | undefined
@@ -127,7 +129,7 @@ export async function runAgent(settings: AgentSettings, context: DaemonContext):
   // Once the node runs a release, the release says what it is; SIGHUP re-reads it, not the nodes file.
   const reread = (): Identity => {
     const fromFile = readIdentity()
-    const current = readCurrentRelease(stateDir, {project, group: fromFile.group})
+    const current = readCurrentRelease(stateDir, {project: releaseProject, group: fromFile.group})
     return current ? identityFromRelease(fromFile, current) : fromFile
   }
   return waitForSignals(agent, deployer, reread, log, async () => {

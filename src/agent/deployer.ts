@@ -44,7 +44,7 @@ export interface DeployerOptions {
   feed: DeployFeed
   target: DeployTarget
   log: Logger
-  fetch?: Partial<Pick<FetchOptions, 'allowedBucket' | 'openBucket'>>
+  fetch?: Partial<Pick<FetchOptions, 'allowedBucket' | 'openBucket' | 'releaseProject'>>
   clock?: Clock
 }
 
@@ -422,7 +422,7 @@ export function capTail(message: string): string {
  */
 export async function bootRelease(options: {project: string; group: string; stateDir: string; store: RegistryStore; log: Logger; fetch?: DeployerOptions['fetch']}): Promise<InstalledRelease | undefined> {
   const {project, group, stateDir, store, log} = options
-  const expect = {project, group}
+  const expect = {project: options.fetch?.releaseProject ?? project, group}
   let text: string | undefined
   try {
     text = await store.get(groupReleaseKey(project, group))

@@ -33,10 +33,15 @@ export interface IdentityInput {
   address: string
   cwd: string
   env: NodeJS.ProcessEnv
+  /** The node's environment (agent.json's "environment"), when it has one. */
+  environment?: string | undefined
 }
 
 export function loadIdentity(input: IdentityInput): Identity {
-  const nodes = loadNodes({cwd: input.cwd, path: input.nodes, env: input.env})
+  const all = loadNodes({cwd: input.cwd, path: input.nodes, env: input.env})
+  // A node's own nodes.json has no environments (the user data resolved its group in one); a whole
+  // nodes file with them is read as this node's environment sees it.
+  const nodes = input.environment !== undefined && all.environments.size > 0 ? loadNodes({cwd: input.cwd, path: input.nodes, env: input.env, environment: input.environment}) : all
   if (input.group === BASE) throw new UserError('__base__ is not a node group', {hint: 'Give --group one of the groups that inherit from __base__ ("muster ls" lists them).'})
   const group = requireGroup(nodes, input.group)
   const projectDir = dirname(isAbsolute(nodes.file) ? nodes.file : join(input.cwd, nodes.file))

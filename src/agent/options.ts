@@ -14,6 +14,8 @@ export const AGENT_OPTIONS: readonly OptionSpec[] = [
   {flag: 'node', kind: 'string', description: 'This node\'s id (default on EC2: the instance id, from IMDSv2).', helpValue: 'ID'},
   {flag: 'address', kind: 'string', description: 'Address other nodes reach this node at (default on EC2: the private IPv4).', helpValue: 'ADDR'},
   ...REGISTRY_OPTIONS,
+  {flag: 'environment', kind: 'string', description: 'The Chef environment this node converges in (chef-solo --environment), as the nodes file\'s "__environments__" names it; the user data sets it.', helpValue: 'NAME'},
+  {flag: 'release-project', kind: 'string', description: 'The project releases are filed under in the release bucket (default: --project); with environments, the fleet\'s project, which they share.', helpValue: 'NAME'},
   {flag: 'provision', kind: 'string', description: 'Provision command, run with /bin/sh -c (default: chef-solo with /etc/muster/solo.rb and the attributes file).', helpValue: 'CMD'},
   {flag: 'state-dir', kind: 'string', description: 'Where the attributes file and provision log live (default: .muster/agent/NODE).', helpValue: 'DIR'},
   {flag: 'status-addr', kind: 'string', description: 'Serve GET /health and GET /metrics here.', helpValue: 'HOST:PORT'},

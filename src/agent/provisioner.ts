@@ -5,15 +5,18 @@ import {spawn} from 'node:child_process'
 import {createWriteStream, existsSync, renameSync, statSync} from 'node:fs'
 import {join} from 'node:path'
 
+import {ENVIRONMENTS_DIR} from '../artifacts/chef-environment.js'
 import type {ProvisionReason} from '../registry/records.js'
 
 /**
  * What chef-solo is given on a node: the attributes file; the run list to converge when it is not
- * the one solo.rb names (a delete recipe, or the current release's role); and, once the node runs
- * a release (instance:deploy), that release's cookbooks.
+ * the one solo.rb names (a delete recipe, or the current release's role); once the node runs a
+ * release (instance:deploy), that release's cookbooks; and, in a nodes file with environments,
+ * the node's Chef environment, read from the release's environments/ when it has one
+ * (MUSTER_ENVIRONMENT_PATH) so an environment's attributes go out with the release.
  */
 export const DEFAULT_PROVISION =
-  'chef-solo --config /etc/muster/solo.rb --json-attributes "$MUSTER_ATTRIBUTES" --no-color ${MUSTER_RUN_LIST:+--override-runlist "$MUSTER_RUN_LIST"} ${MUSTER_RELEASE_DIR:+--config-option "cookbook_path=$MUSTER_RELEASE_DIR/cookbooks"}'
+  'chef-solo --config /etc/muster/solo.rb --json-attributes "$MUSTER_ATTRIBUTES" --no-color ${MUSTER_RUN_LIST:+--override-runlist "$MUSTER_RUN_LIST"} ${MUSTER_RELEASE_DIR:+--config-option "cookbook_path=$MUSTER_RELEASE_DIR/cookbooks"} ${MUSTER_ENVIRONMENT:+--environment "$MUSTER_ENVIRONMENT"} ${MUSTER_ENVIRONMENT_PATH:+--config-option "environment_path=$MUSTER_ENVIRONMENT_PATH"}'
 
 export const LOG_CAP_BYTES = 4 * 1024 * 1024
 const TAIL_LINES = 20
@@ -48,6 +51,8 @@ export interface CommandProvisionerOptions {
   stateDir: string
   node: string
   group: string
+  /** The node's Chef environment (absent in a nodes file without environments). */
+  environment?: string | undefined
   env?: NodeJS.ProcessEnv
 }
 
@@ -77,6 +82,13 @@ export class CommandProvisioner implements Provisioner {
     else delete env.MUSTER_RUN_LIST
     if (request.releaseDir) env.MUSTER_RELEASE_DIR = request.releaseDir
     else delete env.MUSTER_RELEASE_DIR
+    // The environment's file in the release when it has one (a release built before environments has not).
+    const environment = this.options.environment
+    if (environment) env.MUSTER_ENVIRONMENT = environment
+    else delete env.MUSTER_ENVIRONMENT
+    const releaseEnvironments = request.releaseDir && environment ? join(request.releaseDir, ENVIRONMENTS_DIR) : undefined
+    if (releaseEnvironments && existsSync(join(releaseEnvironments, `${environment}.json`))) env.MUSTER_ENVIRONMENT_PATH = releaseEnvironments
+    else delete env.MUSTER_ENVIRONMENT_PATH
     let tail = ''
     return new Promise((resolve) => {
       // Its own process group, so a cancel reaches what the command started (chef's children too).

@@ -17,6 +17,8 @@ export interface AgentInput {
   address?: string
   etcd?: string
   project?: string
+  environment?: string
+  releaseProject?: string
   provision?: string
   stateDir?: string
   statusAddr?: string
@@ -38,7 +40,7 @@ export interface AgentInput {
   health?: string
 }
 
-export const CONFIG_KEYS: ReadonlyArray<keyof AgentInput> = ['group', 'nodes', 'node', 'address', 'etcd', 'project', 'provision', 'stateDir', 'statusAddr', 'ttl', 'wait', 'drain', 'dna', 'logFormat', 'etcdCa', 'etcdCert', 'etcdKey', 'etcdUser', 'etcdPasswordFile', 'haproxy', 'haproxySocket', 'haproxyReload', 'haproxyTemplate', 'haproxyBin', 'health']
+export const CONFIG_KEYS: ReadonlyArray<keyof AgentInput> = ['group', 'nodes', 'node', 'address', 'etcd', 'project', 'environment', 'releaseProject', 'provision', 'stateDir', 'statusAddr', 'ttl', 'wait', 'drain', 'dna', 'logFormat', 'etcdCa', 'etcdCert', 'etcdKey', 'etcdUser', 'etcdPasswordFile', 'haproxy', 'haproxySocket', 'haproxyReload', 'haproxyTemplate', 'haproxyBin', 'health']
 
 export const DEFAULTS = {ttlSeconds: 15, wait: '2s:10s', drainSeconds: 60}
 
@@ -56,6 +58,10 @@ export interface AgentSettings {
   endpoints: string[]
   security: RegistrySecurity
   project: string | undefined
+  /** The Chef environment chef-solo converges in (MUSTER_ENVIRONMENT for the provision command). */
+  environment: string | undefined
+  /** The project of the release bucket's keys and of release manifests (project when undefined). */
+  releaseProject: string | undefined
   provision: string
   stateDir: string | undefined
   statusAddr: HostPort | undefined
@@ -177,6 +183,8 @@ export function resolveSettings(flags: AgentInput, config: AgentInput, env: Node
     endpoints,
     security: resolveSecurity(securityInput, endpoints, env),
     project: merged.project,
+    environment: merged.environment === undefined ? undefined : checkName(merged.environment, from('environment', '--environment'), 'the nodes file\'s environment names'),
+    releaseProject: merged.releaseProject === undefined ? undefined : checkName(merged.releaseProject, from('releaseProject', '--release-project'), 'a registry project'),
     provision: merged.provision ?? DEFAULT_PROVISION,
     stateDir: merged.stateDir,
     statusAddr: merged.statusAddr === undefined ? undefined : parseHostPort(merged.statusAddr, from('statusAddr', '--status-addr')),
@@ -188,6 +196,15 @@ export function resolveSettings(flags: AgentInput, config: AgentInput, env: Node
     haproxy: haproxySettings(merged, from),
     health: merged.health === undefined ? HEALTH_DEFAULTS : parseHealthTiming(merged.health, from('health', '--health')),
   }
+}
+
+/**
+ * An environment's or project's name, as the nodes file and the registry allow them: it reaches
+ * chef-solo's command line and the bucket's keys, so nothing else gets through.
+ */
+function checkName(value: string, what: string, like: string): string {
+  if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(value)) throw new UserError(`${what}: ${JSON.stringify(value)} is not a usable name`, {hint: `Give ${like}: 1–128 of A–Z a–z 0–9 _ . - (no "/" or spaces). The agent started nothing.`})
+  return value
 }
 
 function haproxySettings(merged: AgentInput, from: (key: keyof AgentInput, flag: string) => string): HaproxySettings | undefined {

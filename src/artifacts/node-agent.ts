@@ -1,8 +1,10 @@
 // What a node's agent is given at boot, as files the user data writes: /etc/muster/agent.json
 // (the agent's settings) and /etc/muster/nodes.json (a nodes file of the node's own group alone).
 // Pure and deterministic: both are part of the user data, so of the launch template.
+import {registryProject, releaseProject} from '../nodes/environments.js'
 import {BASE, type Group, nodeGroups, type NodesFile, type RegistrySetting} from '../nodes/model.js'
 import {dependenciesOf, servicesOf} from '../nodes/services.js'
+import {renderChefEnvironment} from './chef-environment.js'
 import {toJsonText} from './json.js'
 
 /** Where the bake installs the agent, its unit and the converge command (templates/packer). */
@@ -34,8 +36,17 @@ export const SUDOERS_LINE = `${AGENT_USER} ALL=(root) NOPASSWD: ${NODE_PATHS.con
 
 /** Fleet-wide settings of the nodes file a node's files need besides its group. */
 export interface FleetSettings {
-  /** The Pulumi project's name: the registry project when the nodes file's registry names none. */
+  /**
+   * The registry project when the nodes file's registry names none: the Pulumi project's name, with
+   * ".ENV" appended in an environment (registryProject), so environments never see each other.
+   */
   project: string
+  /** The environment the fleet is resolved in: the node's Chef environment (absent without environments). */
+  environment?: string
+  /** With environments: the project of the release bucket's keys, the fleet's, shared by its environments. */
+  releaseProject?: string
+  /** The environment's Chef environment (environments/ENV.json's text), which the user data writes on the node. */
+  chefEnvironment?: string
   registry?: RegistrySetting
   releaseBucket?: string
   /** __base__'s source_ami: what a from_base group's base image is built from. */
@@ -47,7 +58,13 @@ export interface FleetSettings {
 }
 
 export function fleetSettings(nodes: NodesFile, project: string): FleetSettings {
-  const settings: FleetSettings = {project}
+  const settings: FleetSettings = {project: registryProject(nodes, project)}
+  if (nodes.environment !== undefined) {
+    settings.environment = nodes.environment
+    settings.releaseProject = releaseProject(nodes, project)
+    const environment = nodes.environments.get(nodes.environment)
+    if (environment !== undefined) settings.chefEnvironment = renderChefEnvironment(environment)
+  }
   if (nodes.registry !== undefined) settings.registry = nodes.registry
   if (nodes.releaseBucket !== undefined) settings.releaseBucket = nodes.releaseBucket
   const baseAmi = nodes.groups.get(BASE)?.source_ami
@@ -67,6 +84,10 @@ export function renderAgentConfig(group: Group, fleet: FleetSettings | undefined
     config.etcd = fleet.registry.endpoints.join(',')
     config.project = fleet.registry.project ?? fleet.project
   }
+  const environment = fleet?.environment ?? group.environment
+  if (environment !== undefined) config.environment = environment
+  // Releases are filed under the fleet's project, which every environment shares (see releaseProject).
+  if (fleet?.releaseProject !== undefined && fleet.releaseProject !== config.project) config.releaseProject = fleet.releaseProject
   config.nodes = NODE_PATHS.nodesFile
   config.dna = NODE_PATHS.dna
   config.provision = NODE_PROVISION
@@ -83,7 +104,8 @@ const MACHINE_KEYS = ['region', 'instance_type', 'source_ami'] as const
  * service, so the dependencies check; the node knows nothing else of the fleet.
  */
 export function renderNodeNodesFile(group: Group, fleet: FleetSettings | undefined): string {
-  const {name, from_base: fromBase, ...settings} = group
+  // The environment is resolved into the group already; the node's file has none (agent.json names it).
+  const {name, from_base: fromBase, environment: _environment, ...settings} = group
   const own: Record<string, unknown> = {...settings}
   // Defaults the loader fills in anyway are left out: the user data has 16 KiB.
   const defaults: Record<string, unknown> = {type: 'amazon-ebs', ssh_username: 'ubuntu', autoscale: false, description: ''}

@@ -2,7 +2,7 @@ import {Args} from '@oclif/core'
 
 import {MusterCommand, envFlag, nodesFlag} from '../base-command.js'
 import {status, type StatusResult} from '../actions/status.js'
-import {registryTarget} from '../registry/connect-options.js'
+import {optionalRegistryTarget} from '../actions/registry-target.js'
 import {registryFlags} from '../registry-flags.js'
 import {formatStatus} from '../ui/status.js'
 
@@ -12,6 +12,7 @@ export default class Status extends MusterCommand {
   static override examples = [
     {description: 'Every group, stacks and AWS only', command: '<%= config.bin %> <%= command.id %>'},
     {description: 'One group, with the registry', command: '<%= config.bin %> <%= command.id %> 12_04-bee --etcd http://10.0.0.5:2379'},
+    {description: 'The full digest of the release staging runs (to promote it: instance:deploy --env production --release DIGEST)', command: "<%= config.bin %> <%= command.id %> 12_04-bee --env staging --json | jq -r '.groups[0].registry.release'"},
     {description: 'Groups whose last deploy failed', command: "<%= config.bin %> <%= command.id %> --json | jq -r '.groups[] | select(.registry.lastDeploy.ok == false) | .group'"},
   ]
   static override enableJsonFlag = true
@@ -21,8 +22,8 @@ export default class Status extends MusterCommand {
 
   public async run(): Promise<StatusResult> {
     const {args, flags} = await this.parse(Status)
-    const given = flags.etcd ?? process.env.MUSTER_ETCD_ENDPOINTS
-    const registry = given ? await registryTarget(flags, process.env, process.cwd()) : undefined
+    // In an environment, its registry project (and the nodes file's endpoints for it when none are given).
+    const registry = await optionalRegistryTarget(flags, process.env, process.cwd())
     const result = await status({cwd: process.cwd(), nodesPath: flags.nodes, environment: flags.env, group: args.group, registry}, this.host())
     if (!this.jsonEnabled()) process.stdout.write(formatStatus(result))
     return result

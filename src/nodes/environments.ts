@@ -141,6 +141,7 @@ export function selectEnvironment(nodes: NodesFile, name: string | undefined): N
   else delete selected.registry
   const bucket = environment.releaseBucket ?? nodes.releaseBucket
   if (bucket !== undefined) selected.releaseBucket = bucket
+  if (nodes.registry?.project !== undefined) selected.fleetProject = nodes.registry.project
   return selected
 }
 
@@ -165,6 +166,17 @@ function environmentRegistry(base: RegistrySetting | undefined, environment: Env
 export function registryProject(nodes: Pick<NodesFile, 'registry' | 'environment'>, fallback: string): string {
   if (nodes.registry?.project !== undefined) return nodes.registry.project
   return nodes.environment === undefined ? fallback : `${fallback}.${nodes.environment}`
+}
+
+/**
+ * The project a fleet's releases are filed under in the release bucket and named in their
+ * manifests (muster/PROJECT/releases/…): the registry project without environments; with them,
+ * __base__.registry.project, else `fallback` — the same for every environment. That is what lets
+ * production roll out the very release staging ran: its bytes, so its digest, name no environment.
+ */
+export function releaseProject(nodes: Pick<NodesFile, 'registry' | 'environment' | 'fleetProject'>, fallback: string): string {
+  if (nodes.environment === undefined) return registryProject(nodes, fallback)
+  return nodes.fleetProject ?? fallback
 }
 
 /** The stack of a group in the selected environment: GROUP, or GROUP.ENV (Pulumi and its dashboard show it as it is). */

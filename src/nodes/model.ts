@@ -48,6 +48,8 @@ export interface NodesFile {
   environments: Map<string, Environment>
   /** The environment the groups above are resolved in (selectEnvironment); absent without environments. */
   environment?: string
+  /** With an environment selected: __base__.registry.project, which `registry` no longer holds (see releaseProject). */
+  fleetProject?: string
 }
 
 export interface RegistrySetting {

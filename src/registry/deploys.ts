@@ -69,6 +69,12 @@ export interface ReleaseManifest {
   agent: {services: Array<{name: string; cookbook: string; port?: number; health_check?: string}>; dependsOn: string[]}
   /** The project's cookbooks/ as one gzipped tarball (absent when the project has none). */
   cookbooks: {url: string; sha256: string; bytes: number} | null
+  /**
+   * With environments in the nodes file: every environment's Chef environment (environments/ENV.json),
+   * whichever one the release was built for, so its bytes (its digest) are the same in all of them
+   * and production can roll out the release staging ran. Absent without environments.
+   */
+  environments?: Record<string, Record<string, unknown>>
   createdAt: string
 }
 

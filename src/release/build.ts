@@ -7,7 +7,8 @@ import {createHash} from 'node:crypto'
 
 import {buildDna} from '../artifacts/dna.js'
 import {buildRole} from '../artifacts/role.js'
-import type {Group} from '../nodes/model.js'
+import {buildChefEnvironment} from '../artifacts/chef-environment.js'
+import type {Group, NodesFile} from '../nodes/model.js'
 import {dependenciesOf, servicesOf} from '../nodes/services.js'
 import type {ReleaseManifest} from '../registry/deploys.js'
 
@@ -26,7 +27,13 @@ export interface CookbooksRef {
   bytes: number
 }
 
-export function buildManifest(project: string, group: Group, cookbooks: CookbooksRef | null, createdAt: string): ReleaseManifest {
+/** Every environment's Chef environment, by name: what a release carries (undefined without environments). */
+export function releaseEnvironments(nodes: Pick<NodesFile, 'environments'>): Record<string, Record<string, unknown>> | undefined {
+  if (nodes.environments.size === 0) return undefined
+  return Object.fromEntries([...nodes.environments.values()].map((e) => [e.name, {...buildChefEnvironment(e)}]))
+}
+
+export function buildManifest(project: string, group: Group, cookbooks: CookbooksRef | null, createdAt: string, environments?: Record<string, Record<string, unknown>>): ReleaseManifest {
   return {
     format: 1,
     project,
@@ -38,6 +45,7 @@ export function buildManifest(project: string, group: Group, cookbooks: Cookbook
       dependsOn: dependenciesOf(group),
     },
     cookbooks,
+    ...(environments === undefined ? {} : {environments}),
     createdAt,
   }
 }
@@ -71,8 +79,8 @@ export function encodeManifest(manifest: ReleaseManifest): BuiltManifest {
  * time), previous's time is kept: the same digest, so a redeploy of an unchanged group names the
  * release it already has and uploads nothing.
  */
-export function buildRelease(project: string, group: Group, cookbooks: CookbooksRef | null, now: Date, previous?: ReleaseManifest): BuiltManifest {
-  const fresh = buildManifest(project, group, cookbooks, now.toISOString())
+export function buildRelease(project: string, group: Group, cookbooks: CookbooksRef | null, now: Date, previous?: ReleaseManifest, environments?: Record<string, Record<string, unknown>>): BuiltManifest {
+  const fresh = buildManifest(project, group, cookbooks, now.toISOString(), environments)
   if (previous && canonicalJson({...previous, createdAt: ''}) === canonicalJson({...fresh, createdAt: ''})) {
     return encodeManifest({...fresh, createdAt: previous.createdAt})
   }

@@ -10,6 +10,8 @@
 //   STATE/releases/DIGEST/role.json       the role (its run_list is what chef converges)
 //   STATE/releases/DIGEST/dna.json        the group's dna
 //   STATE/releases/DIGEST/cookbooks/      the unpacked cookbooks (absent when the release has none)
+//   STATE/releases/DIGEST/environments/   every environment's ENV.json (Chef environments; absent
+//                                         without environments): chef-solo's environment_path
 //   STATE/current -> releases/DIGEST      the release this node runs
 import {createHash, randomBytes} from 'node:crypto'
 import {existsSync, readFileSync, readlinkSync} from 'node:fs'
@@ -18,6 +20,7 @@ import {isAbsolute, join} from 'node:path'
 
 import {Parser, type ReadEntry, Unpack} from 'tar'
 
+import {ENVIRONMENTS_DIR} from '../artifacts/chef-environment.js'
 import {UserError} from '../errors.js'
 import {isSegment} from '../registry/keys.js'
 import type {ReleaseManifest, ReleaseRef} from '../registry/deploys.js'
@@ -40,6 +43,7 @@ type Json = Record<string, unknown>
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v)
 const HEX64 = /^[0-9a-f]{64}$/
 const COOKBOOK = /^[A-Za-z0-9_.-]{1,128}$/
+const ENVIRONMENT = /^[A-Za-z0-9_-]{1,64}$/
 
 /** The manifest's JSON, checked against the release it should be (project and group). */
 export function parseReleaseManifest(text: string, expect: {project: string; group: string}): ReleaseManifest {
@@ -74,8 +78,19 @@ export function parseReleaseManifest(text: string, expect: {project: string; gro
     if (!isObject(c) || typeof c.url !== 'string' || typeof c.sha256 !== 'string' || !HEX64.test(c.sha256) || !Number.isInteger(c.bytes) || (c.bytes as number) < 0) throw bad('cookbooks is neither null nor {url, sha256, bytes}')
     cookbooks = {url: c.url, sha256: c.sha256, bytes: c.bytes as number}
   }
+  let environments: ReleaseManifest['environments']
+  if (v.environments !== undefined) {
+    const e = v.environments
+    if (!isObject(e) || Object.keys(e).length > 100) throw bad('environments is not an object of at most 100 environments')
+    environments = {}
+    for (const [name, chef] of Object.entries(e)) {
+      // Each becomes the file environments/NAME.json: a plain name, as the nodes file allows.
+      if (!ENVIRONMENT.test(name) || !isObject(chef) || chef.name !== name) throw bad(`environments has an entry ${JSON.stringify(name.slice(0, 80))} that is not a Chef environment of that name`)
+      environments[name] = chef
+    }
+  }
   if (typeof v.createdAt !== 'string' || v.createdAt.length > 40 || Number.isNaN(Date.parse(v.createdAt))) throw bad('createdAt is not a time')
-  return {format: 1, project: expect.project, group: expect.group, role: v.role, dna: v.dna, agent: {services, dependsOn: agent.dependsOn as string[]}, cookbooks, createdAt: v.createdAt}
+  return {format: 1, project: expect.project, group: expect.group, role: v.role, dna: v.dna, agent: {services, dependsOn: agent.dependsOn as string[]}, cookbooks, ...(environments === undefined ? {} : {environments}), createdAt: v.createdAt}
 }
 
 /** The run list a release converges: its role's run_list, comma-separated as chef's --override-runlist takes it. */
@@ -92,6 +107,11 @@ export interface InstalledRelease {
 
 export interface FetchOptions {
   project: string
+  /**
+   * The project of the bucket's keys and the manifest (muster/PROJECT/…): with environments the
+   * fleet's, which they share, so production fetches the very release staging ran (default: project).
+   */
+  releaseProject?: string
   group: string
   stateDir: string
   /** When set, a release in any other bucket is refused (MUSTER_RELEASE_BUCKET on the node). */
@@ -134,7 +154,8 @@ export function readCurrentRelease(stateDir: string, expect: {project: string; g
  * for a release that fails a check, UserError when the bucket cannot be read.
  */
 export async function fetchRelease(ref: ReleaseRef, options: FetchOptions): Promise<InstalledRelease> {
-  const {project, group, stateDir} = options
+  const {group, stateDir} = options
+  const project = options.releaseProject ?? options.project
   const location = parseS3Url(ref.url)
   if (!location || location.key !== `muster/${project}/releases/${group}/${ref.digest}.json`) throw new ReleaseRefused(`${ref.url} is not where instance:deploy puts the ${group} release ${ref.digest}`)
   if (options.allowedBucket !== undefined && location.bucket !== options.allowedBucket) throw new ReleaseRefused(`${ref.url} is not in the release bucket ${options.allowedBucket}`)
@@ -168,6 +189,12 @@ export async function fetchRelease(ref: ReleaseRef, options: FetchOptions): Prom
     }
     await writeFile(join(temp, 'role.json'), `${JSON.stringify(manifest.role, null, 2)}\n`, {mode: 0o600})
     await writeFile(join(temp, 'dna.json'), `${JSON.stringify(manifest.dna, null, 2)}\n`, {mode: 0o600})
+    if (manifest.environments !== undefined) {
+      await mkdir(join(temp, ENVIRONMENTS_DIR), {mode: 0o700})
+      for (const [name, chef] of Object.entries(manifest.environments)) {
+        await writeFile(join(temp, ENVIRONMENTS_DIR, `${name}.json`), `${JSON.stringify(chef, null, 4)}\n`, {mode: 0o600})
+      }
+    }
     // Last: its presence is what says the dir is complete.
     await writeFile(join(temp, 'manifest.json'), bytes, {mode: 0o600})
     await rm(dir, {recursive: true, force: true})

@@ -24,7 +24,11 @@ export function formatDeployPlan(plan: DeployPlan, color: boolean): string {
   lines.push(paint(color, 'bold', `Deploy ${plan.id}: ${plan.totalTargets} node${plan.totalTargets === 1 ? '' : 's'} in ${plan.groups.length} group${plan.groups.length === 1 ? '' : 's'}, ${plan.n} at a time`))
   lines.push(`  stops handing out slots after ${plan.maxErrors === 0 ? 'the first failure' : `${plan.maxErrors + 1} failures`} (--max-errors ${plan.maxErrors})`)
   lines.push(`  timeout ${formatDuration(plan.timeout * 1000)} (${plan.timeoutSource})`)
-  lines.push(`  releases go to s3://${plan.bucket}/muster/${plan.project}/`)
+  if (plan.environment !== undefined) lines.push(`  environment ${plan.environment} (registry project ${plan.project})`)
+  if (plan.promotion) {
+    lines.push(paint(color, 'bold', `  promoting release ${plan.promotion.digest} (built ${plan.promotion.createdAt}): nothing is built or uploaded`))
+    lines.push(`  the release is in s3://${plan.bucket}/muster/${plan.releaseProject ?? plan.project}/`)
+  } else lines.push(`  releases go to s3://${plan.bucket}/muster/${plan.releaseProject ?? plan.project}/`)
   for (const g of plan.groups) {
     lines.push('')
     lines.push(paint(color, 'bold', `${g.group}`) + `  release ${short(g.release.digest)}${g.unchanged ? ' (the release it has: nodes converge again)' : ''}`)

@@ -3,7 +3,7 @@ import {Args, Flags} from '@oclif/core'
 import {StackCommand, stackFlags} from '../../stack-command.js'
 import {autoscaleUpdate, type UpdateStrategy} from '../../actions/autoscale.js'
 import type {ApplyResult} from '../../actions/update.js'
-import {registryTarget} from '../../registry/connect-options.js'
+import {registryTarget} from '../../actions/registry-target.js'
 import {registryFlags} from '../../registry-flags.js'
 
 export default class AutoscaleUpdate extends StackCommand {

@@ -2,9 +2,9 @@ import {Args} from '@oclif/core'
 
 import {MusterCommand} from '../../base-command.js'
 import {cancelDeploy, type DeployCancelData} from '../../actions/deploy-follow.js'
-import {registryTarget} from '../../registry/connect-options.js'
+import {registryTarget} from '../../actions/registry-target.js'
 import {openEtcd} from '../../registry/etcd.js'
-import {registryFlags} from '../../registry-flags.js'
+import {registryFlags, registryScopeFlags} from '../../registry-flags.js'
 import {formatCancel} from '../../ui/deploy.js'
 
 export default class DeployCancel extends MusterCommand {
@@ -12,11 +12,12 @@ export default class DeployCancel extends MusterCommand {
   static override description = `Writes the deploy's stop key (reason "cancelled"): agents take no further slot, so nodes that have not started never do. A node already provisioning finishes its run. Cancelling a deploy that has stopped already (cancelled, timed out, too many failures) or whose nodes have all finished changes nothing and says so; the exit is 0 either way. It lists the nodes still running.`
   static override examples = [
     {description: 'Cancel a deploy', command: '<%= config.bin %> <%= command.id %> 20261125T193000Z-a1b2c3'},
+    {description: 'Cancel a deploy in the production environment', command: '<%= config.bin %> <%= command.id %> 20261125T193000Z-a1b2c3 --env production'},
     {description: 'Cancel the newest deploy', command: "<%= config.bin %> <%= command.id %> \"$(<%= config.bin %> deploy:status --json | jq -r .id)\""},
   ]
   static override enableJsonFlag = true
   static override args = {id: Args.string({description: 'Deploy id (deploy:status shows the newest).', required: true})}
-  static override flags = {...registryFlags}
+  static override flags = {...registryFlags, ...registryScopeFlags}
 
   public async run(): Promise<DeployCancelData> {
     const {args, flags} = await this.parse(DeployCancel)

@@ -2,9 +2,9 @@ import {Args, Flags} from '@oclif/core'
 
 import {MusterCommand} from '../../base-command.js'
 import {deployStatus, type DeployStatusData, followDeploy, summaryData} from '../../actions/deploy-follow.js'
-import {registryTarget} from '../../registry/connect-options.js'
+import {registryTarget} from '../../actions/registry-target.js'
 import {openEtcd} from '../../registry/etcd.js'
-import {registryFlags} from '../../registry-flags.js'
+import {registryFlags, registryScopeFlags} from '../../registry-flags.js'
 import {formatDeployHeader, formatDeploySummary, formatDetached, formatProgressLine, streamFollowHandlers} from '../../ui/deploy.js'
 import {colorFor} from '../../ui/io-host.js'
 
@@ -13,6 +13,7 @@ export default class DeployStatus extends MusterCommand {
   static override description = `Without ID, the newest deploy of the project (deploy ids sort by time). Reads the deploy's keys once and prints one row per targeted node; exits 0 whatever the nodes did. With --follow it follows the rollout as instance:deploy does (progress on stderr, the summary at the end) and exits 0 only if every targeted node succeeded; Ctrl-C detaches again (exit 130).`
   static override examples = [
     {description: 'The newest deploy', command: '<%= config.bin %> <%= command.id %>'},
+    {description: 'The release digest staging runs, to promote it (instance:deploy --env production --release DIGEST)', command: "<%= config.bin %> <%= command.id %> --env staging --json | jq -r '.request.releases[\"12_04-bee\"].digest'"},
     {description: 'Follow a deploy you detached from', command: '<%= config.bin %> <%= command.id %> 20261125T193000Z-a1b2c3 --follow'},
     {description: 'Nodes that did not succeed, as JSON', command: "<%= config.bin %> <%= command.id %> --json | jq '.nodes[] | select(.outcome != \"ok\")'"},
   ]
@@ -20,6 +21,7 @@ export default class DeployStatus extends MusterCommand {
   static override args = {id: Args.string({description: 'Deploy id (default: the newest).'})}
   static override flags = {
     ...registryFlags,
+    ...registryScopeFlags,
     follow: Flags.boolean({char: 'f', description: 'Follow the rollout until it ends; exit 0 only if every node succeeded.'}),
   }
 

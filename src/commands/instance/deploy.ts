@@ -3,7 +3,7 @@ import {Args, Flags} from '@oclif/core'
 import {MusterCommand, envFlag, nodesFlag} from '../../base-command.js'
 import {Deploy, type DeployPlan} from '../../actions/deploy.js'
 import {type DeploySummaryData, type FollowResult, followDeploy, summaryData} from '../../actions/deploy-follow.js'
-import {registryTarget} from '../../registry/connect-options.js'
+import {registryTarget} from '../../actions/registry-target.js'
 import type {UploadResult} from '../../release/upload.js'
 import {registryFlags} from '../../registry-flags.js'
 import {formatDeployPlan, formatDeploySummary, formatDetached, streamFollowHandlers} from '../../ui/deploy.js'
@@ -23,10 +23,13 @@ export default class InstanceDeploy extends MusterCommand {
 
 It follows the rollout on stderr (ok, failed, running and waiting of the total; elapsed; ETA; one line per failure with the node's last log lines) and prints one row per node on stdout at the end. It exits 0 only if every targeted node succeeded. Ctrl-C detaches (exit 130) and leaves the deploy running: follow it again with deploy:status ID --follow.
 
-The release bucket is --bucket, else MUSTER_RELEASE_BUCKET, else "release_bucket" in the nodes file's __base__. --timeout bounds the whole rollout; its default is max(autoscale.timeout of the groups, 300 s for a group without autoscale) × ceil(nodes targeted / N), one autoscale.timeout per batch. Once the timeout passes, or more than --max-errors nodes have failed, no further node starts; runs already going finish.`
+The release bucket is --bucket, else MUSTER_RELEASE_BUCKET, else "release_bucket" in the nodes file's __base__. --timeout bounds the whole rollout; its default is max(autoscale.timeout of the groups, 300 s for a group without autoscale) × ceil(nodes targeted / N), one autoscale.timeout per batch. Once the timeout passes, or more than --max-errors nodes have failed, no further node starts; runs already going finish.
+
+With environments in the nodes file (--env, MUSTER_ENV), a deploy goes to one environment's registry project, so only its nodes converge. Releases are the fleet's: built with any --env, a group's release has the same bytes and digest (it carries every environment's Chef environment), so --release DIGEST rolls out in production exactly the release staging ran, read back from the bucket and checked, with nothing built or uploaded.`
   static override examples = [
     {description: 'Roll the paper\'s worker group, 10 nodes at a time', command: '<%= config.bin %> <%= command.id %> 12_04-bee -n 10 --bucket my-releases'},
     {description: 'Every group with live nodes, unattended, tolerating 2 failures', command: 'MUSTER_RELEASE_BUCKET=my-releases <%= config.bin %> <%= command.id %> -n 5 --max-errors 2 --yes'},
+    {description: 'Promote what staging ran to production: the same release, not a rebuild', command: "<%= config.bin %> <%= command.id %> 12_04-bee --env production --release \"$(<%= config.bin %> status 12_04-bee --env staging --json | jq -r '.groups[0].registry.release')\""},
     {description: 'Machine-readable plan, uploads and per-node result', command: "<%= config.bin %> <%= command.id %> 12_04-bee --yes --json | jq '.result.nodes[] | select(.outcome != \"ok\")'"},
   ]
   static override enableJsonFlag = true
@@ -40,6 +43,7 @@ The release bucket is --bucket, else MUSTER_RELEASE_BUCKET, else "release_bucket
     timeout: Flags.integer({description: 'Seconds the whole rollout may take (default: autoscale.timeout × batches).', helpValue: 'SECONDS'}),
     bucket: Flags.string({description: 'Release bucket (default: MUSTER_RELEASE_BUCKET, else __base__.release_bucket in the nodes file).', helpValue: 'NAME'}),
     yes: Flags.boolean({char: 'y', description: 'Deploy without asking (required when there is no terminal).'}),
+    release: Flags.string({description: 'Roll out this existing release of GROUP (its full digest: the one another environment ran) instead of building one; it must be in the release bucket.', helpValue: 'DIGEST'}),
   }
 
   public async run(): Promise<InstanceDeployResult | undefined> {
@@ -47,7 +51,7 @@ The release bucket is --bucket, else MUSTER_RELEASE_BUCKET, else "release_bucket
     const io = this.host(flags)
     const json = this.jsonEnabled()
     const registry = await registryTarget(flags, process.env, process.cwd())
-    const deploy = new Deploy({cwd: process.cwd(), nodesPath: flags.nodes, environment: flags.env, group: args.group, n: flags.n, maxErrors: flags['max-errors'], timeout: flags.timeout, bucket: flags.bucket, registry}, io)
+    const deploy = new Deploy({cwd: process.cwd(), nodesPath: flags.nodes, environment: flags.env, group: args.group, n: flags.n, maxErrors: flags['max-errors'], timeout: flags.timeout, bucket: flags.bucket, registry, release: flags.release}, io)
     try {
       const plan = await deploy.plan()
       process.stderr.write(formatDeployPlan(plan, colorFor(process.stderr, {json})))

@@ -1,9 +1,9 @@
 import {Args} from '@oclif/core'
 
 import {MusterCommand} from '../../base-command.js'
-import {registryTarget} from '../../registry/connect-options.js'
+import {registryTarget} from '../../actions/registry-target.js'
 import {readRegistry, type ServiceRow} from '../../registry/read.js'
-import {registryFlags} from '../../registry-flags.js'
+import {registryFlags, registryScopeFlags} from '../../registry-flags.js'
 import {formatServiceRows} from '../../ui/registry.js'
 
 export default class ServiceLs extends MusterCommand {
@@ -11,11 +11,12 @@ export default class ServiceLs extends MusterCommand {
   static override description = 'One row per service per node: node, group, address, port and since when. Reads one snapshot of /muster/PROJECT/services/.'
   static override examples = [
     {description: 'Every service', command: '<%= config.bin %> <%= command.id %> --etcd http://127.0.0.1:2379'},
+    {description: 'The services of production only (environments never see each other\'s)', command: '<%= config.bin %> <%= command.id %> --env production'},
     {description: 'Where api runs, as JSON', command: "<%= config.bin %> <%= command.id %> api --json | jq -r '.[] | \"\\(.address):\\(.port)\"'"},
   ]
   static override enableJsonFlag = true
   static override args = {service: Args.string({description: 'Only this service.'})}
-  static override flags = {...registryFlags}
+  static override flags = {...registryFlags, ...registryScopeFlags}
 
   public async run(): Promise<ServiceRow[]> {
     const {args, flags} = await this.parse(ServiceLs)
