@@ -10,6 +10,7 @@ import {join} from 'node:path'
 import {expect} from 'chai'
 
 import {optionalRegistryTarget, registryTarget} from '../../src/actions/registry-target.js'
+import {CommandProvisioner, DEFAULT_PROVISION} from '../../src/agent/provisioner.js'
 import {renderChefEnvironment} from '../../src/artifacts/chef-environment.js'
 import {fleetSettings, NODE_PROVISION} from '../../src/artifacts/node-agent.js'
 import {renderUserData, USER_DATA_TEMPLATE} from '../../src/artifacts/userdata.js'
@@ -231,3 +232,43 @@ describe('environments on the nodes: releases', () => {
   })
 })
 
+
+describe('environments on the nodes: the agent\'s default provision command', () => {
+  /** Runs DEFAULT_PROVISION with a chef-solo on PATH that prints its arguments, one a line. */
+  async function chefArguments(environment: string | undefined, releaseDir: string | undefined): Promise<string[]> {
+    const dir = makeTempDir('env-provision')
+    try {
+      const bin = join(dir, 'bin')
+      mkdirSync(bin)
+      writeFileSync(join(bin, 'chef-solo'), `#!/bin/sh\nfor a in "$@"; do printf '%s\\n' "$a"; done >"${dir}/args"\n`)
+      chmodSync(join(bin, 'chef-solo'), 0o755)
+      writeFileSync(join(dir, 'attributes.json'), '{}')
+      const provisioner = new CommandProvisioner({command: DEFAULT_PROVISION, stateDir: dir, node: 'n1', group: 'web', environment, env: {PATH: `${bin}:/usr/bin:/bin`}})
+      const result = await provisioner.run({reason: 'deploy', attributesFile: join(dir, 'attributes.json'), revision: 1, ...(releaseDir === undefined ? {} : {releaseDir})})
+      expect(result.ok, result.tail).to.equal(true)
+      return readFileSync(join(dir, 'args'), 'utf8').trimEnd().split('\n')
+    } finally {
+      removeDir(dir)
+    }
+  }
+
+  it('gives chef-solo --environment, and the release\'s environments/ when it holds the environment', async () => {
+    const release = makeTempDir('env-release')
+    try {
+      mkdirSync(join(release, 'environments'))
+      writeFileSync(join(release, 'environments', 'staging.json'), '{"name": "staging"}\n')
+      const withRelease = await chefArguments('staging', release)
+      expect(withRelease.slice(-4)).to.deep.equal(['--environment', 'staging', '--config-option', `environment_path=${release}/environments`])
+      expect(withRelease).to.include(`cookbook_path=${release}/cookbooks`)
+      // A release without this environment's file (built before it existed): solo.rb's environment_path stays.
+      expect((await chefArguments('production', release)).slice(-2)).to.deep.equal(['--environment', 'production'])
+      expect((await chefArguments('staging', undefined)).slice(-2)).to.deep.equal(['--environment', 'staging'])
+      // Without environments, the command is what it was.
+      const plain = await chefArguments(undefined, undefined)
+      expect(plain.slice(0, 3)).to.deep.equal(['--config', '/etc/muster/solo.rb', '--json-attributes'])
+      expect(plain.slice(4)).to.deep.equal(['--no-color'])
+    } finally {
+      removeDir(release)
+    }
+  })
+})
