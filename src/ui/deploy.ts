@@ -199,7 +199,8 @@ export function formatCancel(result: DeployCancelData): string {
   return `${lines.join('\n')}\n`
 }
 
-const REGISTRY_FLAG_NAMES = ['etcd', 'project', 'etcd-ca', 'etcd-cert', 'etcd-key', 'etcd-user', 'etcd-password-file'] as const
+// --nodes and --env too: with environments, they decide the registry project the deploy lives in.
+const REGISTRY_FLAG_NAMES = ['etcd', 'project', 'etcd-ca', 'etcd-cert', 'etcd-key', 'etcd-user', 'etcd-password-file', 'nodes', 'env'] as const
 const shellWord = (word: string): string => (/^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`)
 
 /**

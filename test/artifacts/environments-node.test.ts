@@ -15,6 +15,7 @@ import {renderChefEnvironment} from '../../src/artifacts/chef-environment.js'
 import {fleetSettings, NODE_PROVISION} from '../../src/artifacts/node-agent.js'
 import {renderUserData, USER_DATA_TEMPLATE} from '../../src/artifacts/userdata.js'
 import {UserError} from '../../src/errors.js'
+import {formatDetached} from '../../src/ui/deploy.js'
 import {registryProject, releaseProject} from '../../src/nodes/environments.js'
 import {loadNodes} from '../../src/nodes/load.js'
 import type {Group, NodesFile} from '../../src/nodes/model.js'
@@ -270,5 +271,13 @@ describe('environments on the nodes: the agent\'s default provision command', ()
     } finally {
       removeDir(release)
     }
+  })
+})
+
+describe('environments on the nodes: following a deploy again', () => {
+  it('names --env (and --nodes) in the command printed on Ctrl-C, so it follows the same environment\'s deploy', () => {
+    expect(formatDetached('20261126T010000Z-abcdef', {etcd: 'http://10.0.0.5:2379', env: 'production', nodes: 'fleet/nodes.json'})).to.equal(
+      'detached; follow again with: muster deploy:status 20261126T010000Z-abcdef --follow --etcd http://10.0.0.5:2379 --nodes fleet/nodes.json --env production\n',
+    )
   })
 })

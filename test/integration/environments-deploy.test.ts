@@ -175,5 +175,11 @@ exec ${project.recorder}
     expect(JSON.parse((await client.get('/muster/shop.production/groups/web/release').string()) ?? '{}')).to.deep.include({digest: stagingDigest})
     // Staging converged nothing more.
     expect(environmentRuns('web-s1').map((r) => r[0])).to.deep.equal(['boot', 'deploy'])
+
+    // A production node that boots later converges the promoted release at its boot (groups/web/release).
+    const late = await startEnvironmentAgent('production', 'web-p3')
+    await waitForBoot(late, 60_000)
+    expect((await late.health()).release).to.equal(stagingDigest)
+    expect(environmentRuns('web-p3')[0]).to.deep.equal(['boot', 'production', join(late.stateDir, 'releases', stagingDigest), join(late.stateDir, 'releases', stagingDigest, 'environments', 'production.json')])
   })
 })

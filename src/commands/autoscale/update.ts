@@ -3,7 +3,7 @@ import {Args, Flags} from '@oclif/core'
 import {StackCommand, stackFlags} from '../../stack-command.js'
 import {autoscaleUpdate, type UpdateStrategy} from '../../actions/autoscale.js'
 import type {ApplyResult} from '../../actions/update.js'
-import {registryTarget} from '../../actions/registry-target.js'
+import {optionalRegistryTarget} from '../../actions/registry-target.js'
 import {registryFlags} from '../../registry-flags.js'
 
 export default class AutoscaleUpdate extends StackCommand {
@@ -27,7 +27,8 @@ Without registry settings it waits only for InService and keeps the old group au
     const {args, flags} = await this.parse(AutoscaleUpdate)
     const strategy = flags.strategy as UpdateStrategy
     // The registry gates a blue-green update only when it is configured; without it, InService only.
-    const registry = strategy === 'blue-green' && (flags.etcd ?? process.env.MUSTER_ETCD_ENDPOINTS) ? await registryTarget(flags, process.env, process.cwd()) : undefined
+    // In an environment, its registry project (and its endpoints from the nodes file when none are given).
+    const registry = strategy === 'blue-green' ? await optionalRegistryTarget(flags, process.env, process.cwd()) : undefined
     const result = await autoscaleUpdate(
       {cwd: process.cwd(), nodesPath: flags.nodes, environment: flags.env, groups: args.group ? [args.group] : undefined, previewOnly: flags.preview, parallel: flags.parallel, strategy, registry},
       this.host(flags),
