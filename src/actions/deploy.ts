@@ -238,6 +238,11 @@ export class Deploy {
     const named = options.group === undefined ? undefined : requireNodeGroup(nodes, options.group, 'nodes to deploy to', 'nothing was written')
     const {project, endpoints} = options.registry
     // Releases are the fleet's, whatever environment they go to: the same bytes, the same digest.
+    if (options.registry.environment !== undefined && options.registry.releaseProject === undefined) {
+      throw new UserError(`environment ${options.registry.environment} names its own registry project (${project}), and there is no fleet project to file releases under`, {
+        hint: 'Releases are shared by every environment under the fleet\'s project: set __base__.registry.project in the nodes file, give --project or MUSTER_PROJECT, or run this beside the Pulumi.yaml that names the project. Nothing was written.',
+      })
+    }
     const releaseProject = options.registry.releaseProject ?? project
     const environments = releaseEnvironments(nodes)
 

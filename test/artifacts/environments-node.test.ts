@@ -9,8 +9,10 @@ import {join} from 'node:path'
 
 import {expect} from 'chai'
 
+import {Deploy} from '../../src/actions/deploy.js'
 import {optionalRegistryTarget, registryTarget} from '../../src/actions/registry-target.js'
 import {CommandProvisioner, DEFAULT_PROVISION} from '../../src/agent/provisioner.js'
+import {readConfigFile, resolveSettings} from '../../src/agent/settings.js'
 import {renderChefEnvironment} from '../../src/artifacts/chef-environment.js'
 import {fleetSettings, NODE_PROVISION} from '../../src/artifacts/node-agent.js'
 import {renderUserData, USER_DATA_TEMPLATE} from '../../src/artifacts/userdata.js'
@@ -279,5 +281,79 @@ describe('environments on the nodes: following a deploy again', () => {
     expect(formatDetached('20261126T010000Z-abcdef', {etcd: 'http://10.0.0.5:2379', env: 'production', nodes: 'fleet/nodes.json'})).to.equal(
       'detached; follow again with: muster deploy:status 20261126T010000Z-abcdef --follow --etcd http://10.0.0.5:2379 --nodes fleet/nodes.json --env production\n',
     )
+  })
+})
+
+describe('environments on the nodes: the agent\'s settings', () => {
+  it('takes environment and releaseProject from agent.json (as the user data writes it), and refuses names that are not', () => {
+    const dir = makeTempDir('env-settings')
+    try {
+      const file = join(dir, 'agent.json')
+      writeFileSync(file, JSON.stringify({group: 'web', etcd: 'http://10.0.0.5:2379', project: 'shop.staging', environment: 'staging', releaseProject: 'shop'}))
+      const settings = resolveSettings({}, readConfigFile(file), {})
+      expect(settings).to.include({project: 'shop.staging', environment: 'staging', releaseProject: 'shop'})
+      expect(resolveSettings({group: 'web', etcd: 'http://e:2379'}, {}, {})).to.include({environment: undefined, releaseProject: undefined})
+      for (const [key, value, where] of [['environment', 'stag ing', '"environment" in --config'], ['releaseProject', '../shop', '"releaseProject" in --config']] as const) {
+        writeFileSync(file, JSON.stringify({group: 'web', etcd: 'http://10.0.0.5:2379', [key]: value}))
+        let error: unknown
+        try {
+          resolveSettings({}, readConfigFile(file), {})
+        } catch (e) {
+          error = e
+        }
+        expect(error).to.be.instanceOf(UserError)
+        expect((error as UserError).message).to.equal(`${where}: ${JSON.stringify(value)} is not a usable name`)
+        expect((error as UserError).hint).to.match(/The agent started nothing/)
+      }
+      let flagError: unknown
+      try {
+        resolveSettings({group: 'web', etcd: 'http://e:2379', environment: '$(reboot)'}, {}, {})
+      } catch (e) {
+        flagError = e
+      }
+      expect((flagError as UserError).message).to.match(/^--environment: "\$\(reboot\)" is not a usable name/)
+    } finally {
+      removeDir(dir)
+    }
+  })
+})
+
+describe('environments on the nodes: instance:deploy refuses before it reads or writes anything', () => {
+  const refusal = async (options: Partial<ConstructorParameters<typeof Deploy>[0]>, registry: ConstructorParameters<typeof Deploy>[0]['registry']): Promise<UserError> => {
+    let opened = 0
+    const deploy = new Deploy({cwd: '.', nodesPath: FIXTURE, environment: 'production', n: 1, maxErrors: 0, bucket: 'my-releases', registry, ...options}, {progress: () => undefined}, {
+      openStore: () => {
+        opened++
+        throw new Error('the registry must not be opened')
+      },
+      openBucket: () => {
+        opened++
+        throw new Error('the bucket must not be opened')
+      },
+      now: () => new Date(),
+    })
+    try {
+      await deploy.plan()
+    } catch (error) {
+      expect(opened).to.equal(0)
+      expect(error).to.be.instanceOf(UserError)
+      return error as UserError
+    }
+    throw new Error('plan() did not refuse')
+  }
+  const registry = {endpoints: ['http://127.0.0.1:2379'], project: 'shop.production', security: {}, environment: 'production', releaseProject: 'shop'}
+
+  it('--release without GROUP, or with something that is not a digest', async () => {
+    expect((await refusal({release: 'a'.repeat(64)}, registry)).message).to.equal('--release rolls out one group\'s release, and no GROUP was given')
+    const bad = await refusal({release: 'A'.repeat(64), group: '12_04-bee'}, registry)
+    expect(bad.message).to.match(/^--release "A{64}": expected a release digest/)
+    expect(bad.hint).to.match(/muster status 12_04-bee --env ENV --json/).and.to.match(/Nothing was written\.$/)
+  })
+
+  it('an environment with its own registry project and no fleet project to file releases under', async () => {
+    const {releaseProject: _none, ...withoutFleet} = registry
+    const error = await refusal({group: '12_04-bee'}, {...withoutFleet, project: 'prod-registry'})
+    expect(error.message).to.equal('environment production names its own registry project (prod-registry), and there is no fleet project to file releases under')
+    expect(error.hint).to.match(/__base__\.registry\.project/)
   })
 })
