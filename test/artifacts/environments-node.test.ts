@@ -186,6 +186,28 @@ describe('environments on the nodes: the user data and the agent\'s settings', (
     })
   }
 
+  it('gives agent.json the environment\'s own registry: its endpoints and the project it names', () => {
+    const dir = projectDir({
+      ...fixture,
+      __base__: {...fixture.__base__, registry: {endpoints: ['http://10.0.0.5:2379']}},
+      __environments__: {
+        ...(fixture.__environments__ as Record<string, unknown>),
+        production: {...((fixture.__environments__ as Record<string, Record<string, unknown>>).production), registry: {endpoints: ['http://10.9.0.5:2379', 'http://10.9.0.6:2379'], project: 'prod-registry'}},
+      },
+    })
+    try {
+      const agentJson = (environment: string): Record<string, string> => {
+        const nodes = loadNodes({cwd: dir, env: {}, environment})
+        const text = renderUserData(template, nodes.groups.get('12_04-www') as Group, {fleet: fleetSettings(nodes, 'shop')})
+        return JSON.parse(/MUSTER_AGENT_JSON'\n([^]*?)\nMUSTER_AGENT_JSON/.exec(text)?.[1] ?? '{}') as Record<string, string>
+      }
+      expect(agentJson('production')).to.include({etcd: 'http://10.9.0.5:2379,http://10.9.0.6:2379', project: 'prod-registry', environment: 'production', releaseProject: 'shop'})
+      expect(agentJson('staging')).to.include({etcd: 'http://10.0.0.5:2379', project: 'shop.staging', environment: 'staging', releaseProject: 'shop'})
+    } finally {
+      removeDir(dir)
+    }
+  })
+
   it('refuses a user data template without {{chef_environment}} for a node in an environment, saying where it goes', () => {
     const nodes = {...load('production'), registry}
     const old = template.replace('{{chef_environment}}\n', '')
