@@ -10,6 +10,7 @@ import {createImageStore, type ImageStore} from '../aws/ec2.js'
 import {deleteAllImages, type RetentionResult} from '../aws/retention.js'
 import type {Intent} from '../stacks/intent.js'
 import type {IoHost} from './io.js'
+import {pinnedUsers} from './packer.js'
 import {Project, type ProjectOptions} from './project.js'
 import {type ApplyResult, updateStacks} from './update.js'
 
@@ -42,7 +43,8 @@ export async function packerDelete(options: PackerDeleteOptions, io: IoHost): Pr
   const store = (options.openStore ?? ((region: string) => createImageStore({region})))(group.region)
   try {
     // Look first (a dry run refuses too when an image is in use and --force is absent).
-    const planned = await deleteAllImages({store, group: group.name, owner, force: options.force, dryRun: true})
+    const pinned = pinnedUsers(project, group.name)
+    const planned = await deleteAllImages({store, group: group.name, owner, force: options.force, dryRun: true, pinned})
     io.progress(`${group.name}: ${planned.removed.length} image(s) of project ${owner.project} to deregister (${planned.removed.map((i) => i.id).join(', ') || 'none'}), their snapshots, the bake part of its stack, and ${files.join(', ')}`)
     if (planned.legacy.length > 0) io.progress(legacyNotice(group.name, planned.legacy.map((i) => i.id)))
     if (options.dryRun) return {images: planned, removedFiles: []}
@@ -51,7 +53,7 @@ export async function packerDelete(options: PackerDeleteOptions, io: IoHost): Pr
       unattended: {message: `deleting the images of ${group.name} needs confirmation and there is no terminal`, hint: `Review the list above, then run: muster packer:delete ${group.name} --yes`},
       declined: {message: 'nothing was deleted'},
     })
-    const images = await deleteAllImages({store, group: group.name, owner, force: options.force, dryRun: false})
+    const images = await deleteAllImages({store, group: group.name, owner, force: options.force, dryRun: false, pinned})
     const withoutBake = (intent: Intent): Intent => {
       const {cleanedAt: _cleanedAt, ...rest} = intent
       return {...rest, bake: false}

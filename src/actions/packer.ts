@@ -3,8 +3,11 @@
 import {retainGroupImages} from '../aws/clean.js'
 import {createImageStore, type ImageStore} from '../aws/ec2.js'
 import {findBakedImage} from '../aws/orphans.js'
+import type {ImagesInUse, ImageUser} from '../aws/images-in-use.js'
 import type {RetentionResult} from '../aws/retention.js'
+import {readPins} from '../stacks/pins.js'
 import {BASE, bakedNodeGroups, type Group, isBaked, requirePacker} from '../nodes/model.js'
+import type {Intent} from '../stacks/intent.js'
 import type {IoHost} from './io.js'
 import {buildsFromBase, Project, type ProjectOptions} from './project.js'
 import {type ApplyResult, updateStacks} from './update.js'
@@ -24,7 +27,7 @@ export async function packerRun(options: PackerRunOptions, io: IoHost): Promise<
   const named = options.groups !== undefined && options.groups.length > 0
   const groups = project.withBaseFirst(project.select(options.groups, isBaked, requirePacker), named)
   const run = (some: Group[], stepOfRun = false): Promise<ApplyResult> =>
-    updateStacks(project, {groups: some, change: (intent) => ({...intent, bake: true}), parts: ['bake', 'retention'], previewOnly: options.previewOnly, stepOfRun}, io)
+    updateStacks(project, {groups: some, change: (intent, group) => baking(intent, group, io), parts: ['bake', 'retention'], previewOnly: options.previewOnly, stepOfRun}, io)
   const [first, ...rest] = groups
   const fromBase = rest.filter(buildsFromBase)
   if (first?.name !== BASE || fromBase.length === 0) return run(groups)
@@ -35,6 +38,16 @@ export async function packerRun(options: PackerRunOptions, io: IoHost): Promise<
   project.forgetBaseImages()
   const others = await run(rest, true)
   return {...others, groups: [...base.groups, ...others.groups]}
+}
+
+/**
+ * The intent of a bake: "bake" recorded, and an image promoted from another environment
+ * (packer:promote) no longer pinned, since packer:run asks for the group's own image.
+ */
+function baking(intent: Intent, group: Group, io: Pick<IoHost, 'progress'>): Intent {
+  const {image, ...rest} = intent
+  if (image) io.progress(`[${group.name}] pinned to ${image.id} (promoted from ${image.from}); packer:run bakes ${group.environment ?? 'its'} own image instead`)
+  return {...rest, bake: true}
 }
 
 export interface PackerCleanOptions extends ProjectOptions {
@@ -70,7 +83,22 @@ export async function retainImages(options: RetainOptions, io: Pick<IoHost, 'pro
   const project = new Project(options, io)
   const groups = options.group === undefined ? bakedNodeGroups(project.nodes) : [project.group(options.group)]
   const owner = project.owner()
-  return retainGroupImages({groups, owner, keep: options.keep, dryRun: options.dryRun, ...(options.openStore ? {openStore: options.openStore} : {})})
+  return retainGroupImages({groups, owner, keep: options.keep, dryRun: options.dryRun, pinned: (group) => pinnedUsers(project, group), ...(options.openStore ? {openStore: options.openStore} : {})})
+}
+
+/**
+ * The images any environment's stack of the group pins (packer:promote), as users that keep them:
+ * retention in staging never deregisters the image production was promoted to.
+ */
+export function pinnedUsers(project: Project, group: string): ImagesInUse {
+  const users = new Map<string, ImageUser[]>()
+  for (const pin of readPins(project.root, group, project.nodes.environments.keys())) {
+    for (const id of new Set([pin.image.id, pin.image.sourceId])) {
+      const user: ImageUser = {kind: 'pinned', id: pin.file, environment: pin.environment, description: `${pin.environment}'s stack (${pin.file}: promoted from ${pin.image.from})`}
+      users.set(id, [...(users.get(id) ?? []), user])
+    }
+  }
+  return users
 }
 
 export interface AdoptableOptions extends ProjectOptions {

@@ -4,6 +4,7 @@
 import {mapBounded} from '../lib/parallel.js'
 import type {ImageOwner} from '../lib/tags.js'
 import {createImageStore, type ImageStore} from './ec2.js'
+import type {ImagesInUse} from './images-in-use.js'
 import {retireImages, type RetentionResult} from './retention.js'
 
 export interface RetainOptions {
@@ -13,6 +14,8 @@ export interface RetainOptions {
   owner: ImageOwner
   keep: number
   dryRun: boolean
+  /** Images environments' stacks pin (packer:promote), per group: kept whatever AWS says. */
+  pinned?: (group: string) => ImagesInUse
   /** Tests pass their own; default: the AWS SDK store for the region. */
   openStore?: (region: string) => ImageStore & {close(): void}
 }
@@ -23,7 +26,8 @@ export async function retainGroupImages(options: RetainOptions): Promise<Retenti
   return mapBounded(options.groups, Math.max(1, options.groups.length), async (group) => {
     const store = open(group.region)
     try {
-      return await retireImages({store, group: group.name, owner: options.owner, keep: options.keep, dryRun: options.dryRun})
+      const pinned = options.pinned?.(group.name)
+      return await retireImages({store, group: group.name, owner: options.owner, keep: options.keep, dryRun: options.dryRun, ...(pinned ? {pinned} : {})})
     } finally {
       store.close()
     }

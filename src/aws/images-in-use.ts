@@ -18,9 +18,10 @@ import {
 } from '@aws-sdk/client-ec2'
 
 import {mapBounded} from '../lib/parallel.js'
+import {TAG_ENVIRONMENT} from '../lib/tags.js'
 import {aws, isAwsError} from './errors.js'
 
-export type ImageUserKind = 'launch-template' | 'auto-scaling-group' | 'instance'
+export type ImageUserKind = 'launch-template' | 'auto-scaling-group' | 'instance' | 'pinned'
 
 /** Something that would break, or launch from a missing image, if the image went away. */
 export interface ImageUser {
@@ -29,6 +30,14 @@ export interface ImageUser {
   id: string
   /** For people: "launch template web (lt-0abc) version 3". */
   description: string
+  /** The environment the user belongs to (its muster:environment tag, or the stack that pins the image). */
+  environment?: string
+}
+
+/** The muster:environment tag among an AWS resource's tags, if any. */
+function environmentOf(tags: ReadonlyArray<{Key?: string | undefined; Value?: string | undefined}> | undefined): {environment?: string} {
+  const value = tags?.find((t) => t.Key === TAG_ENVIRONMENT)?.Value
+  return value ? {environment: value} : {}
 }
 
 /** Image id → what uses it. Images nothing uses are absent. */
@@ -66,7 +75,7 @@ class UsersByImage {
 function addTemplateUsers(templates: ReadonlyMap<string, LaunchTemplateInfo>, users: UsersByImage): void {
   for (const template of templates.values()) {
     for (const [version, imageId] of template.versions) {
-      users.add(imageId, {kind: 'launch-template', id: template.id, description: `launch template ${template.name} (${template.id}) version ${version}`})
+      users.add(imageId, {kind: 'launch-template', id: template.id, description: `launch template ${template.name} (${template.id}) version ${version}`, ...template.environment})
     }
   }
 }
@@ -80,7 +89,7 @@ async function addAsgUsers(autoscaling: AutoScalingClient, ec2: EC2Client, templ
       if (asg.LaunchConfigurationName) asgsByLaunchConfiguration.set(asg.LaunchConfigurationName, [...(asgsByLaunchConfiguration.get(asg.LaunchConfigurationName) ?? []), name])
       for (const spec of launchTemplateSpecs(asg)) {
         const resolved = await resolveLaunchTemplate(ec2, templates, spec)
-        if (resolved) users.add(resolved.imageId, {kind: 'auto-scaling-group', id: name, description: `Auto Scaling group ${name} (launch template ${resolved.name} version ${resolved.version})`})
+        if (resolved) users.add(resolved.imageId, {kind: 'auto-scaling-group', id: name, description: `Auto Scaling group ${name} (launch template ${resolved.name} version ${resolved.version})`, ...environmentOf(asg.Tags)})
       }
     }
   }
@@ -107,7 +116,7 @@ async function addInstanceUsers(ec2: EC2Client, imageIds: readonly string[] | un
   for await (const page of paginateDescribeInstances({client: ec2, pageSize: 1000}, {Filters: filters})) {
     for (const instance of (page.Reservations ?? []).flatMap((r) => r.Instances ?? [])) {
       const id = instance.InstanceId ?? '?'
-      users.add(instance.ImageId, {kind: 'instance', id, description: `instance ${id} (${instance.State?.Name ?? 'unknown'})`})
+      users.add(instance.ImageId, {kind: 'instance', id, description: `instance ${id} (${instance.State?.Name ?? 'unknown'})`, ...environmentOf(instance.Tags)})
     }
   }
 }
@@ -119,6 +128,7 @@ interface LaunchTemplateInfo {
   latestVersion: number | undefined
   /** Version number → image id (undefined: the version names no image, or only an SSM parameter). */
   versions: Map<number, string | undefined>
+  environment: {environment?: string}
 }
 
 /** Every version of every launch template in the region. */
@@ -134,6 +144,7 @@ async function readLaunchTemplates(ec2: EC2Client): Promise<Map<string, LaunchTe
         defaultVersion: t.DefaultVersionNumber,
         latestVersion: t.LatestVersionNumber,
         versions: new Map(),
+        environment: environmentOf(t.Tags),
       })
     }
   }

@@ -130,9 +130,19 @@ export async function newestOwnImage(store: ImageStore, group: string, owner: Im
   return ours.filter((i) => i.state === 'available').sort(compareNewestFirst)[0]?.id ?? ''
 }
 
+/** Two maps of users as one: what AWS says uses each image, and what pins it (packer:promote). */
+export function withPinned(inUse: ImagesInUse, pinned: ImagesInUse | undefined): ImagesInUse {
+  if (!pinned || pinned.size === 0) return inUse
+  const merged = new Map<string, ImageUser[]>([...inUse].map(([id, users]) => [id, [...users]]))
+  for (const [id, users] of pinned) merged.set(id, [...(merged.get(id) ?? []), ...users])
+  return merged
+}
+
 export interface RetireOptions {
   store: ImageStore
   group: string
+  /** Images an environment's stack pins (packer:promote): in use, whatever AWS says. */
+  pinned?: ImagesInUse
   /** Whose images retention may remove. */
   owner: ImageOwner
   keep: number
@@ -143,8 +153,8 @@ export async function retireImages(options: RetireOptions): Promise<RetentionRes
   const {store, group, owner, keep, dryRun} = options
   const {ours, legacy, otherProjects} = sortByOwner(await store.listGroupImages(group), owner)
   // What uses an image is looked for across the whole account: a launch template of another
-  // project that launches one of ours still keeps it.
-  const inUse = await store.imagesInUse(ours.map((i) => i.id))
+  // project (or environment) that launches one of ours still keeps it, and so does a stack that pins it.
+  const inUse = withPinned(await store.imagesInUse(ours.map((i) => i.id)), options.pinned)
   const plan = planRetention(ours, inUse, keep)
   return apply(store, plan, {group, keep, dryRun, project: owner.project, legacy, otherProjects})
 }
@@ -157,6 +167,7 @@ export interface DeleteAllOptions {
   /** Deregister images that are in use too. */
   force: boolean
   dryRun: boolean
+  pinned?: ImagesInUse
 }
 
 /** Every image of the group the project owns goes (packer:delete); refuses while one is in use, unless forced. */
@@ -164,7 +175,7 @@ export async function deleteAllImages(options: DeleteAllOptions): Promise<Retent
   const {store, group, owner, force, dryRun} = options
   const {ours, legacy, otherProjects} = sortByOwner(await store.listGroupImages(group), owner)
   const images = ours.sort(compareNewestFirst)
-  const inUse = await store.imagesInUse(images.map((i) => i.id))
+  const inUse = withPinned(await store.imagesInUse(images.map((i) => i.id)), options.pinned)
   const used = images.filter((i) => (inUse.get(i.id)?.length ?? 0) > 0)
   if (used.length > 0 && !force) {
     const lines = used.map((i) => `  ${i.id} ${i.name}: used by ${(inUse.get(i.id) ?? []).map((u) => u.description).join(', ')}`)

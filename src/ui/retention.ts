@@ -36,7 +36,10 @@ export function formatRetention(results: readonly RetentionResult[], options: {c
       rows.push({status, color, cells: [result.group, status, image.id, image.name || '-', image.created || '-', reason]})
     }
     for (const image of result.kept) {
-      row(image, 'kept', 'dim', image.usedBy.length > 0 ? [`used by ${image.usedBy.map((u) => u.description).join(', ')}`] : [])
+      // "in use by production": the environments whose machines or stacks use it, named first.
+      const environments = [...new Set(image.usedBy.flatMap((u) => (u.environment === undefined ? [] : [u.environment])))]
+      const by = environments.length > 0 ? [`in use by ${environments.join(', ')}`] : []
+      row(image, 'kept', 'dim', image.usedBy.length > 0 ? [...by, `used by ${image.usedBy.map((u) => u.description).join(', ')}`] : [])
     }
     for (const image of result.removed) {
       const snapshots = image.snapshotIds.length > 0 ? [`snapshots ${image.snapshotIds.join(', ')}`] : []

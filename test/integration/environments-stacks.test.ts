@@ -1,9 +1,9 @@
 // Environments on the real engine: one nodes file with staging and production, `packer:run --env`
 // through the built CLI, the real Pulumi engine (embedded file backend) and the real Packer against
 // moto. Each environment gets its own stack (GROUP.ENV), state, config file, Packer template and image.
-import {DescribeImagesCommand, type Image} from '@aws-sdk/client-ec2'
+import {DescribeImagesCommand, EC2Client, type Image} from '@aws-sdk/client-ec2'
 import {expect} from 'chai'
-import {existsSync, readFileSync, writeFileSync} from 'node:fs'
+import {existsSync, readFileSync, readdirSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
 import type {CliResult} from '../support/cli.js'
@@ -26,6 +26,10 @@ describe('environments: one stack per group per environment (integration)', func
         __environments__: {
           staging: {default: true, default_attributes: {environment: 'staging'}, tags: {env: 'staging'}},
           production: {default_attributes: {environment: 'production'}},
+          // Another region: promotion copies the image there.
+          west: {region: 'us-west-2'},
+          // Never baked: nothing to promote from.
+          qa: {},
         },
         ...nodes,
         __base__: {...(nodes.__base__ as Record<string, unknown>), packer: motoPackerOptions(moto)},
@@ -104,9 +108,129 @@ describe('environments: one stack per group per environment (integration)', func
   })
 
   it('refuses an unknown environment, changing nothing', () => {
-    const result = muster('packer:run', 'web', '--env', 'qa', '--yes')
+    const result = muster('packer:run', 'web', '--env', 'nope', '--yes')
     expect(result.code).to.equal(1)
-    expect(result.stderr).to.include('no environment "qa"')
-    expect(existsSync(join(dir, 'stacks', 'Pulumi.web.qa.yaml'))).to.equal(false)
+    expect(result.stderr).to.include('no environment "nope"')
+    expect(existsSync(join(dir, 'stacks', 'Pulumi.web.nope.yaml'))).to.equal(false)
+  })
+
+  describe('packer:promote', () => {
+    const promoteOutputs = (result: CliResult): {image: string; outputs: Record<string, unknown>; copy: string} => {
+      const json = JSON.parse(result.stdout) as {image: string; plan: {copy: string}; stack: {groups: Array<{outputs?: Record<string, unknown>}>}}
+      return {image: json.image, outputs: json.stack.groups[0]?.outputs ?? {}, copy: json.plan.copy}
+    }
+    const west = (): EC2Client => new EC2Client({endpoint: moto.endpoint, region: 'us-west-2', credentials: {accessKeyId: 'testing', secretAccessKey: 'testing'}, maxAttempts: 1})
+    const westImages = async (): Promise<Image[]> => (await west().send(new DescribeImagesCommand({Owners: ['self']}))).Images ?? []
+    const stacksDir = (): string[] => readdirSync(join(dir, 'stacks')).sort()
+
+    it('refuses promotion from an environment with no baked image, changing nothing', () => {
+      const before = readFileSync(join(dir, 'stacks', 'Pulumi.web.production.yaml'), 'utf8')
+      const files = stacksDir()
+      const result = muster('packer:promote', 'web', '--from', 'qa', '--to', 'production', '--yes')
+      expect(result.code).to.equal(1)
+      expect(result.stderr).to.include('group web has no baked image in qa')
+      expect(result.stderr).to.include('run muster packer:run web --env qa first')
+      expect(readFileSync(join(dir, 'stacks', 'Pulumi.web.production.yaml'), 'utf8')).to.equal(before)
+      expect(stacksDir()).to.deep.equal(files)
+      expect(existsSync(stateFile('web.qa'))).to.equal(false)
+    })
+
+    it('refuses an unknown environment, naming the flag, changing nothing', () => {
+      const before = readFileSync(join(dir, 'stacks', 'Pulumi.web.production.yaml'), 'utf8')
+      const result = muster('packer:promote', 'web', '--from', 'stagin', '--to', 'production', '--yes')
+      expect(result.code).to.equal(1)
+      expect(result.stderr).to.include('--from stagin: no environment "stagin"')
+      expect(result.stderr).to.include('staging, production, west, qa')
+      expect(readFileSync(join(dir, 'stacks', 'Pulumi.web.production.yaml'), 'utf8')).to.equal(before)
+    })
+
+    it('without --yes and without a terminal it shows the plan and changes nothing', () => {
+      const before = readFileSync(join(dir, 'stacks', 'Pulumi.web.production.yaml'), 'utf8')
+      const result = muster('packer:promote', 'web', '--from', 'staging', '--to', 'production')
+      expect(result.code).to.equal(1)
+      expect(result.stderr).to.include(`production (us-east-1) runs ${stagingAmi}, the image staging runs`)
+      expect(result.stderr).to.include('--yes')
+      expect(readFileSync(join(dir, 'stacks', 'Pulumi.web.production.yaml'), 'utf8')).to.equal(before)
+    })
+
+    it('same region: production\'s stack outputs staging\'s exact AMI, pinned in its intent', () => {
+      const result = muster('packer:promote', 'web', '--from', 'staging', '--to', 'production', '--yes', '--json')
+      expect(result.code, result.stderr).to.equal(0)
+      const {image, outputs, copy} = promoteOutputs(result)
+      expect(image).to.equal(stagingAmi)
+      expect(copy).to.equal('none')
+      expect(outputs.ami).to.equal(stagingAmi)
+      expect(outputs.promotedFrom).to.deep.equal({environment: 'staging', image: stagingAmi, region: 'us-east-1'})
+      const config = readFileSync(join(dir, 'stacks', 'Pulumi.web.production.yaml'), 'utf8')
+      expect(config).to.include('muster:image').and.include(stagingAmi)
+      // The engine's own record: production's stack state holds the promoted image as its output.
+      expect(readFileSync(stateFile('web.production'), 'utf8')).to.include(stagingAmi)
+    })
+  
+    let copyId = ''
+
+    it('another region: copies the AMI with its tags plus where it came from, and the west stack outputs the copy', async () => {
+      const result = muster('packer:promote', 'web', '--from', 'staging', '--to', 'west', '--yes', '--json')
+      expect(result.code, result.stderr).to.equal(0)
+      const {image, outputs, copy} = promoteOutputs(result)
+      expect(copy).to.equal('copy')
+      copyId = image
+      expect(copyId).to.match(/^ami-[0-9a-f]+$/)
+      expect(copyId).not.to.equal(stagingAmi)
+      expect(outputs.ami).to.equal(copyId)
+      expect(outputs.promotedFrom).to.deep.equal({environment: 'staging', image: stagingAmi, region: 'us-east-1'})
+      const copies = await westImages()
+      expect(copies.map((i) => i.ImageId)).to.deep.equal([copyId])
+      expect(tagsOf(copies[0])).to.include({
+        'muster:group': 'web',
+        'muster:project': 'muster',
+        'muster:environment': 'staging',
+        Name: 'web.staging',
+        env: 'staging',
+        'muster:source-image': stagingAmi,
+        'muster:source-region': 'us-east-1',
+      })
+      expect(readFileSync(join(dir, 'stacks', 'Pulumi.web.west.yaml'), 'utf8')).to.include(copyId)
+    })
+
+    it('promoting again reuses the copy instead of copying twice, and changes nothing', async () => {
+      const result = muster('packer:promote', 'web', '--from', 'staging', '--to', 'west', '--yes', '--json')
+      expect(result.code, result.stderr).to.equal(0)
+      const {image, copy, outputs} = promoteOutputs(result)
+      expect(copy).to.equal('reuse')
+      expect(image).to.equal(copyId)
+      expect(outputs.ami).to.equal(copyId)
+      expect(result.stderr).to.include(`${copyId} in us-west-2 is a copy of ${stagingAmi} made earlier`)
+      expect((await westImages()).map((i) => i.ImageId)).to.deep.equal([copyId])
+    })
+
+    it('retention in staging with keep 1 spares the older AMI that only production uses, "in use by production"', async () => {
+      // A new staging image: staging's own stack now runs it, production still runs the promoted one.
+      project.writeCookbook('package "nginx"\npackage "curl"\n')
+      const baked = muster('packer:run', 'web', '--env', 'staging', '--yes', '--json')
+      expect(baked.code, baked.stderr).to.equal(0)
+      const newer = amiOf(baked)
+      expect(newer).not.to.equal(stagingAmi)
+      const result = muster('packer:retain', 'web', '--env', 'staging', '--keep', '1', '--json')
+      expect(result.code, result.stderr).to.equal(0)
+      const report = JSON.parse(result.stdout) as {kept: Array<{id: string; reason: string; usedBy: Array<{environment?: string}>}>; deregistered: string[]}
+      expect(report.deregistered).to.deep.equal([])
+      const spared = report.kept.find((i) => i.id === stagingAmi)
+      expect(spared?.reason).to.equal('in-use')
+      expect(spared?.usedBy.map((u) => u.environment)).to.include('production')
+      expect(report.kept.map((i) => i.id).sort()).to.deep.equal([stagingAmi, newer].sort())
+      expect((await images()).map((i) => i.ImageId)).to.include(stagingAmi)
+      const text = muster('packer:retain', 'web', '--env', 'staging', '--keep', '1', '--dry-run')
+      expect(text.code, text.stderr).to.equal(0)
+      expect(text.stdout).to.match(new RegExp(`${stagingAmi}.*in use by production`))
+    })
+
+    it('packer:run in production bakes its own image again instead of the pinned one', () => {
+      const preview = muster('packer:run', 'web', '--env', 'production', '--preview')
+      expect(preview.code, preview.stderr).to.equal(0)
+      expect(preview.stderr).to.include(`pinned to ${stagingAmi} (promoted from staging)`)
+      // A preview records nothing: production stays pinned.
+      expect(readFileSync(join(dir, 'stacks', 'Pulumi.web.production.yaml'), 'utf8')).to.include('muster:image')
+    })
   })
 })

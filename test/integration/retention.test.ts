@@ -157,6 +157,32 @@ describe('AMI retention against moto', function () {
     expect(again.removed).to.deep.equal([])
   })
 
+  it('in staging with keep 1: spares the older image only production\'s launch template uses ("in use by production"), never sees production\'s own', async () => {
+    const staging = {project: OWNER.project, environment: 'staging'}
+    const tags = (environment: string) => ({'muster:group': 'web', 'muster:project': OWNER.project, 'muster:environment': environment})
+    const older = await registerImage(moto, {name: 'web.staging-1', tags: tags('staging')})
+    await nextSecond()
+    const newer = await registerImage(moto, {name: 'web.staging-2', tags: tags('staging')})
+    const production = await registerImage(moto, {name: 'web.production-1', tags: tags('production')})
+    // Production's fleet was promoted the older staging image: its launch template, tagged for production, launches it.
+    await ec2.send(
+      new CreateLaunchTemplateCommand({
+        LaunchTemplateName: 'web.production-x',
+        LaunchTemplateData: {ImageId: older, InstanceType: 't3.micro'},
+        TagSpecifications: [{ResourceType: 'launch-template', Tags: [{Key: 'muster:environment', Value: 'production'}]}],
+      }),
+    )
+    const result = await retireImages({store, group: 'web', owner: staging, keep: 1, dryRun: false})
+    expect(result.kept.map((k) => [k.id, k.reason])).to.deep.equal([[newer, 'newest'], [older, 'in-use']])
+    expect(result.kept.find((k) => k.id === older)?.usedBy.map((u) => u.environment)).to.deep.equal(['production'])
+    expect(result.removed).to.deep.equal([])
+    // Production's image is another environment's: not counted, not touched.
+    expect(result.otherProjects).to.equal(1)
+    expect(await imageIds(ec2)).to.include.members([older, newer, production])
+    const {formatRetention} = await import('../../src/ui/retention.js')
+    expect(formatRetention([result], {color: false})).to.match(new RegExp(`${older}.*in use by production`))
+  })
+
   it('a dry run plans the same and changes nothing', async () => {
     const seeded = await seedImages(moto, ec2)
     await runInstance(ec2, at(seeded.web, 0))

@@ -1,0 +1,146 @@
+// packer:promote's AWS side: the image another environment runs, read in its region, and its copy in
+// this environment's region when the two differ (EC2 CopyImage, tags included).
+//
+// A copy is never lost track of: CopyImage gets a client token derived from the source image and
+// region (EC2 returns the same copy for a repeated request) and is tagged with where it came from
+// in the same call (muster:source-image, muster:source-region), and those tags are written again
+// right after. A promote killed midway finds that copy by its tags the next time and reuses it
+// (waiting for it if it is still pending) instead of copying again.
+import {CopyImageCommand, CreateTagsCommand, DescribeImagesCommand, EC2Client, type Image, type Tag} from '@aws-sdk/client-ec2'
+
+import {UserError} from '../errors.js'
+import {TAG_SOURCE_IMAGE, TAG_SOURCE_REGION} from '../lib/tags.js'
+import {aws, isAwsError} from './errors.js'
+
+export interface RegionImage {
+  id: string
+  name: string
+  description: string
+  /** EC2's image state: available, pending, failed, … */
+  state: string
+  tags: Record<string, string>
+}
+
+/** One region's image calls, behind an interface so the promote's logic is testable. */
+export interface ImageCopyStore {
+  readonly region: string
+  /** The image, or undefined when this region has no such image (or it is deregistered). */
+  describe(imageId: string): Promise<RegionImage | undefined>
+  /** Copies of `source` in this region (by their muster:source-* tags), failed ones left out. */
+  findCopies(source: {id: string; region: string}): Promise<RegionImage[]>
+  /** Starts a copy of the source image into this region, tagged; returns the copy's id. */
+  copy(source: {id: string; region: string; name: string; description: string}, tags: Readonly<Record<string, string>>): Promise<string>
+  close(): void
+}
+
+const UNUSABLE = new Set(['failed', 'error', 'invalid', 'deregistered'])
+
+/** The tags a copy gets: the source's own (EC2 reserves aws: keys), then where it came from. */
+export function copyTags(source: RegionImage, sourceRegion: string): Record<string, string> {
+  const own = Object.fromEntries(Object.entries(source.tags).filter(([key]) => !/^aws:/i.test(key)))
+  return {...own, [TAG_SOURCE_IMAGE]: source.id, [TAG_SOURCE_REGION]: sourceRegion}
+}
+
+/** CopyImage's idempotency token (at most 64 ASCII characters): one per source image and region. */
+export const copyToken = (source: {id: string; region: string}): string => `muster-promote-${source.id}-${source.region}`.slice(0, 64)
+
+export function createImageCopyStore(region: string): ImageCopyStore {
+  const ec2 = new EC2Client({region})
+  const toImage = (image: Image): RegionImage => ({
+    id: image.ImageId ?? '',
+    name: image.Name ?? '',
+    description: image.Description ?? '',
+    state: image.State ?? 'unknown',
+    tags: Object.fromEntries((image.Tags ?? []).flatMap((t) => (t.Key === undefined ? [] : [[t.Key, t.Value ?? '']]))),
+  })
+  const toTags = (tags: Readonly<Record<string, string>>): Tag[] => Object.entries(tags).map(([Key, Value]) => ({Key, Value}))
+  return {
+    region,
+    async describe(imageId) {
+      return aws(`reading image ${imageId} in ${region}`, async () => {
+        try {
+          const out = await ec2.send(new DescribeImagesCommand({ImageIds: [imageId]}))
+          const image = out.Images?.find((i) => i.ImageId === imageId)
+          return image && image.State !== 'deregistered' ? toImage(image) : undefined
+        } catch (error) {
+          if (isAwsError(error, 'InvalidAMIID.NotFound', 'InvalidAMIID.Unavailable', 'InvalidAMIID.Malformed')) return undefined
+          throw error
+        }
+      })
+    },
+    async findCopies(source) {
+      return aws(`looking for copies of ${source.id} in ${region}`, async () => {
+        const out = await ec2.send(
+          new DescribeImagesCommand({
+            Owners: ['self'],
+            Filters: [
+              {Name: `tag:${TAG_SOURCE_IMAGE}`, Values: [source.id]},
+              {Name: `tag:${TAG_SOURCE_REGION}`, Values: [source.region]},
+            ],
+          }),
+        )
+        // The filter is trusted for speed and checked here for exactness.
+        return (out.Images ?? [])
+          .map(toImage)
+          .filter((i) => i.tags[TAG_SOURCE_IMAGE] === source.id && i.tags[TAG_SOURCE_REGION] === source.region && !UNUSABLE.has(i.state))
+      })
+    },
+    async copy(source, tags) {
+      return aws(`copying ${source.id} from ${source.region} to ${region}`, async () => {
+        const out = await ec2.send(
+          new CopyImageCommand({
+            SourceImageId: source.id,
+            SourceRegion: source.region,
+            Name: source.name,
+            Description: source.description,
+            ClientToken: copyToken(source),
+            TagSpecifications: [{ResourceType: 'image', Tags: toTags(tags)}],
+          }),
+        )
+        if (!out.ImageId) throw new Error(`CopyImage of ${source.id} returned no image id`)
+        // Again, in case the API took the copy but not its tags: the tags are how it is found again.
+        await ec2.send(new CreateTagsCommand({Resources: [out.ImageId], Tags: toTags(tags)}))
+        return out.ImageId
+      })
+    },
+    close() {
+      ec2.destroy()
+    },
+  }
+}
+
+export interface WaitOptions {
+  /** Give up after this long (default 30 minutes: a large image takes a while to copy). */
+  timeoutMs?: number
+  /** Between looks (default 15 s). */
+  intervalMs?: number
+  progress?: (line: string) => void
+  sleep?: (ms: number) => Promise<void>
+  now?: () => number
+}
+
+/** Waits until the image is available: bounded, with a progress line per look. */
+export async function waitAvailable(store: Pick<ImageCopyStore, 'describe' | 'region'>, imageId: string, options: WaitOptions = {}): Promise<RegionImage> {
+  const timeoutMs = options.timeoutMs ?? 30 * 60_000
+  const intervalMs = options.intervalMs ?? 15_000
+  const now = options.now ?? Date.now
+  const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)))
+  const started = now()
+  for (;;) {
+    const image = await store.describe(imageId)
+    if (image?.state === 'available') return image
+    if (image === undefined || UNUSABLE.has(image.state)) {
+      throw new UserError(`the copy ${imageId} in ${store.region} ${image === undefined ? 'is gone' : `is ${image.state}`}`, {
+        hint: 'Deregister it if it is still listed, then run packer:promote again: it makes a new copy.',
+      })
+    }
+    const waited = now() - started
+    if (waited >= timeoutMs) {
+      throw new UserError(`the copy ${imageId} in ${store.region} is still ${image.state} after ${Math.round(waited / 1000)} s`, {
+        hint: 'Run the same packer:promote again later: it finds this copy by its tags and waits for it instead of copying again.',
+      })
+    }
+    options.progress?.(`${imageId} in ${store.region}: ${image.state} (${Math.round(waited / 1000)} s)…`)
+    await sleep(intervalMs)
+  }
+}

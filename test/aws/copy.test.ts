@@ -1,0 +1,61 @@
+// packer:promote's copy, pure parts: the copy's tags, its token, and the bounded wait.
+import {expect} from 'chai'
+
+import {copyTags, copyToken, type RegionImage, waitAvailable} from '../../src/aws/copy.js'
+import {withPinned} from '../../src/aws/retention.js'
+import {UserError} from '../../src/errors.js'
+
+const image = (state: string): RegionImage => ({id: 'ami-0123456789abcdef0', name: 'web', description: '', state, tags: {}})
+
+describe('promote: the copy', () => {
+  it('carries the source image\'s tags (not aws: ones) and where it came from', () => {
+    const tags = copyTags({...image('available'), tags: {'muster:group': 'web', 'aws:reserved': 'x', Name: 'web.staging'}}, 'us-west-2')
+    expect(tags).to.deep.equal({'muster:group': 'web', Name: 'web.staging', 'muster:source-image': 'ami-0123456789abcdef0', 'muster:source-region': 'us-west-2'})
+  })
+
+  it('asks EC2 with one token per source image and region, at most 64 characters', () => {
+    const token = copyToken({id: 'ami-0123456789abcdef0', region: 'ap-southeast-2'})
+    expect(token).to.equal(copyToken({id: 'ami-0123456789abcdef0', region: 'ap-southeast-2'}))
+    expect(token).not.to.equal(copyToken({id: 'ami-0123456789abcdef0', region: 'us-east-1'}))
+    expect(token.length).to.be.at.most(64)
+  })
+
+  it('waits until the copy is available, saying how it goes', async () => {
+    const states = ['pending', 'pending', 'available']
+    const lines: string[] = []
+    let clock = 0
+    const found = await waitAvailable({region: 'us-east-1', describe: async () => image(states.shift() ?? 'available')}, 'ami-0123456789abcdef0', {
+      intervalMs: 10,
+      sleep: async (ms) => {
+        clock += ms
+      },
+      now: () => clock,
+      progress: (line) => lines.push(line),
+    })
+    expect(found.state).to.equal('available')
+    expect(lines).to.have.length(2)
+    expect(lines[0]).to.include('pending')
+  })
+
+  it('gives up after its bound with a next step, and on a failed copy at once', async () => {
+    let clock = 0
+    const slow = waitAvailable({region: 'us-east-1', describe: async () => image('pending')}, 'ami-0123456789abcdef0', {timeoutMs: 100, intervalMs: 40, sleep: async (ms) => void (clock += ms), now: () => clock})
+    const error = await slow.then(() => undefined, (e: unknown) => e)
+    expect(error).to.be.instanceOf(UserError)
+    expect((error as UserError).message).to.include('still pending')
+    expect((error as UserError).hint).to.include('finds this copy by its tags')
+    const failed = await waitAvailable({region: 'us-east-1', describe: async () => image('failed')}, 'ami-0123456789abcdef0').then(() => undefined, (e: unknown) => e)
+    expect((failed as UserError).message).to.include('is failed')
+  })
+})
+
+describe('retention: pinned images count as in use', () => {
+  it('merges what pins an image with what AWS says uses it', () => {
+    const aws = new Map([['ami-a', [{kind: 'instance' as const, id: 'i-1', description: 'instance i-1 (running)'}]]])
+    const pinned = new Map([['ami-a', [{kind: 'pinned' as const, id: 'stacks/x', description: 'p', environment: 'production'}]], ['ami-b', [{kind: 'pinned' as const, id: 'stacks/x', description: 'p', environment: 'production'}]]])
+    const merged = withPinned(aws, pinned)
+    expect(merged.get('ami-a')?.map((u) => u.kind)).to.deep.equal(['instance', 'pinned'])
+    expect(merged.get('ami-b')?.[0]?.environment).to.equal('production')
+    expect(withPinned(aws, undefined)).to.equal(aws)
+  })
+})
