@@ -80,6 +80,8 @@ export interface StatusResult {
   /** Why the orphans could not be listed (the backend did not answer), or null. */
   orphansUnknown: string | null
   nodesFile: string
+  /** The environment the status is of (stacks GROUP.ENV); absent without environments. */
+  environment?: string
 }
 
 export interface StatusOptions extends ProjectOptions {
@@ -164,6 +166,7 @@ export async function status(options: StatusOptions, io: Pick<IoHost, 'progress'
     groups: rows,
     orphans: named ? orphans.filter((o) => o === namedStack) : orphans,
     orphansUnknown: 'unknown' in listed ? listed.unknown : null,
+    ...(project.nodes.environment === undefined ? {} : {environment: project.nodes.environment}),
     nodesFile: project.nodes.file,
   }
 }

@@ -13,6 +13,7 @@ Without GROUP it also lists orphan stacks: stacks of this project whose group is
     {description: 'Every group', command: '<%= config.bin %> <%= command.id %>'},
     {description: 'Two groups, as a pull request comment', command: '<%= config.bin %> <%= command.id %> 12_04-bee 12_04-www --markdown > preview.md'},
     {description: 'In CI: fail only on errors, flag changes', command: '<%= config.bin %> <%= command.id %> --parallel 4; test $? -ne 1'},
+    {description: "Production's stacks, for the pull request that promotes to it", command: '<%= config.bin %> <%= command.id %> --env production --markdown > preview.md'},
   ]
   static override strict = false
   static override enableJsonFlag = true
@@ -31,10 +32,12 @@ Without GROUP it also lists orphan stacks: stacks of this project whose group is
     const result = await preview({cwd: process.cwd(), nodesPath: flags.nodes, environment: flags.env, groups: groups.length > 0 ? groups : undefined, parallel: flags.parallel}, this.host())
     if (!this.jsonEnabled()) {
       const color = this.stdoutColor
-      if (flags.markdown) process.stdout.write(formatMarkdown(result.sets, result.errors) + formatOrphansMarkdown(result.orphans, result.nodesFile))
+      const environment = result.environment
+      if (flags.markdown) process.stdout.write(formatMarkdown(result.sets, result.errors, {environment}) + formatOrphansMarkdown(result.orphans, result.nodesFile, environment))
       else {
+        if (environment !== undefined) process.stdout.write(`Environment ${environment} (stacks GROUP.${environment}):\n`)
         for (const set of result.sets) process.stdout.write(formatChangeSet(set, color))
-        process.stdout.write(formatOrphans(result.orphans, result.nodesFile))
+        process.stdout.write(formatOrphans(result.orphans, result.nodesFile, environment))
         for (const error of result.errors) process.stderr.write(`${error.stack}: error: ${error.message}\n`)
       }
     }

@@ -30,9 +30,14 @@ export function formatChangeSet(set: ChangeSet, color: boolean, options: {done?:
 
 const escapeCell = (s: string): string => s.replaceAll('|', '\\|')
 
-/** A summary a pull request can carry: one table of counts, then the changed resources per group. */
-export function formatMarkdown(sets: readonly ChangeSet[], errors: ReadonlyArray<{stack: string; message: string}> = []): string {
-  const lines = ['## muster preview', '', '| group | create | update | replace | delete |', '|---|---:|---:|---:|---:|']
+/**
+ * A summary a pull request can carry: one table of counts, then the changed resources per group.
+ * In an environment the heading names it and each row the stack (GROUP.ENV), so a reviewer never
+ * mistakes staging's preview for production's.
+ */
+export function formatMarkdown(sets: readonly ChangeSet[], errors: ReadonlyArray<{stack: string; message: string}> = [], options: {environment?: string | undefined} = {}): string {
+  const heading = options.environment === undefined ? ['## muster preview'] : [`## muster preview: environment \`${options.environment}\``, '', `Stacks of the **${options.environment}** environment (\`GROUP.${options.environment}\`).`]
+  const lines = [...heading, '', `| ${options.environment === undefined ? 'group' : 'stack'} | create | update | replace | delete |`, '|---|---:|---:|---:|---:|']
   for (const set of sets) lines.push(`| ${escapeCell(set.stack)} | ${set.counts.create} | ${set.counts.update} | ${set.counts.replace} | ${set.counts.delete} |`)
   for (const error of errors) lines.push(`| ${escapeCell(error.stack)} | error | | | |`)
   for (const set of sets) {

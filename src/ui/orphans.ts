@@ -1,16 +1,23 @@
 // Stacks whose group is gone from the nodes file (preview and status list them): what they are and
-// the one verb that takes each down.
+// the one verb that takes each down. In an environment an orphan is GROUP.ENV, taken down with
+// muster destroy GROUP --env ENV.
 
-export function formatOrphans(orphans: readonly string[], nodesFile: string): string {
+/** The destroy command of an orphan stack, as seen from an environment (or from a file without any). */
+function destroyArgs(name: string, environment: string | undefined): string {
+  const suffix = environment === undefined ? '' : `.${environment}`
+  return suffix !== '' && name.endsWith(suffix) ? `${name.slice(0, -suffix.length)} --env ${environment}` : name
+}
+
+export function formatOrphans(orphans: readonly string[], nodesFile: string, environment?: string): string {
   if (orphans.length === 0) return ''
   const lines = [`Stacks with no group in ${nodesFile} (orphans): ${orphans.join(', ')}`]
-  for (const name of orphans) lines.push(`  muster destroy ${name} --remove   takes ${name} down (after a preview and a confirmation)`)
+  for (const name of orphans) lines.push(`  muster destroy ${destroyArgs(name, environment)} --remove   takes ${name} down (after a preview and a confirmation)`)
   return `${lines.join('\n')}\n`
 }
 
-export function formatOrphansMarkdown(orphans: readonly string[], nodesFile: string): string {
+export function formatOrphansMarkdown(orphans: readonly string[], nodesFile: string, environment?: string): string {
   if (orphans.length === 0) return ''
   const lines = ['', `### Orphan stacks (no group in \`${nodesFile}\`)`, '', '| stack | to take it down |', '|---|---|']
-  for (const name of orphans) lines.push(`| ${name} | \`muster destroy ${name} --remove\` |`)
+  for (const name of orphans) lines.push(`| ${name} | \`muster destroy ${destroyArgs(name, environment)} --remove\` |`)
   return `${lines.join('\n')}\n`
 }

@@ -32,7 +32,7 @@ export function deployOutcome(d: DeployResult): string {
   return `${d.id} ${state}${counts ? `: ${counts}` : ''}`
 }
 
-function groupTable(g: GroupStatus): string {
+function groupTable(g: GroupStatus, environment: string | undefined): string {
   const rows: Array<[string, string]> = [['AMI', amiCell(g)], ['ASG', asgCell(g)]]
   if (g.stackProblem) rows.unshift(['STACK', unknown({unknown: g.stackProblem})])
   if (isUnknown(g.registry)) {
@@ -42,13 +42,13 @@ function groupTable(g: GroupStatus): string {
     rows.push(['NODES', `${r.registered} registered, ${r.healthy} healthy`], ['RELEASE', r.release ? r.release.slice(0, 12) : 'none'], ['LAST DEPLOY', r.lastDeploy ? deployOutcome(r.lastDeploy) : 'none'])
   }
   const width = Math.max(...rows.map(([k]) => k.length))
-  const title = `${g.group} (${g.region}${g.stack ? '' : ', no stack yet'})`
+  const title = `${g.group} (${environment === undefined ? '' : `${environment}, `}${g.region}${g.stack ? '' : ', no stack yet'})`
   return [neutralise(title), ...rows.map(([k, v]) => `  ${k.padEnd(width)}  ${neutralise(v)}`)].join('\n') + '\n'
 }
 
 export function formatStatus(result: StatusResult): string {
-  const parts = result.groups.map(groupTable)
-  const orphans = formatOrphans(result.orphans, result.nodesFile)
+  const parts = result.groups.map((g) => groupTable(g, result.environment))
+  const orphans = formatOrphans(result.orphans, result.nodesFile, result.environment)
   if (orphans) parts.push(orphans)
   if (result.orphansUnknown) parts.push(`Orphan stacks: unknown: ${neutralise(result.orphansUnknown)}\n`)
   if (parts.length === 0) return 'No groups.\n'

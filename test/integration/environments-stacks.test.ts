@@ -99,6 +99,21 @@ describe('environments: one stack per group per environment (integration)', func
     expect((await images()).length).to.equal(2)
   })
 
+  it('preview --env names the environment in its heading and every stack, in Markdown and on the terminal', () => {
+    const md = muster('preview', '--env', 'production', '--markdown')
+    expect([0, 2], md.stderr).to.include(md.code)
+    expect(md.stdout).to.include('## muster preview: environment `production`')
+    expect(md.stdout).to.match(/\| web\.production \| \d+ \| \d+ \| \d+ \| \d+ \|/)
+    expect(md.stdout).not.to.include('web.staging')
+    const text = muster('preview', '--env', 'staging')
+    expect([0, 2], text.stderr).to.include(text.code)
+    expect(text.stdout).to.include('Environment staging (stacks GROUP.staging):')
+    expect(text.stdout).to.include('web.staging: ')
+    const json = JSON.parse(muster('preview', '--env', 'staging', '--json').stdout) as {environment: string; sets: Array<{stack: string}>}
+    expect(json.environment).to.equal('staging')
+    expect(json.sets.map((set) => set.stack)).to.deep.equal(['web.staging'])
+  })
+
   it('retention in one environment never sees the other environment\'s images', async () => {
     const result = muster('packer:retain', 'web', '--env', 'production', '--keep', '1', '--dry-run', '--json')
     expect(result.code, result.stderr).to.equal(0)

@@ -5,6 +5,9 @@ import {readFileSync} from 'node:fs'
 import {join} from 'node:path'
 
 import {orphansAmong} from '../../src/actions/stack.js'
+import {collectChanges} from '../../src/stacks/changes.js'
+import {formatMarkdown} from '../../src/ui/changes.js'
+import {formatOrphans, formatOrphansMarkdown} from '../../src/ui/orphans.js'
 import {ofEnvironment} from '../../src/aws/asg.js'
 import {renderChefEnvironment} from '../../src/artifacts/chef-environment.js'
 import {BUNDLED_TEMPLATES} from '../../src/artifacts/generate.js'
@@ -153,5 +156,23 @@ describe('environments: the pinned image in the stack intent', () => {
     expect(intentFromConfig({'muster:image': {value: '{"id": "not-an-ami"}'}}).image).to.equal(undefined)
     expect(intentFromConfig({'muster:image': {value: 'nonsense'}}).image).to.equal(undefined)
     expect(pinnedImageOf({'muster:image': JSON.stringify(pinned)})).to.deep.equal(pinned)
+  })
+})
+
+describe('environments: review', () => {
+  it('the pull-request Markdown names the environment in its heading and every stack', () => {
+    const md = formatMarkdown([collectChanges('web.production', [])], [{stack: 'db.production', message: 'boom'}], {environment: 'production'})
+    expect(md).to.include('## muster preview: environment `production`')
+    expect(md).to.include('| stack | create | update | replace | delete |')
+    expect(md).to.include('| web.production | 0 | 0 | 0 | 0 |')
+    expect(md).to.include('### db.production: error')
+    // Without environments it is what it was.
+    expect(formatMarkdown([collectChanges('web', [])])).to.match(/^## muster preview\n\n\| group \|/)
+  })
+
+  it('an orphan stack of an environment is taken down with destroy GROUP --env ENV', () => {
+    expect(formatOrphans(['gone.staging'], 'nodes.json', 'staging')).to.include('muster destroy gone --env staging --remove   takes gone.staging down')
+    expect(formatOrphansMarkdown(['gone.staging'], 'nodes.json', 'staging')).to.include('| gone.staging | `muster destroy gone --env staging --remove` |')
+    expect(formatOrphans(['gone'], 'nodes.json')).to.include('muster destroy gone --remove')
   })
 })
