@@ -11,7 +11,7 @@ interface ValidateResult {
   /** Problems that do not fail the file (dependency cycles); also printed to stderr. */
   warnings: string[]
   /** The environments the file declares (every one is checked), and the one selected. */
-  environments: string[]
+  environments?: string[]
   environment?: string
 }
 
@@ -43,6 +43,7 @@ A dependency on a service that no group runs is a problem; a dependency cycle be
     const environments = [...nodes.environments.keys()].map((name) => (name === nodes.environment ? `${name} (selected)` : name))
     const inEnvironments = environments.length > 0 ? `; environments: ${environments.join(', ')}` : ''
     this.log(`${nodes.file}: ok — ${own.length} group${own.length === 1 ? '' : 's'} (${own.map((g) => g.name).join(', ')}), ${autoscaled} autoscaled, ${baked} baked${inEnvironments}`)
-    return {file: nodes.file, groups, warnings, environments: [...nodes.environments.keys()], ...(nodes.environment === undefined ? {} : {environment: nodes.environment})}
+    // A file without environments gives what it gave before they existed.
+    return {file: nodes.file, groups, warnings, ...(nodes.environment === undefined ? {} : {environments: [...nodes.environments.keys()], environment: nodes.environment})}
   }
 }
