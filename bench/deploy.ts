@@ -19,6 +19,12 @@
 // --slots); ok count; CPU time of the workers, of etcd and of this process; and etcd's requests by
 // gRPC method (from its /metrics) per node. Then the medians over --runs. It asserts nothing.
 //
+// A control with the same 20 batches and 2 s ideal but a fifth of the agents (so a fifth of the
+// simulation's CPU): npx tsx bench/deploy.ts --agents 100 --slots 5. On a 2-core machine the
+// 500-agent run is bound by the CPU the simulation itself needs (every agent's gRPC calls, release
+// unpacking, and each worker process decoding every watch event), which a real fleet spreads over
+// its machines; compare the two to tell the protocol's overhead from the machine's.
+//
 // Releases are served from memory (each worker holds the objects), not S3: this measures the slot
 // protocol, not a bucket. Each node still verifies and unpacks its release (--cookbooks 0 leaves
 // the tarball out). bench/deploy-cli.ts runs the same fleet under the real `muster instance:deploy`.
