@@ -141,8 +141,11 @@ async function destroyable(project: Project, name: string, io: Pick<IoHost, 'pro
   return programmed(project, await project.session().require(group))
 }
 
-/** A name Pulumi could hold as a stack (what a group name may be), so nothing else reaches the engine. */
-const isUsableStackName = (name: string): boolean => /^[A-Za-z0-9_-]{1,64}$/.test(name)
+/**
+ * A name Pulumi could hold as a stack (what a group name may be, or GROUP.ENV: an environment's stack
+ * left from when the file had environments), so nothing else reaches the engine.
+ */
+const isUsableStackName = (name: string): boolean => /^[A-Za-z0-9_-]{1,64}(\.[A-Za-z0-9_-]{1,32})?$/.test(name)
 
 /** A group's stack outputs (in the environment the project is seen from), or undefined when it has no stack yet. Changes nothing. */
 export async function readStackOutputs(project: Project, group: string): Promise<Record<string, unknown> | undefined> {

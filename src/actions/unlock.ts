@@ -18,6 +18,8 @@ export interface UnlockOptions extends ProjectOptions {
 
 export interface UnlockResult {
   group: string
+  /** The environment whose stack (GROUP.ENV) it is; absent without environments. */
+  environment?: string
   /** The holders before clearing; undefined when the backend does not say. */
   holders: LockHolder[] | undefined
   cleared: boolean
@@ -33,7 +35,8 @@ export async function unlock(options: UnlockOptions, io: IoHost): Promise<Unlock
   const args = groupArgs(group)
   const holders = stack.locks()
   const pending = await stack.pendingOperations()
-  if (holders !== undefined && holders.length === 0) return {group: group.name, holders, cleared: false, pending}
+  const which = {group: group.name, ...(group.environment === undefined ? {} : {environment: group.environment})}
+  if (holders !== undefined && holders.length === 0) return {...which, holders, cleared: false, pending}
   io.progress(
     holders === undefined
       ? `${name}: this backend does not say who holds the lock; clearing it stops whatever update holds it from saving its state.`
@@ -45,12 +48,12 @@ export async function unlock(options: UnlockOptions, io: IoHost): Promise<Unlock
       hint: `Wait for it to finish, or stop it with Ctrl-C (it releases the lock itself). To clear the lock anyway: muster unlock ${args} --force`,
     })
   }
-  if (options.previewOnly) return {group: group.name, holders, cleared: false, pending}
+  if (options.previewOnly) return {...which, holders, cleared: false, pending}
   await io.confirm({
     question: `Clear the lock of ${name}?`,
     unattended: {message: `clearing the lock of ${name} needs confirmation and there is no terminal`, hint: `Run: muster unlock ${args} --yes`},
     declined: {message: 'the lock was left in place'},
   })
   await stack.unlock()
-  return {group: group.name, holders, cleared: true, pending}
+  return {...which, holders, cleared: true, pending}
 }

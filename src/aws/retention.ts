@@ -7,7 +7,7 @@
 // the project, so tagged with the group alone) are listed as such and never touched: packer:adopt
 // makes them the project's.
 import {UserError} from '../errors.js'
-import {type ImageOwner, ownerTags, ownershipOf, TAG_PROJECT} from '../lib/tags.js'
+import {type ImageOwner, ownerTags, ownershipOf, TAG_ENVIRONMENT, TAG_PROJECT} from '../lib/tags.js'
 import type {GroupImage, ImageStore} from './ec2.js'
 import type {ImageUser, ImagesInUse} from './images-in-use.js'
 
@@ -259,7 +259,10 @@ export async function adoptImages(options: AdoptOptions): Promise<AdoptResult> {
       const image = byId.get(id)
       const ownership = image ? ownershipOf(image.tags, owner) : undefined
       if (!image) refused.push(`${id}: not an image of group ${group} here (no muster:group=${group} tag, deregistered, or in another region)`)
-      else if (ownership === 'other') refused.push(`${id}: belongs to project ${image.tags[TAG_PROJECT] ?? '?'}, not ${owner.project}`)
+      else if (ownership === 'other') {
+        const theirs = {project: image.tags[TAG_PROJECT] ?? '?', environment: image.tags[TAG_ENVIRONMENT]}
+        refused.push(`${id}: belongs to ${ownerText(theirs)}, not ${theirs.environment === undefined && owner.environment === undefined ? owner.project : ownerText(owner)}`)
+      }
       else if (ownership === 'ours') result.alreadyOurs.push(id)
       else adopted.push(image)
     }
@@ -272,6 +275,11 @@ export async function adoptImages(options: AdoptOptions): Promise<AdoptResult> {
   }
   if (!dryRun) await store.tagImages(result.adopted.map((i) => i.id), ownerTags(owner))
   return result
+}
+
+/** "project muster", or "project muster, environment staging". */
+function ownerText(owner: ImageOwner): string {
+  return `project ${owner.project}${owner.environment === undefined ? '' : `, environment ${owner.environment}`}`
 }
 
 function messageOf(error: unknown): string {

@@ -26,7 +26,7 @@ export default class Unlock extends StackCommand {
       if (result.holders?.length === 0) this.log(`${result.group}: not locked; nothing to clear`)
       else if (result.cleared) this.log(`${result.group}: lock cleared`)
       if (result.pending.length > 0) {
-        process.stderr.write(`${result.group}: the interrupted update left pending operations (${result.pending.join(', ')}).\n→ Next: muster up ${result.group} --clear-pending (it checks each against the cloud and drops what was never made).\n`)
+        process.stderr.write(`${result.group}: the interrupted update left pending operations (${result.pending.join(', ')}).\n→ Next: muster up ${result.group}${result.environment === undefined ? '' : ` --env ${result.environment}`} --clear-pending (it checks each against the cloud and drops what was never made).\n`)
       } else if (result.cleared) {
         process.stderr.write(`→ Next: run again the command that was interrupted.\n`)
       }

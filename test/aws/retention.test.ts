@@ -281,4 +281,25 @@ describe('adoptImages (with an in-memory store)', () => {
     expect((error as UserError).hint).to.include('muster packer:adopt web --dry-run')
     expect(store.calls).to.deep.equal([])
   })
+
+  it('in an environment: tags legacy images with the environment too, and refuses another environment\'s image by name', async () => {
+    const production = image('prod', day(4), {tags: {'muster:group': 'web', 'muster:project': 'alpha', 'muster:environment': 'production'}})
+    const store = fakeStore([...all, production], new Map())
+    const staging = {project: 'alpha', environment: 'staging'}
+    const result = await adoptImages({store, group: 'web', owner: staging, imageIds: ['old1'], dryRun: false})
+    expect(ids(result.adopted)).to.deep.equal(['old1'])
+    expect(store.calls).to.deep.equal(['tag old1 {"muster:project":"alpha","muster:environment":"staging"}'])
+    const refused = await adoptImages({store, group: 'web', owner: staging, imageIds: ['prod'], dryRun: false}).then(() => undefined, (e: unknown) => e)
+    expect((refused as UserError).message).to.include('prod: belongs to project alpha, environment production, not project alpha, environment staging')
+  })
+
+  it('retention in an environment keeps what another environment\'s stack pins, and never lists its images', async () => {
+    const env = (id: string, created: string, environment: string): GroupImage => image(id, created, {tags: {'muster:group': 'web', 'muster:project': 'alpha', 'muster:environment': environment}})
+    const store = fakeStore([env('s1', day(1), 'staging'), env('s2', day(2), 'staging'), env('s3', day(3), 'staging'), env('p1', day(4), 'production')], new Map())
+    const pinned = new Map([['s1', [{kind: 'pinned' as const, id: 'stacks/Pulumi.web.production.yaml', environment: 'production', description: "production's stack"}]]])
+    const result = await retireImages({store, group: 'web', owner: {project: 'alpha', environment: 'staging'}, keep: 1, dryRun: false, pinned})
+    expect(result.kept.map((k) => [k.id, k.reason])).to.deep.equal([['s3', 'newest'], ['s1', 'in-use']])
+    expect(ids(result.removed)).to.deep.equal(['s2'])
+    expect(result.otherProjects).to.equal(1)
+  })
 })
