@@ -2,7 +2,7 @@
 // scripts/ci/install-etcd.sh.
 //
 //   Run (one command):  npx tsx bench/deploy.ts
-//   Options:            [--agents 500] [--slots 25] [--provision-ms 100] [--runs 3] [--workers 5] [--cookbooks 1]
+//   Options:            [--agents 500] [--slots 25] [--provision-ms 100] [--runs 3] [--warmup 1] [--workers 5] [--cookbooks 1]
 //
 // The simulated fleet: --agents agents (default 500) spread over --workers processes (default 5,
 // bench/deploy-agents.ts), each process with its own etcd client, registry feed and deploy feed as
@@ -10,6 +10,9 @@
 // Spread, because one event loop playing 500 agents is CPU-bound and would measure itself, not
 // the protocol. This process writes the deploy request (-n --slots) and follows the rollout the
 // way the CLI does (a DeployFeed of its own), polling its progress every 5 ms.
+//
+// --warmup rollouts go first and are not counted: agents are long-lived processes, and the first
+// rollout of a fresh worker runs cold code (twice the CPU of the later ones on the machine measured).
 //
 // Per run it prints: the wall time from writing the request to every node's result read back,
 // against the ideal ceil(agents / slots) × provision-ms (20 × 100 ms = 2 s for the defaults); when
@@ -48,6 +51,7 @@ const AGENTS = arg('--agents', 500)
 const SLOTS = arg('--slots', 25)
 const PROVISION_MS = arg('--provision-ms', 100)
 const RUNS = arg('--runs', 3)
+const WARMUP = arg('--warmup', 1)
 const WORKERS = arg('--workers', 5)
 /** --cookbooks 0: releases without a tarball, so the nodes' unpacking is left out. */
 const COOKBOOKS = arg('--cookbooks', 1) !== 0
@@ -67,8 +71,8 @@ async function main(): Promise<void> {
   const ideal = Math.ceil(AGENTS / SLOTS) * PROVISION_MS
   const results: Array<{wall: number; span: number; handOff: number; workersCpu: number; etcdCpu: number}> = []
   console.log(`rollout of ${AGENTS} agents in ${WORKERS} processes, -n ${SLOTS}, provision ${PROVISION_MS} ms (ideal ${ideal} ms), ${COOKBOOKS ? 'with' : 'without'} a cookbooks tarball, ${RUNS} runs; ${cpus().length} cores, load ${loadavg().map((l) => l.toFixed(2)).join(' ')}`)
-  for (let run = 0; run < RUNS; run++) {
-    const release = await buildRelease(BUCKET, {project: PROJECT, group: 'web', runList: [`recipe[app]`, `recipe[run${run}]`], ...(COOKBOOKS ? {} : {cookbooks: null})})
+  for (let run = -WARMUP; run < RUNS; run++) {
+    const release = await buildRelease(BUCKET, {project: PROJECT, group: 'web', runList: [`recipe[app]`, `recipe[run${run + WARMUP}]`], ...(COOKBOOKS ? {} : {cookbooks: null})})
     const entries: Array<[string, string]> = [[release.manifestKey, release.bytes.toString('base64')]]
     if (release.tarball && release.tarballKey) entries.push([release.tarballKey, release.tarball.toString('base64')])
     fleet.send({type: 'objects', entries})
@@ -109,6 +113,10 @@ async function main(): Promise<void> {
     const claimToRun = deployRuns.map((r) => r.start - (claimBegun.get(r.node) ?? NaN)).filter(Number.isFinite)
     const requests = [...requestsAfter].map(([method, count]) => [method, count - (requestsBefore.get(method) ?? 0)] as const).filter(([, d]) => d > 0)
     const total = requests.reduce((sum, [, d]) => sum + d, 0)
+    if (run < 0) {
+      console.log(`  warm-up rollout: wall ${wall} ms, ok ${progress?.counts.ok ?? 0}/${AGENTS} (not counted)`)
+      continue
+    }
     results.push({wall, span: last - first, handOff, workersCpu, etcdCpu})
     console.log(`  run ${run + 1}: wall ${wall} ms (${(wall / ideal).toFixed(2)}x ideal); first provision after ${first - started} ms, first start → last end ${last - first} ms (${((last - first) / ideal).toFixed(2)}x), last end → done seen ${started + wall - last} ms; hand-off median ${handOff} ms, p90 ${percentile(gaps, 90)} ms, max ${Math.max(...gaps)} ms; ok ${progress?.counts.ok ?? 0}/${AGENTS}, most at once ${maxConcurrent(deployRuns)}`)
     console.log(`         hand-off parts: result written → next claim begun median ${median(notice)} ms (p90 ${percentile(notice, 90)}), claim begun → provision running median ${median(claimToRun)} ms (p90 ${percentile(claimToRun, 90)})`)
