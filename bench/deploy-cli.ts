@@ -1,7 +1,9 @@
 // instance:deploy through the real CLI (issue 11's scale figures, the CLI's side).
 //
 //   Run (one command):  npm run build && npx tsx bench/deploy-cli.ts
-//   Options:            [--agents 500] [--slots 25] [--provision-ms 100] [--runs 3] [--workers 5]
+//   Options:            [--agents 500] [--slots 25] [--provision-ms 100] [--runs 3] [--warmup 1] [--workers 5]
+//
+// --warmup deploys go first and are not counted (the agents are long-lived; see bench/deploy.ts).
 //
 // The same simulated fleet as bench/deploy.ts (--agents agents over --workers processes, see
 // bench/deploy-agents.ts), registered as live nodes of group `web`; the release bucket is moto's
@@ -34,6 +36,7 @@ const SLOTS = arg('--slots', 25)
 const PROVISION_MS = arg('--provision-ms', 100)
 const RUNS = arg('--runs', 3)
 const WORKERS = arg('--workers', 5)
+const WARMUP = arg('--warmup', 1)
 const BUCKET = 'bench-cli-releases'
 const PROJECT = 'bench-deploy-cli'
 
@@ -70,10 +73,10 @@ async function main(): Promise<void> {
   const clis: number[] = []
   const peaks: number[] = []
   console.log(`muster instance:deploy web -n ${SLOTS} against ${AGENTS} agents in ${WORKERS} processes, provision ${PROVISION_MS} ms (ideal rollout ${ideal} ms), ${RUNS} runs:`)
-  for (let run = 0; run < RUNS; run++) {
+  for (let run = -WARMUP; run < RUNS; run++) {
     // A different run list each time: a new release, so each run packs, uploads and diffs.
     const nodesFile = JSON.parse(readFileSync(join(projectDir, 'nodes.json'), 'utf8')) as {web: Record<string, unknown>}
-    nodesFile.web.run_list = [`recipe[run${run}]`]
+    nodesFile.web.run_list = [`recipe[run${run + WARMUP}]`]
     writeFileSync(join(projectDir, 'nodes.json'), JSON.stringify(nodesFile))
     await fleet.collect()
     const started = Date.now()
@@ -106,6 +109,10 @@ async function main(): Promise<void> {
     const rollout = lastFinish - requestedAt
     const ok = out.result.nodes.filter((n) => n.outcome === 'ok').length
     const deployRuns = (await fleet.collect()).runs.filter((r) => r.reason === 'deploy')
+    if (run < 0) {
+      console.log(`  warm-up deploy: rollout ${rollout} ms, ok ${ok}/${AGENTS} (not counted)`)
+      continue
+    }
     rollouts.push(rollout)
     clis.push(cli)
     peaks.push(peak)
