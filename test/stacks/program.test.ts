@@ -19,7 +19,7 @@ const COMMAND = 'pulumi-nodejs:dynamic/muster:ShellCommand'
 const BAKED_AMI = 'ami-0000baked'
 const LOOKED_UP_AMI = 'ami-0000newest'
 
-async function run(intent: Intent, groupValue: Record<string, unknown> = {}, bakeExtra: {agentSha256?: string} = {}): Promise<{seen: Seen[]; calls: pulumi.runtime.MockCallArgs[]; outputs: Record<string, unknown>}> {
+async function run(intent: Intent, groupValue: Record<string, unknown> = {}, bakeExtra: {agentSha256?: string} = {}, environment?: string): Promise<{seen: Seen[]; calls: pulumi.runtime.MockCallArgs[]; outputs: Record<string, unknown>}> {
   const seen: Seen[] = []
   const calls: pulumi.runtime.MockCallArgs[] = []
   await pulumi.runtime.setMocks(
@@ -51,6 +51,8 @@ async function run(intent: Intent, groupValue: Record<string, unknown> = {}, bak
     {__base__: {region: 'us-east-1', instance_type: 't3.micro', source_ami: 'ami-0123abcd', security_groups: ['web'], autoscale: {timeout: 60, node_min: 1, node_max: 2}}, web: groupValue},
     'web',
   )
+  // As the group resolved in an environment (only its name reaches the program).
+  if (environment !== undefined) group.environment = environment
   const ctx: ProgramContext = {
     group,
     intent,
@@ -73,6 +75,47 @@ async function run(intent: Intent, groupValue: Record<string, unknown> = {}, bak
 }
 
 const named = (seen: Seen[], type: string, name: string): Seen | undefined => seen.find((s) => s.type === type && s.name === name)
+
+describe('group program in an environment', () => {
+  const pinned = {id: 'ami-0000promoted', from: 'staging', sourceId: 'ami-0000staging', sourceRegion: 'us-west-2', promotedAt: '2026-11-26T01:00:00.000Z'}
+
+  it('a pinned image replaces the bake: no packer-build, the ami output is the pinned image, and the fleet launches it', async () => {
+    const {seen, outputs, calls} = await run({...emptyIntent(), bake: true, fleet: true, image: pinned}, {}, {}, 'production')
+    expect(named(seen, COMMAND, 'packer-build')).to.equal(undefined)
+    expect(named(seen, COMMAND, 'retain')).to.equal(undefined)
+    expect(outputs.ami).to.equal('ami-0000promoted')
+    expect(outputs.promotedFrom).to.deep.equal({environment: 'staging', image: 'ami-0000staging', region: 'us-west-2'})
+    const lt = seen.find((r) => r.type === 'aws:ec2/launchTemplate:LaunchTemplate')
+    expect(lt?.inputs.imageId).to.equal('ami-0000promoted')
+    expect(lt?.inputs.namePrefix).to.equal('web.production-')
+    expect(lt?.inputs.tags).to.deep.include({'muster:environment': 'production', 'muster:group': 'web'})
+    const asg = seen.find((r) => r.type === 'aws:autoscaling/group:Group')
+    expect(asg?.inputs.name).to.equal('web.production')
+    expect(asg?.inputs.tags).to.deep.include({key: 'muster:environment', value: 'production', propagateAtLaunch: true})
+    expect(asg?.inputs.tags).to.deep.include({key: 'Name', value: 'web.production', propagateAtLaunch: true})
+    // No look-up of the newest baked image: the pinned one is used as it is.
+    expect(calls.filter((c) => c.token === 'aws:ec2/getAmi:getAmi').every((c) => JSON.stringify(c.inputs).includes('image-id'))).to.equal(true)
+  })
+
+  it("the bake's and retention's commands name the environment, and their logs are the environment's own", async () => {
+    const {seen} = await run({...emptyIntent(), bake: true, keep: 3}, {}, {}, 'staging')
+    const build = named(seen, COMMAND, 'packer-build')
+    const create = String(build?.inputs.create)
+    expect(create).to.include(`packer:ami 'web' --nodes 'nodes.json' --env 'staging'`)
+    expect(create).to.include(`packer:orphan 'web' --nodes 'nodes.json' --env 'staging'`)
+    expect(create).to.include(`mkdir -p '.muster/manifests'`)
+    expect(build?.inputs.log).to.equal('.muster/logs/web.staging-bake.log')
+    const retain = named(seen, COMMAND, 'retain')
+    expect(String(retain?.inputs.create)).to.include("packer:retain 'web' --keep 3 --nodes 'nodes.json' --env 'staging'")
+  })
+
+  it('without an environment the fleet keeps its names', async () => {
+    const {seen} = await run({...emptyIntent(), fleet: true})
+    const asg = seen.find((r) => r.type === 'aws:autoscaling/group:Group')
+    expect(asg?.inputs.name).to.equal('web')
+    expect(JSON.stringify(asg?.inputs.tags)).not.to.include('muster:environment')
+  })
+})
 
 describe('group program', () => {
   it('an empty intent makes no resource and still outputs the role and dna', async () => {
