@@ -19,7 +19,7 @@ GROUP may also name an orphan stack, one whose group is gone from the nodes file
     env: stackFlags.env,
     yes: stackFlags.yes,
     preview: stackFlags.preview,
-    remove: Flags.boolean({description: 'Also remove the empty stack and its stacks/Pulumi.GROUP.yaml.'}),
+    remove: Flags.boolean({description: 'Also remove the empty stack and its stacks/Pulumi.GROUP.yaml (Pulumi.GROUP.ENV.yaml in an environment).'}),
   }
 
   public async run(): Promise<ChangeSet> {

@@ -7,7 +7,7 @@ import {WITHDRAWABLE, type Withdrawable} from '../stacks/intent.js'
 
 export default class Up extends StackCommand {
   static override summary = "Converge a group's stack to everything its verbs recorded."
-  static override description = `Each verb (packer:run, packer:clean, autoscale:run, instance:create) records what it asked for in stacks/Pulumi.GROUP.yaml and updates only its own part; up applies all of it at once — after a nodes file change, say. Preview first, then a confirmation (or --yes).
+  static override description = `Each verb (packer:run, packer:clean, autoscale:run, instance:create) records what it asked for in stacks/Pulumi.GROUP.yaml (stacks/Pulumi.GROUP.ENV.yaml in an environment) and updates only its own part; up applies all of it at once — after a nodes file change, say. Preview first, then a confirmation (or --yes).
 --withdraw fleet|instances takes back what autoscale:run or instance:create recorded (say, a fleet that cannot be created and now fails every update of the group) and converges without it.`
   static override examples = [
     {description: 'Converge one group', command: '<%= config.bin %> <%= command.id %> 12_04-bee'},
