@@ -8,6 +8,8 @@ import {orphansAmong} from '../../src/actions/stack.js'
 import {collectChanges} from '../../src/stacks/changes.js'
 import {formatMarkdown} from '../../src/ui/changes.js'
 import {formatOrphans, formatOrphansMarkdown} from '../../src/ui/orphans.js'
+import {formatPromoted} from '../../src/ui/promote.js'
+import {describePlan, type PromoteResult} from '../../src/actions/packer-promote.js'
 import {ofEnvironment} from '../../src/aws/asg.js'
 import {renderChefEnvironment} from '../../src/artifacts/chef-environment.js'
 import {BUNDLED_TEMPLATES} from '../../src/artifacts/generate.js'
@@ -174,5 +176,19 @@ describe('environments: review', () => {
     expect(formatOrphans(['gone.staging'], 'nodes.json', 'staging')).to.include('muster destroy gone --env staging --remove   takes gone.staging down')
     expect(formatOrphansMarkdown(['gone.staging'], 'nodes.json', 'staging')).to.include('| gone.staging | `muster destroy gone --env staging --remove` |')
     expect(formatOrphans(['gone'], 'nodes.json')).to.include('muster destroy gone --remove')
+  })
+})
+
+describe('environments: promotion as said', () => {
+  const plan = {group: 'web', from: 'staging', to: 'production', source: {id: 'ami-0aaa', region: 'us-west-2'}, target: {region: 'us-east-1', id: undefined}, copy: 'copy' as const, current: undefined}
+
+  it('the plan says what is copied where and that production\'s own bake is off', () => {
+    expect(describePlan(plan)).to.equal("web: staging's ami-0aaa is copied from us-west-2 to us-east-1 (tags included) and production runs the copy; production's own bake is off while the image is pinned")
+    expect(describePlan({...plan, copy: 'none', target: {region: 'us-west-2', id: 'ami-0aaa'}})).to.include('production (us-west-2) runs ami-0aaa, the image staging runs')
+  })
+
+  it('the result line names the image production runs and where it came from', () => {
+    const result = {plan, image: 'ami-0bbb', previewOnly: false, stack: {backend: '', groups: []}} as PromoteResult
+    expect(formatPromoted(result)).to.equal("web: production runs ami-0bbb (staging's ami-0aaa, copied from us-west-2)")
   })
 })

@@ -4,6 +4,7 @@ import {packerPromote, type PromoteResult} from '../../actions/packer-promote.js
 import {MusterCommand, nodesFlag} from '../../base-command.js'
 import {colorFor} from '../../ui/io-host.js'
 import {formatFailedOutcome} from '../../ui/outcomes.js'
+import {formatPromoted} from '../../ui/promote.js'
 
 export default class PackerPromote extends MusterCommand {
   static override summary = "Make one environment's fleet run the exact AMI another environment runs, without a rebake."
@@ -30,7 +31,7 @@ export default class PackerPromote extends MusterCommand {
     const failed = result.stack.groups.filter((g) => g.status !== 'ok')
     if (!this.jsonEnabled()) {
       for (const outcome of failed) process.stderr.write(formatFailedOutcome(outcome, colorFor(process.stderr)))
-      if (!result.previewOnly && failed.length === 0) this.log(`${args.group}: ${flags.to} runs ${result.image ?? '?'} (${flags.from}'s ${result.plan.source.id}${result.plan.copy === 'none' ? '' : `, copied from ${result.plan.source.region}`})`)
+      if (!result.previewOnly && failed.length === 0) this.log(formatPromoted(result))
     }
     if (failed.length > 0) process.exitCode = 1
     return result
