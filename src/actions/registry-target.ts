@@ -10,7 +10,7 @@ import {existsSync} from 'node:fs'
 import {join} from 'node:path'
 
 import {UserError} from '../errors.js'
-import {registryProject, releaseProject} from '../nodes/environments.js'
+import {emptyEnvironmentName, registryProject, releaseProject} from '../nodes/environments.js'
 import {loadNodes, NODES_FILE_NAMES} from '../nodes/load.js'
 import type {NodesFile} from '../nodes/model.js'
 import {flagsRegistryTarget, type RegistryFlagValues, type RegistryTarget} from '../registry/connect-options.js'
@@ -21,6 +21,7 @@ import {resolveSecurity, securityInput} from '../registry/security.js'
 
 /** The nodes file as seen from the environment asked for, or undefined when there is none to read (and none was asked for). */
 export function registryScope(flags: Pick<RegistryFlagValues, 'nodes' | 'env'>, env: NodeJS.ProcessEnv, cwd: string): NodesFile | undefined {
+  if (flags.env === '') throw emptyEnvironmentName()
   const explicit = flags.nodes !== undefined || Boolean(env.MUSTER_NODES)
   const here = NODES_FILE_NAMES.some((name) => existsSync(join(cwd, name)))
   if (!explicit && !here) {

@@ -120,17 +120,28 @@ export function defaultEnvironment(nodes: NodesFile): Environment | undefined {
 }
 
 /**
+ * `--env ''` is refused, as `--nodes ''` is: `--env "$TARGET"` with TARGET unset must not quietly
+ * work on the default environment (which may be production). An empty MUSTER_ENV means unset.
+ */
+export function emptyEnvironmentName(): UserError {
+  return new UserError('--env was given an empty name', {
+    hint: 'Name the environment (--env staging), or leave --env out to use the nodes file\'s default environment; nothing was read or written.',
+  })
+}
+
+/**
  * The nodes file as seen from one environment: its groups, registry and release bucket. A file
  * without environments is returned as it is (and --env on it is an error).
  */
 export function selectEnvironment(nodes: NodesFile, name: string | undefined): NodesFile {
+  if (name === '') throw emptyEnvironmentName()
   if (nodes.environments.size === 0) {
-    if (name === undefined || name === '') return nodes
+    if (name === undefined) return nodes
     throw new UserError(`${nodes.file} declares no environments, so there is no environment "${name}"`, {
       hint: `Leave out --env (and MUSTER_ENV), or declare environments in a "${ENVIRONMENTS}" entry (README "Environments").`,
     })
   }
-  const environment = name === undefined || name === '' ? defaultEnvironment(nodes) : nodes.environments.get(name)
+  const environment = name === undefined ? defaultEnvironment(nodes) : nodes.environments.get(name)
   if (!environment) {
     const names = [...nodes.environments.keys()]
     throw new UserError(`no environment "${name ?? ''}" in ${nodes.file}`, {hint: `Environments: ${names.join(', ')}. Give one of them with --env NAME or MUSTER_ENV.`})

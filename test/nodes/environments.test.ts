@@ -15,7 +15,7 @@ import {loadNodes} from '../../src/nodes/load.js'
 import {BASE, type Group, type NodesFile} from '../../src/nodes/model.js'
 import {parseSource} from '../../src/nodes/source.js'
 import {validateNodes} from '../../src/nodes/validate.js'
-import {repoRoot, runMuster} from '../support/cli.js'
+import {listFiles, repoRoot, runMuster} from '../support/cli.js'
 
 const FIXTURE = join(repoRoot, 'test', 'fixtures', 'environments-nodes.json')
 const PAPER = join(repoRoot, 'test', 'fixtures', 'paper-nodes.json')
@@ -248,6 +248,28 @@ describe('environments', () => {
       expect(show([], {MUSTER_ENV: 'production'})).to.include({region: 'us-east-1', environment: 'production'})
       // The flag wins over the variable.
       expect(show(['--env', 'staging'], {MUSTER_ENV: 'production'})).to.include({environment: 'staging'})
+    })
+
+    it('refuses --env \'\' (as --nodes \'\'), on every kind of verb, instead of working on the default environment; an empty MUSTER_ENV means unset', () => {
+      for (const args of [['show', '12_04-bee'], ['generate'], ['packer:run', '12_04-bee', '--preview'], ['node:ls', '--etcd', 'http://127.0.0.1:1']]) {
+        const result = runMuster([...args, '--env', ''], {cwd: dir})
+        expect(result.code, `${args.join(' ')}: ${result.stdout}`).to.equal(1)
+        expect(result.stderr).to.contain('--env was given an empty name')
+      }
+      expect(listFiles(dir)).to.deep.equal(['nodes.json'])
+      // Without a nodes file (a registry verb) and on a file without environments, the same refusal.
+      const bare = mkdtempSync(join(tmpdir(), 'muster-env-'))
+      try {
+        expect(runMuster(['node:ls', '--env', '', '--etcd', 'http://127.0.0.1:1'], {cwd: bare}).stderr).to.contain('--env was given an empty name')
+        writeFileSync(join(bare, 'nodes.json'), readFileSync(PAPER, 'utf8'))
+        expect(runMuster(['ls', '--env', ''], {cwd: bare}).stderr).to.contain('--env was given an empty name')
+        expect(runMuster(['ls'], {cwd: bare, env: {MUSTER_ENV: ''}}).code).to.equal(0)
+      } finally {
+        rmSync(bare, {recursive: true, force: true})
+      }
+      const unset = runMuster(['show', '12_04-bee', '--json'], {cwd: dir, env: {MUSTER_ENV: ''}})
+      expect(unset.code, unset.stderr).to.equal(0)
+      expect(JSON.parse(unset.stdout)).to.include({environment: 'staging'})
     })
 
     it('refuses an unknown environment with exit 1 and writes nothing', () => {
