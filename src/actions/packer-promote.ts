@@ -9,7 +9,7 @@
 // is opened for writing; then the plan and the stack's preview; then the question; then the copy;
 // then the stack update. A refused or declined promote changes nothing.
 import {type ImageCopyStore, copyTags, createImageCopyStore, waitAvailable, type WaitOptions} from '../aws/copy.js'
-import {UserError} from '../errors.js'
+import {InterruptedError, UserError} from '../errors.js'
 import {loadNodes} from '../nodes/load.js'
 import {type Group, requirePacker} from '../nodes/model.js'
 import {stackName} from '../nodes/environments.js'
@@ -104,6 +104,8 @@ export async function packerPromote(options: PromoteOptions, io: IoHost): Promis
     })
   }
 
+  // A Ctrl-C while asking (or previewing) stops here, before any copy or pin.
+  if (io.interrupt?.aborted) throw new InterruptedError('interrupted (Ctrl-C) before promoting; nothing was changed', {hint: 'Run the same packer:promote again.'})
   let imageId = plan.target.id
   if (plan.copy !== 'none') {
     const store = open(plan.target.region)
@@ -121,7 +123,7 @@ export async function packerPromote(options: PromoteOptions, io: IoHost): Promis
         imageId = (await store.findCopies(plan.source))[0]?.id ?? (await store.copy({...plan.source, name: sourceImage.name, description: sourceImage.description}, copyTags(sourceImage, plan.source.region)))
         io.progress(`${plan.group}: copying ${plan.source.id} (${plan.source.region}) to ${plan.target.region} as ${imageId}; its tags name the source, so an interrupted promote finds it again`)
       }
-      await waitAvailable(store, imageId as string, {...options.wait, progress: (line) => io.progress(`${plan.group}: ${line}`)})
+      await waitAvailable(store, imageId as string, {...options.wait, signal: io.interrupt, progress: (line) => io.progress(`${plan.group}: ${line}`)})
     } finally {
       store.close()
     }

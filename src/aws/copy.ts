@@ -8,7 +8,7 @@
 // (waiting for it if it is still pending) instead of copying again.
 import {CopyImageCommand, CreateTagsCommand, DescribeImagesCommand, EC2Client, type Image, type Tag} from '@aws-sdk/client-ec2'
 
-import {UserError} from '../errors.js'
+import {InterruptedError, UserError} from '../errors.js'
 import {TAG_SOURCE_IMAGE, TAG_SOURCE_REGION} from '../lib/tags.js'
 import {aws, isAwsError} from './errors.js'
 
@@ -115,8 +115,24 @@ export interface WaitOptions {
   /** Between looks (default 15 s). */
   intervalMs?: number
   progress?: (line: string) => void
-  sleep?: (ms: number) => Promise<void>
+  /** Ctrl-C: stop waiting at once (the copy goes on in AWS; the next promote finds it by its tags). */
+  signal?: AbortSignal | undefined
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>
   now?: () => number
+}
+
+/** A sleep that a Ctrl-C ends early: waiting up to 30 minutes must not make the first Ctrl-C do nothing. */
+function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (signal?.aborted) return resolve()
+    const done = (): void => {
+      clearTimeout(timer)
+      signal?.removeEventListener('abort', done)
+      resolve()
+    }
+    const timer = setTimeout(done, ms)
+    signal?.addEventListener('abort', done, {once: true})
+  })
 }
 
 /** Waits until the image is available: bounded, with a progress line per look. */
@@ -124,9 +140,14 @@ export async function waitAvailable(store: Pick<ImageCopyStore, 'describe' | 're
   const timeoutMs = options.timeoutMs ?? 30 * 60_000
   const intervalMs = options.intervalMs ?? 15_000
   const now = options.now ?? Date.now
-  const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)))
+  const sleep = options.sleep ?? abortableSleep
   const started = now()
+  const interrupted = (): InterruptedError =>
+    new InterruptedError(`interrupted (Ctrl-C) while waiting for the copy ${imageId} in ${store.region}; nothing was pinned`, {
+      hint: 'The copy goes on in AWS. Run the same packer:promote again: it finds this copy by its tags and reuses it instead of copying again.',
+    })
   for (;;) {
+    if (options.signal?.aborted) throw interrupted()
     const image = await store.describe(imageId)
     if (image?.state === 'available') return image
     if (image === undefined || UNUSABLE.has(image.state)) {
@@ -141,6 +162,7 @@ export async function waitAvailable(store: Pick<ImageCopyStore, 'describe' | 're
       })
     }
     options.progress?.(`${imageId} in ${store.region}: ${image.state} (${Math.round(waited / 1000)} s)…`)
-    await sleep(intervalMs)
+    await sleep(intervalMs, options.signal)
+    if (options.signal?.aborted) throw interrupted()
   }
 }

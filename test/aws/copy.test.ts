@@ -3,7 +3,7 @@ import {expect} from 'chai'
 
 import {copyTags, copyToken, type RegionImage, waitAvailable} from '../../src/aws/copy.js'
 import {withPinned} from '../../src/aws/retention.js'
-import {UserError} from '../../src/errors.js'
+import {InterruptedError, UserError} from '../../src/errors.js'
 
 const image = (state: string): RegionImage => ({id: 'ami-0123456789abcdef0', name: 'web', description: '', state, tags: {}})
 
@@ -46,6 +46,25 @@ describe('promote: the copy', () => {
     expect((error as UserError).hint).to.include('finds this copy by its tags')
     const failed = await waitAvailable({region: 'us-east-1', describe: async () => image('failed')}, 'ami-0123456789abcdef0').then(() => undefined, (e: unknown) => e)
     expect((failed as UserError).message).to.include('is failed')
+  })
+
+  it('stops at once on Ctrl-C (its signal) instead of sleeping out its interval, saying the copy goes on and how to reuse it', async function () {
+    this.timeout(10_000)
+    const controller = new AbortController()
+    let looks = 0
+    // A copy that stays pending, looked at every 10 minutes: only the signal can end this wait in time.
+    const waiting = waitAvailable({region: 'us-west-2', describe: async () => (looks++, image('pending'))}, 'ami-0123456789abcdef0', {intervalMs: 600_000, signal: controller.signal})
+    setTimeout(() => controller.abort(), 50)
+    const error = await waiting.then(() => undefined, (e: unknown) => e)
+    expect(error).to.be.instanceOf(InterruptedError)
+    expect((error as InterruptedError).exitCode).to.equal(130)
+    expect((error as InterruptedError).message).to.include('ami-0123456789abcdef0 in us-west-2')
+    expect((error as InterruptedError).hint).to.include('finds this copy by its tags')
+    expect(looks).to.equal(1)
+    // Already interrupted: not even one look.
+    const before = await waitAvailable({region: 'us-west-2', describe: async () => (looks++, image('available'))}, 'ami-0123456789abcdef0', {signal: controller.signal}).then(() => undefined, (e: unknown) => e)
+    expect(before).to.be.instanceOf(InterruptedError)
+    expect(looks).to.equal(1)
   })
 })
 
