@@ -1,7 +1,7 @@
 // The images environments' stacks pin (packer:promote records muster:image in
 // stacks/Pulumi.GROUP.ENV.yaml), read from the config files themselves, without the engine: what
 // retention and packer:delete run inside another environment's stack update must still see them.
-import {existsSync, readFileSync} from 'node:fs'
+import {existsSync, readdirSync, readFileSync} from 'node:fs'
 import {join} from 'node:path'
 
 import {parse} from 'yaml'
@@ -29,13 +29,35 @@ function stackConfigDir(root: string): string {
 }
 
 /**
- * The image each environment's stack of the group pins. A file that is missing, unreadable or pins
+ * The environments with a config file of the group's stack in the folder (Pulumi.GROUP.ENV.yaml):
+ * group and environment names hold no dot, so the name says both.
+ */
+function environmentsWithConfig(folder: string, group: string): string[] {
+  let names: string[]
+  try {
+    names = readdirSync(folder)
+  } catch {
+    return []
+  }
+  const prefix = `Pulumi.${group}.`
+  return names
+    .filter((name) => name.startsWith(prefix) && name.endsWith('.yaml'))
+    .map((name) => name.slice(prefix.length, -'.yaml'.length))
+    .filter((environment) => /^[A-Za-z0-9_-]{1,32}$/.test(environment))
+    .sort()
+}
+
+/**
+ * The image each environment's stack of the group pins: the environments named, and any other whose
+ * config file is there (one renamed or dropped from the nodes file still has its stack, which still
+ * runs the image: retention must not take it away). A file that is missing, unreadable or pins
  * nothing pins nothing; one that cannot be parsed is an error (retention must not guess it away).
  */
 export function readPins(root: string, group: string, environments: Iterable<string>): Pin[] {
   const dir = stackConfigDir(root)
   const pins: Pin[] = []
-  for (const environment of environments) {
+  const named = [...environments]
+  for (const environment of [...named, ...environmentsWithConfig(join(root, dir), group).filter((e) => !named.includes(e))]) {
     const file = join(dir, `Pulumi.${stackName({name: group, environment})}.yaml`)
     const path = join(root, file)
     if (!existsSync(path)) continue

@@ -1,7 +1,8 @@
 // The stacks side of environments, pure parts: names, tags, ownership, Packer template and paths,
 // orphan stacks, the bake's commands.
 import {expect} from 'chai'
-import {readFileSync} from 'node:fs'
+import {mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
 import {orphansAmong} from '../../src/actions/stack.js'
@@ -22,6 +23,7 @@ import {parseSource} from '../../src/nodes/source.js'
 import {validateNodes} from '../../src/nodes/validate.js'
 import {fleetName, groupTags} from '../../src/stacks/fleet.js'
 import {intentFromConfig, intentToConfig, emptyIntent, pinnedImageOf} from '../../src/stacks/intent.js'
+import {readPins} from '../../src/stacks/pins.js'
 import {groupArgs, stackConfigFileName} from '../../src/stacks/workspace.js'
 
 function nodesOf(value: unknown, environment?: string): NodesFile {
@@ -158,6 +160,28 @@ describe('environments: the pinned image in the stack intent', () => {
     expect(intentFromConfig({'muster:image': {value: '{"id": "not-an-ami"}'}}).image).to.equal(undefined)
     expect(intentFromConfig({'muster:image': {value: 'nonsense'}}).image).to.equal(undefined)
     expect(pinnedImageOf({'muster:image': JSON.stringify(pinned)})).to.deep.equal(pinned)
+  })
+
+  it('retention reads the pins of every environment with a config file of the group, also one renamed or dropped from the nodes file', () => {
+    const root = mkdtempSync(join(tmpdir(), 'muster-pins-'))
+    try {
+      mkdirSync(join(root, 'stacks'))
+      const config = (image: typeof pinned): string => `config:\n  muster:image: '${JSON.stringify(image)}'\n`
+      writeFileSync(join(root, 'stacks', 'Pulumi.web.staging.yaml'), 'config:\n  muster:bake: "true"\n')
+      // "production" was renamed "prod" in the nodes file; its stack still runs what it was promoted to.
+      writeFileSync(join(root, 'stacks', 'Pulumi.web.production.yaml'), config(pinned))
+      writeFileSync(join(root, 'stacks', 'Pulumi.web.prod.yaml'), config({...pinned, id: 'ami-0aaaaaaaaaaaaaaaa'}))
+      // Another group's files are not this group's.
+      writeFileSync(join(root, 'stacks', 'Pulumi.web-2.production.yaml'), config({...pinned, id: 'ami-0bbbbbbbbbbbbbbbb'}))
+      writeFileSync(join(root, 'stacks', 'Pulumi.web.yaml'), config({...pinned, id: 'ami-0cccccccccccccccc'}))
+      const pins = readPins(root, 'web', ['staging', 'prod'])
+      expect(pins.map((p) => [p.environment, p.file, p.image.id])).to.deep.equal([
+        ['prod', join('stacks', 'Pulumi.web.prod.yaml'), 'ami-0aaaaaaaaaaaaaaaa'],
+        ['production', join('stacks', 'Pulumi.web.production.yaml'), pinned.id],
+      ])
+    } finally {
+      rmSync(root, {recursive: true, force: true})
+    }
   })
 })
 
