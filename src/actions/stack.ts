@@ -62,14 +62,32 @@ export interface PreviewResult {
  * from when the file had environments included).
  */
 export async function orphanStacks(project: Project): Promise<string[]> {
-  return orphansAmong(await project.session().stackNames(), project.nodes.groups, project.nodes.environment)
+  return orphansAmong(await project.session().stackNames(), project.nodes.groups, project.nodes.environment, [...project.nodes.environments.keys()])
 }
 
-/** Pure: which of these stack names are orphans, seen from an environment (or from a file without any). */
-export function orphansAmong(names: readonly string[], groups: ReadonlyMap<string, unknown>, environment: string | undefined): string[] {
+/**
+ * The environment a stack name belongs to among those declared: `GROUP.ENV` with ENV declared; else
+ * undefined (a stack from before the file had environments, GROUP, or of an environment since renamed
+ * or dropped, GROUP.OLD).
+ */
+export function declaredEnvironmentOf(name: string, environments: readonly string[]): string | undefined {
+  const dot = name.lastIndexOf('.')
+  const suffix = dot < 0 ? undefined : name.slice(dot + 1)
+  return suffix !== undefined && environments.includes(suffix) ? suffix : undefined
+}
+
+/**
+ * Pure: which of these stack names are orphans, seen from an environment (or from a file without any).
+ * In an environment: its own stacks whose group is gone, and every stack of no declared environment
+ * (which no environment would otherwise list: a GROUP stack from before the file had environments,
+ * that may still run a fleet, or GROUP.OLD of a renamed environment).
+ */
+export function orphansAmong(names: readonly string[], groups: ReadonlyMap<string, unknown>, environment: string | undefined, environments: readonly string[] = []): string[] {
   if (environment === undefined) return names.filter((name) => !groups.has(name))
   const suffix = `.${environment}`
-  return names.filter((name) => name.endsWith(suffix) && !groups.has(name.slice(0, -suffix.length)))
+  const own = names.filter((name) => name.endsWith(suffix) && !groups.has(name.slice(0, -suffix.length)))
+  const declared = [...new Set([...environments, environment])]
+  return [...own, ...names.filter((name) => declaredEnvironmentOf(name, declared) === undefined)]
 }
 
 /** Previews every recorded part of many stacks in parallel, for review; changes nothing. */
@@ -128,8 +146,11 @@ export async function destroy(options: DestroyOptions, io: IoHost): Promise<Chan
  */
 async function destroyable(project: Project, name: string, io: Pick<IoHost, 'progress'>): Promise<GroupStack> {
   if (!project.nodes.groups.has(name) && isUsableStackName(name)) {
-    // In an environment, the orphan is that environment's stack of the name (GROUP.ENV).
-    const target = {name, environment: project.nodes.environment}
+    // In an environment, the orphan is that environment's stack of the name (GROUP.ENV); GROUP.OLD of
+    // an environment the file no longer declares is that stack itself.
+    const environment = project.nodes.environment
+    const foreign = environment !== undefined && name.includes('.') && declaredEnvironmentOf(name, [...project.nodes.environments.keys()]) === undefined
+    const target = {name, environment: foreign ? undefined : environment}
     const orphan = await project.session().openExisting(target)
     if (orphan) {
       io.progress(`${orphan.name} has no group in ${project.nodes.file}: destroying what its stack recorded`)

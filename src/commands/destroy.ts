@@ -11,6 +11,7 @@ GROUP may also name an orphan stack, one whose group is gone from the nodes file
   static override examples = [
     {description: 'See what would go', command: '<%= config.bin %> <%= command.id %> 12_04-bee --preview'},
     {description: 'Destroy and forget the stack', command: '<%= config.bin %> <%= command.id %> 12_04-bee --yes --remove'},
+    {description: "In an environment: staging's stack of the group (12_04-bee.staging)", command: '<%= config.bin %> <%= command.id %> 12_04-bee --env staging --preview'},
     {description: 'Take down the stack of a group removed from the nodes file', command: '<%= config.bin %> <%= command.id %> old-group --remove'},
   ]
   static override args = {group: Args.string({description: 'Node group, or an orphan stack.', required: true})}

@@ -20,6 +20,7 @@ export default class Show extends MusterCommand {
 Two keys are derived: services_run, the services the group's nodes run (each recipe[C::S] whose cookbook C is named *-service or listed in service_cookbooks, with its port and health check), and depends_on_resolved, what its nodes depend on (the group's depends_on plus that of every service it runs).`
   static override examples = [
     {description: 'Read a group', command: '<%= config.bin %> <%= command.id %> 12_04-bee'},
+    {description: 'The group as an environment sees it', command: '<%= config.bin %> <%= command.id %> 12_04-bee --env production'},
     {description: 'As JSON, for scripts', command: "<%= config.bin %> <%= command.id %> 12_04-bee --json | jq '.run_list'"},
     {description: 'The services a group runs', command: "<%= config.bin %> <%= command.id %> 12_04-bee --json | jq -r '.services_run[].name'"},
   ]

@@ -5,7 +5,11 @@
 /** The destroy command of an orphan stack, as seen from an environment (or from a file without any). */
 function destroyArgs(name: string, environment: string | undefined): string {
   const suffix = environment === undefined ? '' : `.${environment}`
-  return suffix !== '' && name.endsWith(suffix) ? `${name.slice(0, -suffix.length)} --env ${environment}` : name
+  if (suffix !== '' && name.endsWith(suffix)) return `${name.slice(0, -suffix.length)} --env ${environment}`
+  // A GROUP stack from before the file had environments: in an environment, GROUP names GROUP.ENV,
+  // so only a nodes file without environments (the one from before) names this stack.
+  if (environment !== undefined && !name.includes('.')) return `${name} --nodes NODES-FILE-WITHOUT-ENVIRONMENTS`
+  return name
 }
 
 export function formatOrphans(orphans: readonly string[], nodesFile: string, environment?: string): string {

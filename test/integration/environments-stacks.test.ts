@@ -247,5 +247,37 @@ describe('environments: one stack per group per environment (integration)', func
       // A preview records nothing: production stays pinned.
       expect(readFileSync(join(dir, 'stacks', 'Pulumi.web.production.yaml'), 'utf8')).to.include('muster:image')
     })
+
+    it('an environment renamed in the nodes file: its pin still spares the image, and its stack is an orphan every environment lists and destroy takes down', async () => {
+      const original = readFileSync(join(dir, 'nodes.json'), 'utf8')
+      const nodes = JSON.parse(original) as {__environments__: Record<string, unknown>}
+      const {production, ...others} = nodes.__environments__
+      writeFileSync(join(dir, 'nodes.json'), JSON.stringify({...nodes, __environments__: {...others, prod: production}}))
+      try {
+        // Only web.production's pin (an environment the file no longer declares) keeps staging's older image.
+        const retain = muster('packer:retain', 'web', '--env', 'staging', '--keep', '1', '--json')
+        expect(retain.code, retain.stderr).to.equal(0)
+        const report = JSON.parse(retain.stdout) as {kept: Array<{id: string; usedBy: Array<{environment?: string}>}>; deregistered: string[]}
+        expect(report.deregistered).to.deep.equal([])
+        expect(report.kept.find((i) => i.id === stagingAmi)?.usedBy.map((u) => u.environment)).to.include('production')
+        expect((await images()).map((i) => i.ImageId)).to.include(stagingAmi)
+        // No environment is "production" now, yet its stack is there: listed from any environment, with the command that takes it down.
+        for (const env of ['staging', 'prod']) {
+          const status = muster('status', '--env', env)
+          expect(status.code, status.stderr).to.equal(0)
+          expect(status.stdout).to.include('(orphans): web.production')
+          expect(status.stdout).to.include('muster destroy web.production --remove')
+        }
+        const destroyed = muster('destroy', 'web.production', '--yes', '--remove')
+        expect(destroyed.code, destroyed.stderr).to.equal(0)
+        expect(destroyed.stderr).to.include('web.production has no group in nodes.json')
+        expect(existsSync(stateFile('web.production'))).to.equal(false)
+        expect(existsSync(join(dir, 'stacks', 'Pulumi.web.production.yaml'))).to.equal(false)
+        // The staging stack was not touched.
+        expect(existsSync(stateFile('web.staging'))).to.equal(true)
+      } finally {
+        writeFileSync(join(dir, 'nodes.json'), original)
+      }
+    })
   })
 })

@@ -55,11 +55,16 @@ describe('environments: stack names, config files and hints', () => {
     expect(groupArgs('web')).to.equal('web')
   })
 
-  it('orphan stacks are looked for in the environment only; without environments every stack that is not a group', () => {
+  it('orphan stacks: an environment\'s own whose group is gone, and stacks of no declared environment (from before environments, or of one renamed); without environments every stack that is not a group', () => {
     const groups = new Map([['web', {}], ['db', {}]])
     const names = ['web', 'web.staging', 'web.production', 'gone.staging', 'gone.production', 'gone']
-    expect(orphansAmong(names, groups, 'staging')).to.deep.equal(['gone.staging'])
-    expect(orphansAmong(names, groups, 'production')).to.deep.equal(['gone.production'])
+    const declared = ['staging', 'production']
+    // "web" is the stack from before the file had environments: no environment programs it any more, yet it may run a fleet.
+    expect(orphansAmong(names, groups, 'staging', declared)).to.deep.equal(['gone.staging', 'web', 'gone'])
+    expect(orphansAmong(names, groups, 'production', declared)).to.deep.equal(['gone.production', 'web', 'gone'])
+    // "production" renamed "prod": its stacks are listed from every environment, none is prod's.
+    expect(orphansAmong(['web.production', 'web.prod', 'web.staging'], groups, 'prod', ['staging', 'prod'])).to.deep.equal(['web.production'])
+    expect(orphansAmong(['web.production', 'web.prod', 'web.staging'], groups, 'staging', ['staging', 'prod'])).to.deep.equal(['web.production'])
     expect(orphansAmong(names, groups, undefined)).to.deep.equal(['web.staging', 'web.production', 'gone.staging', 'gone.production', 'gone'])
   })
 })
@@ -200,6 +205,9 @@ describe('environments: review', () => {
     expect(formatOrphans(['gone.staging'], 'nodes.json', 'staging')).to.include('muster destroy gone --env staging --remove   takes gone.staging down')
     expect(formatOrphansMarkdown(['gone.staging'], 'nodes.json', 'staging')).to.include('| gone.staging | `muster destroy gone --env staging --remove` |')
     expect(formatOrphans(['gone'], 'nodes.json')).to.include('muster destroy gone --remove')
+    // In an environment, GROUP names GROUP.ENV: the stack from before environments is named through a file without them; GROUP.OLD as it is.
+    expect(formatOrphans(['web'], 'nodes.json', 'staging')).to.include('muster destroy web --nodes NODES-FILE-WITHOUT-ENVIRONMENTS --remove   takes web down')
+    expect(formatOrphans(['web.production'], 'nodes.json', 'staging')).to.include('muster destroy web.production --remove   takes web.production down')
   })
 })
 

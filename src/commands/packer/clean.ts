@@ -15,6 +15,7 @@ export default class PackerClean extends StackCommand {
   static override examples = [
     {description: 'See what keeping the newest 5 images would remove', command: '<%= config.bin %> <%= command.id %> 12_04-bee -n 5 --dry-run'},
     {description: 'Keep the newest 5 images of a group', command: '<%= config.bin %> <%= command.id %> 12_04-bee -n 5'},
+    {description: "In an environment: staging's images only; an image any environment runs or pins is kept", command: '<%= config.bin %> <%= command.id %> 12_04-bee --env staging -n 5 --dry-run'},
     {description: 'Every baked group, as JSON', command: "<%= config.bin %> <%= command.id %> -n 5 --dry-run --json | jq '.[].removed[].id'"},
   ]
   static override enableJsonFlag = true

@@ -14,6 +14,7 @@ export default class PackerRun extends StackCommand {
     {description: 'Every baked group (__base__ first when a group builds from it), two at a time', command: '<%= config.bin %> <%= command.id %> --parallel 2 --yes'},
     {description: 'Two groups; each gets its own outcome, and the exit is 1 if either failed', command: '<%= config.bin %> <%= command.id %> 12_04-bee 12_04-www --yes --json'},
     {description: 'Only show whether a bake would run', command: '<%= config.bin %> <%= command.id %> 12_04-bee --preview'},
+    {description: "In an environment: bake staging's image (stack 12_04-bee.staging), to promote it to production once tested", command: '<%= config.bin %> <%= command.id %> 12_04-bee --env staging --yes'},
   ]
   static override strict = false
   static override args = {groups: Args.string({description: 'Node groups (default: every baked group).'})}
