@@ -10,8 +10,9 @@
 // then the stack update. A refused or declined promote changes nothing.
 import {type ImageCopyStore, copyTags, createImageCopyStore, waitAvailable, type WaitOptions} from '../aws/copy.js'
 import {InterruptedError, UserError} from '../errors.js'
+import {TAG_ENVIRONMENT} from '../lib/tags.js'
 import {loadNodes} from '../nodes/load.js'
-import {type Group, requirePacker} from '../nodes/model.js'
+import {BASE, type Group, requirePacker} from '../nodes/model.js'
 import {stackName} from '../nodes/environments.js'
 import type {Intent, PinnedImage} from '../stacks/intent.js'
 import type {IoHost} from './io.js'
@@ -70,6 +71,12 @@ export async function packerPromote(options: PromoteOptions, io: IoHost): Promis
   if (options.from === options.to) {
     throw new UserError(`--from and --to are both ${options.from}`, {hint: 'Promote from one environment to another, e.g. --from staging --to production.'})
   }
+  if (options.group === BASE) {
+    // The generic refusal would suggest leaving GROUP out or packer:create, neither of which promotes anything.
+    throw new UserError(`${BASE} is not a node group, so there is no fleet to promote its image to; nothing was changed`, {
+      hint: `Promote a group's image (muster ls --env ${options.from} lists them): muster packer:promote GROUP --from ${options.from} --to ${options.to}`,
+    })
+  }
   const project = new Project({...options, environment: options.to}, io)
   const notBase = {what: 'images to promote', done: 'nothing was changed'}
   const target = project.group(options.group, notBase)
@@ -120,7 +127,11 @@ export async function packerPromote(options: PromoteOptions, io: IoHost): Promis
         }
         if (!sourceImage) throw noSourceImage(plan)
         // Looked for again: another promote may have made the copy since the plan.
-        imageId = (await store.findCopies(plan.source))[0]?.id ?? (await store.copy({...plan.source, name: sourceImage.name, description: sourceImage.description}, copyTags(sourceImage, plan.source.region)))
+        // The copy is the --to environment's image (in its region, what it runs): tagged as its, so its
+        // retention (packer:clean --env TO) retires copies no stack pins any more instead of leaving
+        // them to no one; its muster:source-* tags say where it came from.
+        const tags = {...copyTags(sourceImage, plan.source.region), [TAG_ENVIRONMENT]: plan.to}
+        imageId = (await store.findCopies(plan.source))[0]?.id ?? (await store.copy({...plan.source, name: sourceImage.name, description: sourceImage.description}, tags))
         io.progress(`${plan.group}: copying ${plan.source.id} (${plan.source.region}) to ${plan.target.region} as ${imageId}; its tags name the source, so an interrupted promote finds it again`)
       }
       await waitAvailable(store, imageId as string, {...options.wait, signal: io.interrupt, progress: (line) => io.progress(`${plan.group}: ${line}`)})

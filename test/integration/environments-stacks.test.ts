@@ -199,7 +199,8 @@ describe('environments: one stack per group per environment (integration)', func
       expect(tagsOf(copies[0])).to.include({
         'muster:group': 'web',
         'muster:project': 'muster',
-        'muster:environment': 'staging',
+        // The copy is west's image (its retention manages it); where it came from is in its source tags.
+        'muster:environment': 'west',
         Name: 'web.staging',
         env: 'staging',
         'muster:source-image': stagingAmi,
@@ -246,6 +247,28 @@ describe('environments: one stack per group per environment (integration)', func
       expect(preview.stderr).to.include(`pinned to ${stagingAmi} (promoted from staging)`)
       // A preview records nothing: production stays pinned.
       expect(readFileSync(join(dir, 'stacks', 'Pulumi.web.production.yaml'), 'utf8')).to.include('muster:image')
+    })
+
+    it('a copy no stack pins any more is retired by its region\'s environment (packer:retain --env west); the pinned one stays', async () => {
+      // Staging now runs a newer image: promoting it to west makes a second copy, and west's pin moves to it.
+      const promoted = muster('packer:promote', 'web', '--from', 'staging', '--to', 'west', '--yes', '--json')
+      expect(promoted.code, promoted.stderr).to.equal(0)
+      const {image: newCopy, copy} = promoteOutputs(promoted)
+      expect(copy).to.equal('copy')
+      expect(newCopy).not.to.equal(copyId)
+      expect((await westImages()).map((i) => i.ImageId).sort()).to.deep.equal([copyId, newCopy].sort())
+      const dry = muster('packer:retain', 'web', '--env', 'west', '--keep', '1', '--dry-run', '--json')
+      expect(dry.code, dry.stderr).to.equal(0)
+      const planned = JSON.parse(dry.stdout) as {kept: Array<{id: string; usedBy: Array<{environment?: string}>}>; removed: Array<{id: string}>}
+      expect(planned.removed.map((i) => i.id)).to.deep.equal([copyId])
+      expect(planned.kept.map((i) => i.id)).to.deep.equal([newCopy])
+      expect(planned.kept[0]?.usedBy.map((u) => u.environment)).to.include('west')
+      const result = muster('packer:retain', 'web', '--env', 'west', '--keep', '1', '--json')
+      expect(result.code, result.stderr).to.equal(0)
+      expect((JSON.parse(result.stdout) as {deregistered: string[]}).deregistered).to.deep.equal([copyId])
+      expect((await westImages()).map((i) => i.ImageId)).to.deep.equal([newCopy])
+      // Staging's images, in their own region, were not west's to touch.
+      expect((await images()).map((i) => i.ImageId)).to.include(stagingAmi)
     })
 
     it('an environment renamed in the nodes file: its pin still spares the image, and its stack is an orphan every environment lists and destroy takes down', async () => {

@@ -272,6 +272,15 @@ describe('environments', () => {
       expect(JSON.parse(unset.stdout)).to.include({environment: 'staging'})
     })
 
+    it('packer:promote __base__ is refused with a next step that promotes something, writing nothing', () => {
+      const result = runMuster(['packer:promote', '__base__', '--from', 'staging', '--to', 'production', '--yes'], {cwd: dir})
+      expect(result.code).to.equal(1)
+      expect(result.stderr).to.contain('__base__ is not a node group, so there is no fleet to promote its image to; nothing was changed')
+      expect(result.stderr).to.contain('muster packer:promote GROUP --from staging --to production')
+      expect(result.stderr).not.to.contain('leave GROUP out')
+      expect(listFiles(dir)).to.deep.equal(['nodes.json'])
+    })
+
     it('refuses an unknown environment with exit 1 and writes nothing', () => {
       const result = runMuster(['generate', '--env', 'prod'], {cwd: dir})
       expect(result.code).to.equal(1)
