@@ -81,7 +81,7 @@ export function formatRetentionSummary(result: RetentionResult): string {
   const others = result.otherProjects
   const aside = [
     ...(legacy > 0 ? [`${legacy} untagged legacy image${legacy === 1 ? '' : 's'} left alone (muster packer:adopt ${result.group} takes them in)`] : []),
-    ...(others > 0 ? [`${others} image${others === 1 ? '' : 's'} of other projects left alone`] : []),
+    ...(others > 0 ? [`${others} image${others === 1 ? '' : 's'} of other projects or environments left alone`] : []),
   ]
   return `${summaryOf(result)}${aside.length > 0 ? `; ${aside.join('; ')}` : ''}\n`
 }

@@ -104,7 +104,7 @@ describe('two projects, one account: images kept apart (integration)', function 
     const listed = alpha.muster('packer:retain', 'web', '--keep', '1')
     expect(listed.code, listed.stderr).to.equal(0)
     expect(listed.stdout).to.match(new RegExp(`^web\\s+legacy\\s+${legacyAmi}\\s+web-legacy\\s+\\S+\\s+untagged legacy image \\(muster:group, no muster:project\\): not ours to touch; adopt it with muster packer:adopt web$`, 'm'))
-    expect(listed.stderr).to.include('web: 1 kept, 0 deregistered, 0 snapshots deleted; 1 untagged legacy image left alone (muster packer:adopt web takes them in); 1 image of other projects left alone')
+    expect(listed.stderr).to.include('web: 1 kept, 0 deregistered, 0 snapshots deleted; 1 untagged legacy image left alone (muster packer:adopt web takes them in); 1 image of other projects or environments left alone')
   })
 
   it('packer:delete lists the legacy image and leaves it; packer:adopt tags it after a confirmation and refuses another project\'s image', async () => {

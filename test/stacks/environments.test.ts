@@ -10,6 +10,7 @@ import {collectChanges} from '../../src/stacks/changes.js'
 import {formatMarkdown} from '../../src/ui/changes.js'
 import {formatOrphans, formatOrphansMarkdown} from '../../src/ui/orphans.js'
 import {formatPromoted} from '../../src/ui/promote.js'
+import {formatRetentionSummary} from '../../src/ui/retention.js'
 import {describePlan, type PromoteResult} from '../../src/actions/packer-promote.js'
 import {ofEnvironment} from '../../src/aws/asg.js'
 import {renderChefEnvironment} from '../../src/artifacts/chef-environment.js'
@@ -149,6 +150,13 @@ describe('environments: Packer template and paths', () => {
     const environments = readFileSync(join(BUNDLED_TEMPLATES, 'packer', 'provision-environments.sh'), 'utf8')
     expect(environments).to.include('--environment "$MUSTER_ENVIRONMENT"')
     expect(environments).to.include('environment_path')
+  })
+})
+
+describe('environments: retention\'s summary', () => {
+  it('says the images it left alone may be another environment\'s (a promoted copy in this region, a project without environments), not only another project\'s', () => {
+    const line = formatRetentionSummary({group: 'web', keep: 1, dryRun: true, kept: [], removed: [], deregistered: [], deletedSnapshots: [], failures: [], project: 'muster', legacy: [], otherProjects: 4})
+    expect(line).to.include('4 images of other projects or environments left alone')
   })
 })
 
