@@ -8,7 +8,7 @@
 // Order: every refusal (no environments, an unknown one, no baked image in --from) before anything
 // is opened for writing; then the plan and the stack's preview; then the question; then the copy;
 // then the stack update. A refused or declined promote changes nothing.
-import {type ImageCopyStore, copyTags, createImageCopyStore, waitAvailable, type WaitOptions} from '../aws/copy.js'
+import {type ImageCopyStore, copyTags, createImageCopyStore, startCopy, waitAvailable, type WaitOptions} from '../aws/copy.js'
 import {InterruptedError, UserError} from '../errors.js'
 import {TAG_ENVIRONMENT} from '../lib/tags.js'
 import {loadNodes} from '../nodes/load.js'
@@ -131,7 +131,7 @@ export async function packerPromote(options: PromoteOptions, io: IoHost): Promis
         // retention (packer:clean --env TO) retires copies no stack pins any more instead of leaving
         // them to no one; its muster:source-* tags say where it came from.
         const tags = {...copyTags(sourceImage, plan.source.region), [TAG_ENVIRONMENT]: plan.to}
-        imageId = (await store.findCopies(plan.source))[0]?.id ?? (await store.copy({...plan.source, name: sourceImage.name, description: sourceImage.description}, tags))
+        imageId = await startCopy(store, {...plan.source, name: sourceImage.name, description: sourceImage.description}, tags)
         io.progress(`${plan.group}: copying ${plan.source.id} (${plan.source.region}) to ${plan.target.region} as ${imageId}; its tags name the source, so an interrupted promote finds it again`)
       }
       await waitAvailable(store, imageId as string, {...options.wait, signal: io.interrupt, progress: (line) => io.progress(`${plan.group}: ${line}`)})

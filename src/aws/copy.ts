@@ -28,8 +28,14 @@ export interface ImageCopyStore {
   describe(imageId: string): Promise<RegionImage | undefined>
   /** Copies of `source` in this region (by their muster:source-* tags), failed ones left out. */
   findCopies(source: {id: string; region: string}): Promise<RegionImage[]>
-  /** Starts a copy of the source image into this region, tagged; returns the copy's id. */
-  copy(source: {id: string; region: string; name: string; description: string}, tags: Readonly<Record<string, string>>): Promise<string>
+  /**
+   * Starts a copy of the source image into this region, tagged; returns the copy's id. `after`: the
+   * id of a copy that failed, to get a new one (see startCopy); EC2 answers the same token with the
+   * same copy.
+   */
+  copy(source: {id: string; region: string; name: string; description: string}, tags: Readonly<Record<string, string>>, after?: string): Promise<string>
+  /** EC2's state of an image ('deregistered' included), undefined when EC2 does not know it (yet). */
+  stateOf(imageId: string): Promise<string | undefined>
   close(): void
 }
 
@@ -41,8 +47,40 @@ export function copyTags(source: RegionImage, sourceRegion: string): Record<stri
   return {...own, [TAG_SOURCE_IMAGE]: source.id, [TAG_SOURCE_REGION]: sourceRegion}
 }
 
-/** CopyImage's idempotency token (at most 64 ASCII characters): one per source image and region. */
-export const copyToken = (source: {id: string; region: string}): string => `muster-promote-${source.id}-${source.region}`.slice(0, 64)
+/**
+ * CopyImage's idempotency token (at most 64 ASCII characters): one per source image and region, and
+ * one per failed copy to replace (`after`), so a retry is as idempotent as the first try.
+ */
+export const copyToken = (source: {id: string; region: string}, after?: string): string =>
+  (after === undefined ? `muster-promote-${source.id}-${source.region}` : `muster-promote-${source.id}-after-${after}`).slice(0, 64)
+
+/** How many failed copies in a row startCopy replaces before it gives up. */
+export const MAX_COPY_TRIES = 4
+
+/**
+ * The copy of `source` in the store's region: one found by its tags, else a new one. EC2 answers a
+ * repeated token with the same copy for a long while, even when that copy failed or was deregistered
+ * (after a failed copy, the hint says to deregister it): such a copy is replaced, with a token derived
+ * from its id, so a promote killed during the retry makes the same request again and finds the same
+ * copy. A copy EC2 does not list yet (it lists new images a moment later) is never replaced.
+ */
+export async function startCopy(store: ImageCopyStore, source: {id: string; region: string; name: string; description: string}, tags: Readonly<Record<string, string>>): Promise<string> {
+  const found = (await store.findCopies(source))[0]
+  if (found) return found.id
+  let copy = await store.copy(source, tags)
+  for (let tries = 1; tries < MAX_COPY_TRIES; tries++) {
+    const state = await store.stateOf(copy)
+    if (state === undefined || !UNUSABLE.has(state)) return copy
+    copy = await store.copy(source, tags, copy)
+  }
+  const state = await store.stateOf(copy)
+  if (state !== undefined && UNUSABLE.has(state)) {
+    throw new UserError(`copying ${source.id} to ${store.region} failed ${MAX_COPY_TRIES} times (the last copy, ${copy}, is ${state})`, {
+      hint: 'Look at the source image (its snapshots, encryption keys and whether this account may copy it to the region), then run packer:promote again.',
+    })
+  }
+  return copy
+}
 
 export function createImageCopyStore(region: string): ImageCopyStore {
   const ec2 = new EC2Client({region})
@@ -85,7 +123,18 @@ export function createImageCopyStore(region: string): ImageCopyStore {
           .filter((i) => i.tags[TAG_SOURCE_IMAGE] === source.id && i.tags[TAG_SOURCE_REGION] === source.region && !UNUSABLE.has(i.state))
       })
     },
-    async copy(source, tags) {
+    async stateOf(imageId) {
+      return aws(`reading image ${imageId} in ${region}`, async () => {
+        try {
+          const out = await ec2.send(new DescribeImagesCommand({ImageIds: [imageId]}))
+          return out.Images?.find((i) => i.ImageId === imageId)?.State
+        } catch (error) {
+          if (isAwsError(error, 'InvalidAMIID.NotFound', 'InvalidAMIID.Unavailable')) return undefined
+          throw error
+        }
+      })
+    },
+    async copy(source, tags, after) {
       return aws(`copying ${source.id} from ${source.region} to ${region}`, async () => {
         const out = await ec2.send(
           new CopyImageCommand({
@@ -93,7 +142,7 @@ export function createImageCopyStore(region: string): ImageCopyStore {
             SourceRegion: source.region,
             Name: source.name,
             Description: source.description,
-            ClientToken: copyToken(source),
+            ClientToken: copyToken(source, after),
             TagSpecifications: [{ResourceType: 'image', Tags: toTags(tags)}],
           }),
         )

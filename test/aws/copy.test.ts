@@ -1,7 +1,7 @@
 // packer:promote's copy, pure parts: the copy's tags, its token, and the bounded wait.
 import {expect} from 'chai'
 
-import {copyTags, copyToken, type RegionImage, waitAvailable} from '../../src/aws/copy.js'
+import {copyTags, copyToken, type ImageCopyStore, MAX_COPY_TRIES, type RegionImage, startCopy, waitAvailable} from '../../src/aws/copy.js'
 import {withPinned} from '../../src/aws/retention.js'
 import {InterruptedError, UserError} from '../../src/errors.js'
 
@@ -18,6 +18,67 @@ describe('promote: the copy', () => {
     expect(token).to.equal(copyToken({id: 'ami-0123456789abcdef0', region: 'ap-southeast-2'}))
     expect(token).not.to.equal(copyToken({id: 'ami-0123456789abcdef0', region: 'us-east-1'}))
     expect(token.length).to.be.at.most(64)
+  })
+
+  describe('startCopy', () => {
+    const source = {id: 'ami-0123456789abcdef0', region: 'us-east-1', name: 'web', description: ''}
+    /** EC2's idempotency as the fake keeps it: one copy per token, whatever became of it. */
+    function store(states: Record<string, string | undefined>, found: RegionImage[] = []): ImageCopyStore & {tokens: string[]} {
+      const byToken = new Map<string, string>()
+      const tokens: string[] = []
+      return {
+        region: 'us-west-2',
+        tokens,
+        describe: async () => undefined,
+        findCopies: async () => found,
+        stateOf: async (id) => states[id],
+        copy: async (from, _tags, after) => {
+          const token = copyToken(from, after)
+          tokens.push(token)
+          if (!byToken.has(token)) byToken.set(token, `ami-copy${byToken.size}`)
+          return byToken.get(token) as string
+        },
+        close: () => undefined,
+      }
+    }
+
+    it('reuses a copy found by its tags, and copies once otherwise', async () => {
+      const found = store({}, [image('pending')])
+      expect(await startCopy(found, source, {})).to.equal('ami-0123456789abcdef0')
+      expect(found.tokens).to.deep.equal([])
+      const fresh = store({'ami-copy0': 'pending'})
+      expect(await startCopy(fresh, source, {})).to.equal('ami-copy0')
+      expect(fresh.tokens).to.have.length(1)
+    })
+
+    it('never replaces a copy EC2 does not list yet (a duplicate would be lost track of)', async () => {
+      const fresh = store({})
+      expect(await startCopy(fresh, source, {})).to.equal('ami-copy0')
+      expect(fresh.tokens).to.have.length(1)
+    })
+
+    it('replaces a copy that failed or was deregistered with a token of its own, the same on every run', async () => {
+      const states = {'ami-copy0': 'failed', 'ami-copy1': 'pending'}
+      const first = store(states)
+      expect(await startCopy(first, source, {})).to.equal('ami-copy1')
+      expect(first.tokens[1]).to.equal(copyToken(source, 'ami-copy0'))
+      // A promote killed after the retry asks the same two questions and gets the same copy.
+      const again = store(states)
+      expect(await startCopy(again, source, {})).to.equal('ami-copy1')
+      expect(again.tokens).to.deep.equal(first.tokens)
+      const deregistered = store({'ami-copy0': 'deregistered', 'ami-copy1': 'available'})
+      expect(await startCopy(deregistered, source, {})).to.equal('ami-copy1')
+    })
+
+    it('gives up with a next step after failing copy after copy', async () => {
+      const states: Record<string, string> = {}
+      for (let i = 0; i < MAX_COPY_TRIES; i++) states[`ami-copy${i}`] = 'failed'
+      const failing = store(states)
+      const error = await startCopy(failing, source, {}).then(() => undefined, (e: unknown) => e)
+      expect(error).to.be.instanceOf(UserError)
+      expect((error as UserError).message).to.include(`failed ${MAX_COPY_TRIES} times`)
+      expect(failing.tokens).to.have.length(MAX_COPY_TRIES)
+    })
   })
 
   it('waits until the copy is available, saying how it goes', async () => {
