@@ -190,6 +190,7 @@ export function describePlan(plan: PromotePlan): string {
       : plan.copy === 'reuse'
         ? `${plan.to} (${plan.target.region}) runs ${plan.target.id}, the copy of ${plan.from}'s ${plan.source.id} (${plan.source.region})`
         : `${plan.from}'s ${plan.source.id} is copied from ${plan.source.region} to ${plan.target.region} (tags included) and ${plan.to} runs the copy`
-  const before = plan.current ? `; it was pinned to ${plan.current.id} (from ${plan.current.from})` : ''
+  const runs = plan.target.id ?? plan.source.id
+  const before = !plan.current ? '' : plan.current.id === runs && plan.current.from === plan.from ? '; it already is (nothing to change)' : `; it was pinned to ${plan.current.id} (from ${plan.current.from})`
   return `${plan.group}: ${what}${before}; ${plan.to}'s own bake is off while the image is pinned`
 }

@@ -225,6 +225,10 @@ describe('environments: promotion as said', () => {
   it('the plan says what is copied where and that production\'s own bake is off', () => {
     expect(describePlan(plan)).to.equal("web: staging's ami-0aaa is copied from us-west-2 to us-east-1 (tags included) and production runs the copy; production's own bake is off while the image is pinned")
     expect(describePlan({...plan, copy: 'none', target: {region: 'us-west-2', id: 'ami-0aaa'}})).to.include('production (us-west-2) runs ami-0aaa, the image staging runs')
+    const pinned = {id: 'ami-0aaa', from: 'staging', sourceId: 'ami-0aaa', sourceRegion: 'us-west-2', promotedAt: '2026-11-25T00:00:00.000Z'}
+    // The same promotion again says so; another image names what it replaces.
+    expect(describePlan({...plan, copy: 'none', target: {region: 'us-west-2', id: 'ami-0aaa'}, current: pinned})).to.include('; it already is (nothing to change)')
+    expect(describePlan({...plan, copy: 'none', target: {region: 'us-west-2', id: 'ami-0ccc'}, current: pinned})).to.include('; it was pinned to ami-0aaa (from staging)')
   })
 
   it('the result line names the image production runs and where it came from', () => {
