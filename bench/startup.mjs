@@ -3,7 +3,7 @@
 // Plain JavaScript on purpose: a tsx parent process (its esbuild service) slows the children measured.
 // Prints medians (ms) and ratios; nothing here is asserted: the numbers go in issue notes.
 import {spawnSync} from 'node:child_process'
-import {existsSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {cpus, tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
@@ -59,6 +59,11 @@ function largeNodesFile(groups) {
 
 const node0 = time('node -e 0', ['-e', '0'], root)
 const show = time('muster show --json', [bin, 'show', '12_04-bee', '--json'], root)
+// The same with two environments (issue 13): every environment is resolved and checked on load.
+const envDir = mkdtempSync(join(tmpdir(), 'muster-bench-env-'))
+writeFileSync(join(envDir, 'nodes.json'), readFileSync(join(root, 'test', 'fixtures', 'environments-nodes.json')))
+const showEnv = time('muster show --json --env production (two environments)', [bin, 'show', '12_04-bee', '--json', '--env', 'production'], envDir)
+rmSync(envDir, {recursive: true, force: true})
 // The 1,000 roles are 1,000 atomic writes (temp file + rename): on a VM disk the file system's
 // metadata work dominates, so measure on the disk and, where there is one, on tmpfs.
 const rolesIn = (base) => {
@@ -75,5 +80,6 @@ const cpu = cpus()[0]?.model ?? 'unknown cpu'
 console.log(`machine: ${cpus().length} × ${cpu}, node ${process.version}; ${runs} runs each, median`)
 console.log(`node -e 0                          ${node0.toFixed(1)} ms`)
 console.log(`muster show 12_04-bee --json       ${show.toFixed(1)} ms  (${(show / node0).toFixed(2)}x node -e 0; goal ≤ 3x)`)
+console.log(`  … with two environments, --env production  ${showEnv.toFixed(1)} ms  (${(showEnv / node0).toFixed(2)}x node -e 0)`)
 console.log(`muster role:create, 1,000 groups   ${roles.toFixed(1)} ms  (${(roles / node0).toFixed(2)}x node -e 0; goal ≤ 10x) in ${tmpdir()}`)
 if (rolesTmpfs !== undefined) console.log(`  the same on tmpfs (/dev/shm)     ${rolesTmpfs.toFixed(1)} ms  (${(rolesTmpfs / node0).toFixed(2)}x node -e 0)`)
