@@ -92,19 +92,22 @@ export function createImageCopyStore(region: string): ImageCopyStore {
     tags: Object.fromEntries((image.Tags ?? []).flatMap((t) => (t.Key === undefined ? [] : [[t.Key, t.Value ?? '']]))),
   })
   const toTags = (tags: Readonly<Record<string, string>>): Tag[] => Object.entries(tags).map(([Key, Value]) => ({Key, Value}))
+  /** EC2's record of one image (deregistered ones included while EC2 lists them), undefined when it knows none. */
+  const readImage = (imageId: string): Promise<Image | undefined> =>
+    aws(`reading image ${imageId} in ${region}`, async () => {
+      try {
+        const out = await ec2.send(new DescribeImagesCommand({ImageIds: [imageId]}))
+        return out.Images?.find((i) => i.ImageId === imageId)
+      } catch (error) {
+        if (isAwsError(error, 'InvalidAMIID.NotFound', 'InvalidAMIID.Unavailable', 'InvalidAMIID.Malformed')) return undefined
+        throw error
+      }
+    })
   return {
     region,
     async describe(imageId) {
-      return aws(`reading image ${imageId} in ${region}`, async () => {
-        try {
-          const out = await ec2.send(new DescribeImagesCommand({ImageIds: [imageId]}))
-          const image = out.Images?.find((i) => i.ImageId === imageId)
-          return image && image.State !== 'deregistered' ? toImage(image) : undefined
-        } catch (error) {
-          if (isAwsError(error, 'InvalidAMIID.NotFound', 'InvalidAMIID.Unavailable', 'InvalidAMIID.Malformed')) return undefined
-          throw error
-        }
-      })
+      const image = await readImage(imageId)
+      return image && image.State !== 'deregistered' ? toImage(image) : undefined
     },
     async findCopies(source) {
       return aws(`looking for copies of ${source.id} in ${region}`, async () => {
@@ -124,15 +127,7 @@ export function createImageCopyStore(region: string): ImageCopyStore {
       })
     },
     async stateOf(imageId) {
-      return aws(`reading image ${imageId} in ${region}`, async () => {
-        try {
-          const out = await ec2.send(new DescribeImagesCommand({ImageIds: [imageId]}))
-          return out.Images?.find((i) => i.ImageId === imageId)?.State
-        } catch (error) {
-          if (isAwsError(error, 'InvalidAMIID.NotFound', 'InvalidAMIID.Unavailable')) return undefined
-          throw error
-        }
-      })
+      return (await readImage(imageId))?.State
     },
     async copy(source, tags, after) {
       return aws(`copying ${source.id} from ${source.region} to ${region}`, async () => {

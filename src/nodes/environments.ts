@@ -19,6 +19,7 @@
 // Chef attributes go into a real Chef environment, environments/ENV.json, where Chef's own
 // precedence puts them above the role's.
 import {UserError} from '../errors.js'
+import {qualifiedName} from '../lib/tags.js'
 import {inherit, isDict, type Plain} from './inherit.js'
 import {BASE, type Group, type NodesFile, type RegistrySetting} from './model.js'
 import {ENVIRONMENTS} from './schema.js'
@@ -192,5 +193,5 @@ export function releaseProject(nodes: Pick<NodesFile, 'registry' | 'environment'
 
 /** The stack of a group in the selected environment: GROUP, or GROUP.ENV (Pulumi and its dashboard show it as it is). */
 export function stackName(group: Pick<Group, 'name' | 'environment'>): string {
-  return group.environment === undefined ? group.name : `${group.name}.${group.environment}`
+  return qualifiedName(group.name, group.environment)
 }

@@ -12,7 +12,7 @@
 // change. A rollout of 500 nodes makes some 3,000 events: recomputing and sorting the whole line on
 // each was most of an agent's CPU during a rollout (bench/deploy.ts).
 import {jitteredDelay, sleep} from '../lib/backoff.js'
-import {type DeployNodeState, type DeployNodeStatus, type DeployProgress, type DeployRequest, type DeployState, type DeployStop, deployProgress, deploysPrefix, mayTakeSlot, parseDeployKey, rolloutsPrefix, parseDeployNodeStatus, parseDeployRequest, parseDeployStop} from './deploys.js'
+import {type DeployNodeState, type DeployNodeStatus, type DeployProgress, type DeployRequest, type DeployState, type DeployStop, deployProgress, deploysPrefix, isLost, mayTakeSlot, parseDeployKey, rolloutsPrefix, parseDeployNodeStatus, parseDeployRequest, parseDeployStop} from './deploys.js'
 import type {FeedLog, RegistryFeed} from './feed.js'
 import type {RegistryStore, Watch} from './store.js'
 import type {KeyEvent} from './view.js'
@@ -173,7 +173,7 @@ export class DeployFeed {
       r.line = line
       const leases = new Set(r.slots.values())
       let lost = 0
-      for (const lease of line.running.values()) if (lease === null || !leases.has(lease)) lost++
+      for (const lease of line.running.values()) if (isLost(lease, leases)) lost++
       const failures = line.counts.failed + lost
       const request = r.request
       r.cache = {

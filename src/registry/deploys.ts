@@ -228,6 +228,11 @@ export interface DeployProgress {
   ok: boolean
 }
 
+/** The one rule for a dead node: it reports running on a lease that no longer holds a slot (its lease expired). */
+export function isLost(lease: string | null, slotLeases: ReadonlySet<string>): boolean {
+  return lease === null || !slotLeases.has(lease)
+}
+
 /**
  * One view of a rollout from its keys: a node whose `running` status names a lease that no longer
  * holds a slot is lost (it died mid-run, so it counts as failed); once the rollout has stopped or
@@ -243,7 +248,7 @@ export function deployProgress(state: DeployState, now: Date): DeployProgress {
     for (const node of request.targets[group] ?? []) {
       const status = statuses.get(node)
       let outcome: NodeOutcome = status?.state ?? 'waiting'
-      if (outcome === 'running' && (status?.lease === null || !slotLeases.has(status?.lease ?? ''))) outcome = 'lost'
+      if (outcome === 'running' && isLost(status?.lease ?? null, slotLeases)) outcome = 'lost'
       if (outcome === 'waiting' && halted) outcome = stop === undefined || stop.reason === 'timeout' ? 'timed-out' : 'skipped'
       counts[outcome] += 1
       nodes.push({node, group, outcome, status})

@@ -6,26 +6,15 @@ import {join} from 'node:path'
 
 import {parse} from 'yaml'
 
-import {stackName} from '../nodes/environments.js'
+import {ENVIRONMENT_NAME} from '../nodes/schema.js'
 import {pinnedImageOf, type PinnedImage} from './intent.js'
+import {readStackConfigDir, stackConfigFileName} from './workspace.js'
 
 export interface Pin {
   environment: string
   /** The config file it is recorded in, relative to the root. */
   file: string
   image: PinnedImage
-}
-
-/** Pulumi.yaml's stackConfigDir ('' when none), read without writing a default project file. */
-function stackConfigDir(root: string): string {
-  const file = join(root, 'Pulumi.yaml')
-  if (!existsSync(file)) return 'stacks'
-  try {
-    const settings = parse(readFileSync(file, 'utf8')) as {stackConfigDir?: unknown} | null
-    return typeof settings?.stackConfigDir === 'string' ? settings.stackConfigDir : ''
-  } catch {
-    return ''
-  }
 }
 
 /**
@@ -43,7 +32,7 @@ function environmentsWithConfig(folder: string, group: string): string[] {
   return names
     .filter((name) => name.startsWith(prefix) && name.endsWith('.yaml'))
     .map((name) => name.slice(prefix.length, -'.yaml'.length))
-    .filter((environment) => /^[A-Za-z0-9_-]{1,32}$/.test(environment))
+    .filter((environment) => ENVIRONMENT_NAME.test(environment))
     .sort()
 }
 
@@ -54,11 +43,11 @@ function environmentsWithConfig(folder: string, group: string): string[] {
  * nothing pins nothing; one that cannot be parsed is an error (retention must not guess it away).
  */
 export function readPins(root: string, group: string, environments: Iterable<string>): Pin[] {
-  const dir = stackConfigDir(root)
+  const dir = readStackConfigDir(root)
   const pins: Pin[] = []
   const named = [...environments]
   for (const environment of [...named, ...environmentsWithConfig(join(root, dir), group).filter((e) => !named.includes(e))]) {
-    const file = join(dir, `Pulumi.${stackName({name: group, environment})}.yaml`)
+    const file = join(dir, stackConfigFileName({name: group, environment}))
     const path = join(root, file)
     if (!existsSync(path)) continue
     let config: Record<string, unknown> | undefined

@@ -73,8 +73,17 @@ export function projectSettings(root: string): ProjectSettings {
   if (!existsSync(file)) atomicWriteSync(file, DEFAULT_PROJECT_YAML)
   const project = parse(readFileSync(file, 'utf8')) as {name?: unknown; stackConfigDir?: unknown} | null
   if (typeof project?.name !== 'string') throw new UserError(`${file} has no project name`, {hint: 'Add a line like "name: muster" to Pulumi.yaml.'})
-  return {name: project.name, stackConfigDir: typeof project.stackConfigDir === 'string' ? project.stackConfigDir : ''}
+  return {name: project.name, stackConfigDir: stackConfigDirOf(project)}
 }
+
+/** Where stack config files live, read without writing a project file: muster's default (stacks) when there is none. */
+export function readStackConfigDir(root: string): string {
+  const file = join(root, 'Pulumi.yaml')
+  if (!existsSync(file)) return stackConfigDirOf(parse(DEFAULT_PROJECT_YAML) as {stackConfigDir?: unknown})
+  return stackConfigDirOf(parse(readFileSync(file, 'utf8')) as {stackConfigDir?: unknown} | null)
+}
+
+const stackConfigDirOf = (project: {stackConfigDir?: unknown} | null): string => (typeof project?.stackConfigDir === 'string' ? project.stackConfigDir : '')
 
 /**
  * The stack of a group: the group's name and, in a nodes file with environments, the environment
