@@ -8,8 +8,11 @@
 //   parent → worker  {type: 'objects', entries: [[key, base64]]}   release objects (in-memory bucket)
 //                    {type: 'bucket', bucket}                     use that S3 bucket instead (env: moto)
 //                    {type: 'collect'}                            → {type: 'runs', runs, cpuMs}, resets
+//                    {type: 'profile', dir}                       CPU-profiles this process until the next collect
 //                    {type: 'stop'}                               stops the agents and exits
 //   worker → parent  {type: 'ready'} once every agent runs
+import {writeFileSync} from 'node:fs'
+import {Session} from 'node:inspector/promises'
 import {join} from 'node:path'
 
 import {Agent} from '../src/agent/agent.js'
@@ -38,7 +41,7 @@ export interface Run {
   reason: string
 }
 
-export type ToWorker = {type: 'objects'; entries: Array<[string, string]>} | {type: 'bucket'; bucket: string} | {type: 'collect'} | {type: 'stop'}
+export type ToWorker = {type: 'objects'; entries: Array<[string, string]>} | {type: 'bucket'; bucket: string} | {type: 'collect'} | {type: 'profile'; dir: string} | {type: 'stop'}
 export type FromWorker = {type: 'ready'} | {type: 'runs'; runs: Run[]; cpuMs: number}
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
@@ -90,13 +93,14 @@ async function main(spec: WorkerSpec): Promise<void> {
       const stateDir = join(spec.dir, node)
       const agent = new Agent({identity: identity(node), project: spec.project, ttlSeconds: 30, wait: {minMs: 0, maxMs: 0}, drainMs: 0, stateDir, store, feed, provisioner: provisioner(node), log: silentLogger, writeFile: async () => undefined, bootProvision: false})
       await agent.start()
-      const deployer = new Deployer({project: spec.project, node, group: spec.group, stateDir, ttlSeconds: 30, store, feed: deploys, target: agent, log: silentLogger, fetch: {openBucket}})
+      const deployer = new Deployer({project: spec.project, node, group: spec.group, stateDir, store, feed: deploys, target: agent, log: silentLogger, fetch: {openBucket}})
       deployer.start()
       agents.push(agent)
       deployers.push(deployer)
     }))
   }
   let cpu = process.cpuUsage()
+  let profiling: {session: Session; dir: string} | undefined
   process.on('message', (message: ToWorker) => {
     void (async () => {
       switch (message.type) {
@@ -106,7 +110,21 @@ async function main(spec: WorkerSpec): Promise<void> {
         case 'bucket':
           s3 = openReleaseBucket({bucket: message.bucket})
           break
+        case 'profile': {
+          const session = new Session()
+          session.connect()
+          await session.post('Profiler.enable')
+          await session.post('Profiler.start')
+          profiling = {session, dir: message.dir}
+          break
+        }
         case 'collect': {
+          if (profiling) {
+            const {profile} = await profiling.session.post('Profiler.stop')
+            writeFileSync(join(profiling.dir, `rollout-${process.pid}-${Date.now()}.cpuprofile`), JSON.stringify(profile))
+            profiling.session.disconnect()
+            profiling = undefined
+          }
           const used = process.cpuUsage(cpu)
           cpu = process.cpuUsage()
           send({type: 'runs', runs, cpuMs: Math.round((used.user + used.system) / 1000)})

@@ -81,6 +81,8 @@ async function main(): Promise<void> {
     const requestsBefore = await etcdRequests(etcd.endpoint)
     const etcdBefore = cpuMsOf(etcd.pid()) ?? 0
     const cpu = process.cpuUsage()
+    // BENCH_CPU_PROF=DIR: each worker's CPU profile of every counted rollout, written to DIR.
+    if (process.env.BENCH_CPU_PROF && run >= 0) fleet.send({type: 'profile', dir: process.env.BENCH_CPU_PROF})
     const started = Date.now()
     const id = await writeDeployRequest(client, {project: PROJECT, releases: {web: release.ref}, targets: {web: fleet.nodes}, n: SLOTS, deadlineMs: 600_000})
     let progress = deploys.progress(id, new Date())

@@ -33,7 +33,7 @@ export async function startFleet(spec: FleetSpec): Promise<Fleet> {
     const slice = nodes.slice(w * per, (w + 1) * per)
     if (slice.length === 0) break
     const workerSpec: WorkerSpec = {endpoint: spec.endpoint, project: spec.project, group: spec.group, provisionMs: spec.provisionMs, dir: spec.dir, nodes: slice}
-    const child = fork(script, [JSON.stringify(workerSpec)], {execArgv: ['--import', import.meta.resolve('tsx'), ...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [])], stdio: ['ignore', 'inherit', 'inherit', 'ipc']})
+    const child = fork(script, [JSON.stringify(workerSpec)], {execArgv: ['--import', import.meta.resolve('tsx')], stdio: ['ignore', 'inherit', 'inherit', 'ipc']})
     pending.set(child, [])
     child.on('message', (m: FromWorker) => pending.get(child)?.shift()?.(m))
     children.push(child)

@@ -9,7 +9,7 @@ import {join} from 'node:path'
 import {initialProvision, type NodeRecord, type ProvisionReason, type ProvisionStatus, type ServiceRecord} from '../registry/records.js'
 import {jitteredDelay} from '../lib/backoff.js'
 import type {RegistryFeed} from '../registry/feed.js'
-import type {RegistryStore} from '../registry/store.js'
+import type {RegistryStore, StoreLease} from '../registry/store.js'
 import type {ViewChange} from '../registry/view.js'
 import {buildAttributes, dependentsHoldingOn} from './attributes.js'
 import {type Clock, Debouncer, Lock, systemClock, type Wait} from './debounce.js'
@@ -138,6 +138,11 @@ export class Agent {
     this.identity = identityFromRelease(this.identity, release)
     const runList = releaseRunList(release.manifest)
     this.release = {dir: release.dir, digest: release.digest, runList: runList === '' ? undefined : runList}
+  }
+
+  /** The lease holding this node's registration: a deploy slot is taken on it (src/agent/deployer.ts). */
+  registryLease(): StoreLease | undefined {
+    return this.registration.currentLease
   }
 
   get releaseDigest(): string | null {

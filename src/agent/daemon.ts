@@ -96,7 +96,7 @@ export async function runAgent(settings: AgentSettings, context: DaemonContext):
   // With environments, releases are the fleet's (releaseProject), not one environment's registry project.
   const releaseProject = settings.releaseProject ?? project
   const fetch = {...(allowedBucket ? {allowedBucket} : {}), ...(settings.releaseProject === undefined ? {} : {releaseProject})}
-  const deployer = new Deployer({project, node, group: identity.group, stateDir, ttlSeconds: settings.ttlSeconds, store, feed: deploys, target: agent, log, fetch})
+  const deployer = new Deployer({project, node, group: identity.group, stateDir, store, feed: deploys, target: agent, log, fetch})
   const haproxy = settings.haproxy && createHaproxy(settings.haproxy, agent, feed, log)
   let status: StatusServer | undefined
   let stopRetireWatch: (() => void) | undefined

@@ -1,11 +1,15 @@
 // The agent's part in instance:deploy. For each rollout that targets this node (its group among the
 // request's groups, its id among the group's targets) and that it has not been part of yet, one at
-// a time and oldest first: report `waiting`; take one of the rollout's N slots (a key created on a
-// lease of its own, in a transaction that also requires the stop key absent) when the rollout still
-// hands slots out; report `running` naming that lease; download and verify the release; switch to
-// it; decommission what left and provision with MUSTER_REASON=deploy; report ok or failed; let the
-// slot go (revoking the lease deletes the slot key). A node that sees more failures than the
-// rollout allows writes the stop key, so nobody starts after it.
+// a time and oldest first: report `waiting`; take one of the rollout's N slots (a key created on the
+// node's registration lease, in a transaction that also requires the stop key absent) when the
+// rollout still hands slots out; report `running` naming that lease; download and verify the
+// release; switch to it; decommission what left and provision with MUSTER_REASON=deploy; report ok
+// or failed; let the slot go (delete its key). A node that sees more failures than the rollout
+// allows writes the stop key, so nobody starts after it.
+//
+// The slot is on the lease that holds the node's registration, not on one of its own: a node that
+// dies, stops or loses its registration gives its slot back with it, and a rollout costs no lease
+// grant, keep-alive or revoke per node (a third of a node's registry requests; bench/deploy.ts).
 //
 // A node never runs a rollout twice: one whose status for this node is running, ok or failed (from
 // before a restart) is skipped. A node reports `waiting` once its release is downloaded, verified
@@ -32,6 +36,8 @@ import type {Logger} from './log.js'
 /** What the deployer needs of the agent. */
 export interface DeployTarget {
   deploy(release: InstalledRelease): Promise<ProvisionResult>
+  /** The lease holding the node's registration, or undefined while it registers (again). */
+  registryLease(): StoreLease | undefined
 }
 
 export interface DeployerOptions {
@@ -39,7 +45,6 @@ export interface DeployerOptions {
   node: string
   group: string
   stateDir: string
-  ttlSeconds: number
   store: RegistryStore
   feed: DeployFeed
   target: DeployTarget
@@ -63,7 +68,7 @@ const FETCH_BEFORE_LINE_MS = 120_000
 export class Deployer {
   private readonly clock: Clock
   private readonly finished = new Set<string>()
-  private active: {id: string; phase: 'reporting' | 'waiting' | 'claiming' | 'running'; leasing: Promise<StoreLease>; since: number; fetched?: Promise<InstalledRelease>} | undefined
+  private active: {id: string; phase: 'reporting' | 'waiting' | 'claiming' | 'running'; since: number; fetched?: Promise<InstalledRelease>} | undefined
   private timer: unknown
   private quietTimer: unknown
   private slackTimer: unknown
@@ -87,9 +92,8 @@ export class Deployer {
     this.stopped = true
     this.unsubscribe?.()
     this.clearTimer()
-    const active = this.active
-    // Revoked, not left to expire: a slot taken just now goes back at once.
-    if (active && active.phase !== 'running') await dropLease(active.leasing)
+    // A claim in flight gives its slot back itself when it lands (tryClaim); a run in progress
+    // reports and lets its slot go.
     await this.running
   }
 
@@ -126,8 +130,7 @@ export class Deployer {
         this.finished.add(id)
         continue
       }
-      // The lease the slot will be taken on, granted while the node reports and waits.
-      this.active = {id, phase: 'reporting', since: this.clock.now(), leasing: this.grant()}
+      this.active = {id, phase: 'reporting', since: this.clock.now()}
       // Downloaded, verified and unpacked (not switched to) while the node waits: the slot is then
       // held only for the switch and the converge. A refusal is reported once a slot is taken.
       const ref = state.request.releases[group]
@@ -172,11 +175,9 @@ export class Deployer {
 
   private giveUp(id: string, why: string): void {
     this.options.log.info('deploy: not taking part', {deploy: id, why})
-    const leasing = this.active?.leasing
     this.finished.add(id)
     this.active = undefined
     this.clearTimer()
-    if (leasing) void dropLease(leasing)
     this.evaluate()
   }
 
@@ -236,30 +237,29 @@ export class Deployer {
       slot = (line.free[place % line.free.length] as number)
       if (this.lostClaims.has(slot)) slot = free[place % free.length] as number
     }
+    // Registering again (its lease was lost): the quiet timer tries later.
+    const lease = this.options.target.registryLease()
+    if (!lease) return
     active.phase = 'claiming'
     let claimed = false
+    const slotKey = rolloutSlotKey(this.options.project, id, slot)
     try {
-      let lease: StoreLease
-      try {
-        lease = await active.leasing
-      } catch (error) {
-        active.leasing = this.grant()
-        throw error
-      }
       const value = JSON.stringify({node, at: now.toISOString()})
       const startedAt = now.toISOString()
       const running = this.statusEntry(id, {state: 'running', startedAt, finishedAt: null, message: null, lease: lease.id})
       // One transaction: the slot if free and the rollout not stopped, and the `running` status.
       const changes = line.slotChanges(slot)
-      if (await lease.createIfAbsent(rolloutSlotKey(this.options.project, id, slot), value, {unlessExists: rolloutStopKey(this.options.project, id), alsoPut: running})) {
+      if (await lease.createIfAbsent(slotKey, value, {unlessExists: rolloutStopKey(this.options.project, id), alsoPut: running})) {
         claimed = true
         if (this.stopped) {
-          await dropLease(active.leasing)
+          // Stopped while the claim was on its way: the slot goes back at once (the node, running
+          // without a slot, counts as lost, as a node that stops mid-run does).
+          await this.options.store.deleteKeys([slotKey]).catch(() => undefined)
           return
         }
         active.phase = 'running'
         this.clearTimer()
-        this.running = this.run(id, line.request, slot, lease, startedAt, active.fetched)
+        this.running = this.run(id, line.request, slotKey, startedAt, active.fetched)
         return
       }
       this.lostClaims.set(slot, changes)
@@ -273,12 +273,12 @@ export class Deployer {
     }
   }
 
-  private async run(id: string, request: DeployRequest, slot: number, lease: StoreLease, startedAt: string, fetched: Promise<InstalledRelease> | undefined): Promise<void> {
+  private async run(id: string, request: DeployRequest, slotKey: string, startedAt: string, fetched: Promise<InstalledRelease> | undefined): Promise<void> {
     const {log, group} = this.options
     let ok = false
     let message: string | null = null
     try {
-      log.info('deploy: slot taken', {deploy: id, slot, release: request.releases[group]?.digest})
+      log.info('deploy: slot taken', {deploy: id, slot: slotKey, release: request.releases[group]?.digest})
       if (!fetched) throw new ReleaseRefused(`the request has no release for group ${group}`)
       const release = await fetched
       await switchCurrent(this.options.stateDir, release.digest)
@@ -292,8 +292,10 @@ export class Deployer {
     }
     const finishedAt = new Date(this.clock.now()).toISOString()
     const result = this.statusEntry(id, {state: ok ? 'ok' : 'failed', startedAt, finishedAt, message: message === null ? null : capTail(message), lease: null})
-    // Success: the status and the slot's release in one transaction (the lease is revoked after).
-    const reported = await this.reportResult(id, () => (ok ? this.options.store.commit([result], [rolloutSlotKey(this.options.project, id, slot)]) : this.options.store.put(result.key, result.value)))
+    // Success: the status and the slot's release in one transaction. A failure is written first,
+    // then the stop key if it is one too many, and only then is the slot given back: a node whose
+    // view lags cannot take that slot before the stop key is there.
+    const reported = await this.reportResult(id, () => (ok ? this.options.store.commit([result], [slotKey]) : this.options.store.put(result.key, result.value)))
     if (reported && !ok) {
       const state = this.options.feed.state(id)
       const progress = state ? this.options.feed.progress(id, new Date(this.clock.now())) : undefined
@@ -302,9 +304,9 @@ export class Deployer {
       const failures = (progress?.failures ?? 0) + (seenMine ? 0 : 1)
       if (failures > request.maxErrors) await this.writeStop(id, request)
     }
-    // After the result: a slot comes back only once its holder's outcome is readable.
-    await lease.revoke().catch(() => undefined)
-    lease.release()
+    // After the result: a slot comes back only once its holder's outcome is readable. Retried like
+    // the result: a slot key left behind on a live node's lease would hold the slot for good.
+    if (reported && !ok) await this.reportResult(id, () => this.options.store.deleteKeys([slotKey]))
     log.info(ok ? 'deploy: ok' : 'deploy: failed', {deploy: id})
     this.finished.add(id)
     this.active = undefined
@@ -334,12 +336,6 @@ export class Deployer {
         await new Promise<void>((resolve) => this.clock.setTimeout(resolve, retryInMs))
       }
     }
-  }
-
-  private grant(): Promise<StoreLease> {
-    const leasing = this.options.store.grantLease(this.options.ttlSeconds)
-    leasing.catch(() => undefined)
-    return leasing
   }
 
   private async writeStop(id: string, request: DeployRequest): Promise<void> {
@@ -383,27 +379,8 @@ export class Deployer {
   }
 }
 
-async function dropLease(leasing: Promise<StoreLease>): Promise<void> {
-  try {
-    const lease = await leasing
-    await lease.revoke().catch(() => undefined)
-    lease.release()
-  } catch {
-    // Never granted: nothing to give back.
-  }
-}
-
 function targets(request: DeployRequest, group: string, node: string): boolean {
   return request.groups.includes(group) && (request.targets[group] ?? []).includes(node)
-}
-
-function shuffle<T>(items: readonly T[]): T[] {
-  const out = [...items]
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1))
-    ;[out[i], out[j]] = [out[j] as T, out[i] as T]
-  }
-  return out
 }
 
 /** The message's first line and its last lines, within the cap a status value allows. */

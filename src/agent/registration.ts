@@ -59,6 +59,11 @@ export class Registration {
     return this.lease?.id ?? null
   }
 
+  /** The lease holding the node's keys now (undefined while it registers again). */
+  get currentLease(): StoreLease | undefined {
+    return this.lease
+  }
+
   add(names: readonly string[]): void {
     for (const name of names) this.registered.add(name)
   }

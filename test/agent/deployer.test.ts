@@ -49,31 +49,34 @@ class MemoryEtcd {
     })
   }
 
+  /** A lease, as a node's registration holds one. */
+  lease(): StoreLease {
+    const put = (key: string, value: string, leaseId = '0'): KeyEvent => ({type: 'put', key, value, lease: leaseId})
+    const id = String(++this.leases)
+    return {
+      id,
+      put: async (key, value) => {
+        this.apply([put(key, value, id)])
+        return this.revision
+      },
+      claim: async () => ({ok: true}),
+      createIfAbsent: async (key, value, options = {}) => {
+        this.claims.push([key, id])
+        if (this.keys.has(key) || (options.unlessExists !== undefined && this.keys.has(options.unlessExists))) return false
+        this.apply([put(key, value, id), ...(options.alsoPut ? [put(options.alsoPut.key, options.alsoPut.value)] : [])])
+        return true
+      },
+      onLost: () => undefined,
+      revoke: async () => {
+        const gone = [...this.keys].filter(([, v]) => v.lease === id).map(([key]): KeyEvent => ({type: 'delete', key, value: '', lease: '0'}))
+        if (gone.length > 0) this.apply(gone)
+      },
+      release: () => undefined,
+    }
+  }
+
   store(): RegistryStore {
     const put = (key: string, value: string, lease = '0'): KeyEvent => ({type: 'put', key, value, lease})
-    const lease = (): StoreLease => {
-      const id = String(++this.leases)
-      return {
-        id,
-        put: async (key, value) => {
-          this.apply([put(key, value, id)])
-          return this.revision
-        },
-        claim: async () => ({ok: true}),
-        createIfAbsent: async (key, value, options = {}) => {
-          this.claims.push([key, id])
-          if (this.keys.has(key) || (options.unlessExists !== undefined && this.keys.has(options.unlessExists))) return false
-          this.apply([put(key, value, id), ...(options.alsoPut ? [put(options.alsoPut.key, options.alsoPut.value)] : [])])
-          return true
-        },
-        onLost: () => undefined,
-        revoke: async () => {
-          const gone = [...this.keys].filter(([, v]) => v.lease === id).map(([key]): KeyEvent => ({type: 'delete', key, value: '', lease: '0'}))
-          if (gone.length > 0) this.apply(gone)
-        },
-        release: () => undefined,
-      }
-    }
     return {
       endpoints: [],
       snapshot: async (prefix: string): Promise<Snapshot> => ({revision: this.revision, events: [...this.keys].filter(([k]) => k.startsWith(prefix)).map(([key, v]) => put(key, v.value, v.lease))}),
@@ -81,9 +84,13 @@ class MemoryEtcd {
         this.watchers.push({prefix, handlers})
         return {close: async () => undefined}
       },
-      grantLease: async () => lease(),
+      grantLease: async () => this.lease(),
       put: async (key: string, value: string) => {
         this.apply([put(key, value)])
+        return this.revision
+      },
+      deleteKeys: async (keys: readonly string[]) => {
+        this.apply(keys.map((key): KeyEvent => ({type: 'delete', key, value: '', lease: '0'})))
         return this.revision
       },
       commit: async (puts: ReadonlyArray<{key: string; value: string}>, deletes: readonly string[]) => {
@@ -168,11 +175,16 @@ describe('Deployer: claiming a slot', function () {
   })
 
   const start = (node: string, clock?: Clock): Deployer => {
-    const target = {deploy: async () => {
-      provisioned.push(node)
-      return {ok: true, exitCode: 0, signal: null, tail: '', durationMs: 1}
-    }}
-    const deployer = new Deployer({project: P, node, group: 'web', stateDir: `${dir}/${node}`, ttlSeconds: 30, store: etcd.store(), feed, target, log: silentLogger, fetch: {openBucket}, ...(clock ? {clock} : {})})
+    // The node's registration lease, which its slot is taken on.
+    const lease = etcd.lease()
+    const target = {
+      deploy: async () => {
+        provisioned.push(node)
+        return {ok: true, exitCode: 0, signal: null, tail: '', durationMs: 1}
+      },
+      registryLease: () => lease,
+    }
+    const deployer = new Deployer({project: P, node, group: 'web', stateDir: `${dir}/${node}`, store: etcd.store(), feed, target, log: silentLogger, fetch: {openBucket}, ...(clock ? {clock} : {})})
     deployer.start()
     deployers.push(deployer)
     return deployer
