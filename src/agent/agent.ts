@@ -227,10 +227,10 @@ export class Agent {
       const attributes = `${JSON.stringify(buildAttributes(this.attributesInput(), view), null, 2)}\n`
       const startedAt = new Date().toISOString()
       this.provisionStatus = {...this.provisionStatus, state: 'running', reason, startedAt, finishedAt: null}
-      // A deploy run holds one of the rollout's slots: its node-record writes (ordered by the
-      // registration's own lock) go on beside it instead of before and after it.
-      const publishing = this.registration.publish()
-      if (reason !== 'deploy') await publishing
+      // A deploy run's start is in its rollout status (`running`, written with its slot): its node
+      // record is written once, with the outcome, beside the run (one registry write and one event
+      // to every watcher fewer per node of a rollout).
+      if (reason !== 'deploy') await this.registration.publish()
       this.options.log.info('provision started', {reason, revision, runList})
       const result = await this.runProvisioner(reason, revision, attributes, runList ?? this.release?.runList)
       if (this.stopped && !result.ok) {

@@ -12,15 +12,17 @@
 // grant, keep-alive or revoke per node (a third of a node's registry requests; bench/deploy.ts).
 //
 // A node never runs a rollout twice: one whose status for this node is running, ok or failed (from
-// before a restart) is skipped. A node reports `waiting` once its release is downloaded, verified
-// and unpacked (or refused), so the line holds nodes ready to converge and a slot is never held
-// while its node downloads. Waiting nodes do not all race for a freed slot: the node at place p
+// before a restart) is skipped. A node is queued until it is within two batches of a slot (its
+// place among the targets not started yet, by name), then downloads, verifies and unpacks its
+// release, and reports `waiting` once that is done (or refused): the line holds nodes ready to
+// converge, a slot is never held while its node downloads, and the fleet does not download all at
+// once. Waiting nodes do not all race for a freed slot: the node at place p
 // among the waiting (by name) tries the p-th free slot at once, with one transaction, straight from
 // the watch event that freed it; the next LINE_SLACK nodes try a little later if the slot is still
 // free then (a head of the line that died or lags is passed over within SLACK_MS, without a race
-// on every hand-off); a claim that lost skips that slot until its key changes again; and any
-// waiting node tries after a quiet spell whatever its place, so a waiting node that died holds
-// nobody up.
+// on every hand-off); a claim that lost skips that slot until its key changes again; and a slot
+// that stood free through a quiet spell is tried by any waiting node whatever its place, so a
+// waiting node that died holds nobody up.
 //
 // Late nodes: at boot, before the boot provision, the node converges its group's current release
 // (groups/GROUP/release) if it is not the one it runs. No slot is taken for that.
@@ -56,25 +58,30 @@ export interface DeployerOptions {
 const MESSAGE_CAP = 4000
 /** The longest wait between tries to write a run's result (it lands soon after etcd is back). */
 const RESULT_RETRY_CAP_MS = 2000
-/** A waiting node out of line tries anyway after this long without a slot (ms, jittered). */
+/** A waiting node out of line tries a slot that stood free this long (ms, jittered). */
 const QUIET_MS = 2000
 /** How far past the free slots a waiting node still tries: room for views a few events apart, or a dead head of the line. */
 const LINE_SLACK = 2
 /** How long a node past the free slots (within LINE_SLACK) lets the nodes ahead of it claim first (ms, per place). */
 const SLACK_MS = 25
+/** A node fetches its release once it is within this many batches (of n) of a slot. */
+const PREFETCH_BATCHES = 2
 /** How long a node waits for its release before it gets in line anyway (it then fetches holding a slot). */
 const FETCH_BEFORE_LINE_MS = 120_000
 
 export class Deployer {
   private readonly clock: Clock
   private readonly finished = new Set<string>()
-  private active: {id: string; phase: 'reporting' | 'waiting' | 'claiming' | 'running'; since: number; fetched?: Promise<InstalledRelease>} | undefined
+  private active: {id: string; phase: 'queued' | 'reporting' | 'waiting' | 'claiming' | 'running'; since: number; fetched?: Promise<InstalledRelease>} | undefined
   private timer: unknown
   private quietTimer: unknown
   private slackTimer: unknown
   /** Slots whose claim this node lost, with the slot's change count then: skipped until it changes. */
   private lostClaims = new Map<number, number>()
   private unsubscribe: (() => void) | undefined
+  private unwait: (() => void) | undefined
+  private unturn: (() => void) | undefined
+  private turnTimer: unknown
   private stopped = false
   private running: Promise<void> | undefined
 
@@ -83,7 +90,14 @@ export class Deployer {
   }
 
   start(): void {
-    this.unsubscribe = this.options.feed.subscribe(() => this.evaluate())
+    // A waiting node is woken by the line (waitInLine), a node between rollouts by a rollout it has
+    // not finished: a process with many nodes does not wake them all on every change.
+    this.unsubscribe = this.options.feed.subscribe((ids) => {
+      if (this.active) return
+      for (const id of ids) {
+        if (!this.finished.has(id)) return this.evaluate()
+      }
+    })
     this.evaluate()
   }
 
@@ -91,6 +105,7 @@ export class Deployer {
   async stop(): Promise<void> {
     this.stopped = true
     this.unsubscribe?.()
+    this.leaveLine()
     this.clearTimer()
     // A claim in flight gives its slot back itself when it lands (tryClaim); a run in progress
     // reports and lets its slot go.
@@ -106,11 +121,7 @@ export class Deployer {
   }
 
   private evaluate(): void {
-    if (this.stopped) return
-    if (this.active) {
-      if (this.active.phase === 'waiting') void this.tryClaim(false)
-      return
-    }
+    if (this.stopped || this.active) return
     const {feed, node, group} = this.options
     for (const id of feed.ids()) {
       if (this.finished.has(id)) continue
@@ -130,17 +141,70 @@ export class Deployer {
         this.finished.add(id)
         continue
       }
-      this.active = {id, phase: 'reporting', since: this.clock.now()}
-      // Downloaded, verified and unpacked (not switched to) while the node waits: the slot is then
-      // held only for the switch and the converge. A refusal is reported once a slot is taken.
-      const ref = state.request.releases[group]
-      if (ref) {
-        this.active.fetched = fetchRelease(ref, this.fetchOptions)
-        this.active.fetched.catch(() => undefined)
-      }
-      void this.join(id, mine !== undefined)
+      this.active = {id, phase: 'queued', since: this.clock.now()}
+      // Already in line (from before a restart), or nothing to fetch: no need to wait for a turn.
+      if (mine !== undefined || !state.request.releases[group]) this.begin(id, state.request, mine !== undefined)
+      else this.awaitTurn(id, state.request)
       return
     }
+  }
+
+  /**
+   * Queued until the node is within PREFETCH_BATCHES batches of a slot: a rollout of 500 nodes
+   * then has some 2n downloading and unpacking at its start, not all 500 (the first batch starts
+   * sooner, and the bucket sees the fleet a few batches at a time). A queue that stops moving
+   * while the line runs dry (nodes ahead that died before they reported) lets every queued node
+   * go after a quiet spell.
+   */
+  private awaitTurn(id: string, request: DeployRequest): void {
+    const {feed, node} = this.options
+    const within = PREFETCH_BATCHES * request.n + LINE_SLACK
+    const check = (): void => {
+      const active = this.active
+      if (this.stopped || active?.id !== id || active.phase !== 'queued') return
+      const state = feed.state(id)
+      if (!state) return this.giveUp(id, 'the request is gone')
+      if (state.stop !== undefined) return this.giveUp(id, `stopped (${state.stop.reason})`)
+      if (this.clock.now() > Date.parse(state.request.deadline)) return this.giveUp(id, 'past the deadline')
+      const place = feed.queuePlace(id, node)
+      if (place === undefined || place < within) {
+        this.leaveLine()
+        this.clearTimer()
+        this.begin(id, state.request, false)
+      }
+    }
+    const arm = (): void => {
+      const place = feed.queuePlace(id, node)
+      this.turnTimer = this.clock.setTimeout(() => {
+        this.turnTimer = undefined
+        if (this.active?.id !== id || this.active.phase !== 'queued') return
+        const line = feed.line(id, new Date(this.clock.now()))
+        if (line && line.open && feed.queuePlace(id, node) === place && line.waiting < request.n) {
+          this.options.log.info('deploy: the queue ahead is not moving; fetching now', {deploy: id, place})
+          this.leaveLine()
+          this.begin(id, request, false)
+          return
+        }
+        arm()
+      }, jitteredDelay(0, QUIET_MS, QUIET_MS * 2))
+    }
+    this.unturn = feed.waitForTurn(id, node, within, check)
+    arm()
+    check()
+  }
+
+  /** Fetches the release (downloaded, verified and unpacked, not switched to) and gets in line. */
+  private begin(id: string, request: DeployRequest, reported: boolean): void {
+    if (this.active?.id !== id) return
+    this.active.phase = 'reporting'
+    // The slot is then held only for the switch and the converge. A refusal is reported once a
+    // slot is taken.
+    const ref = request.releases[this.options.group]
+    if (ref) {
+      this.active.fetched = fetchRelease(ref, this.fetchOptions)
+      this.active.fetched.catch(() => undefined)
+    }
+    void this.join(id, reported)
   }
 
   private async join(id: string, reported: boolean): Promise<void> {
@@ -170,6 +234,7 @@ export class Deployer {
     if (this.active?.id !== id) return
     this.active.phase = 'waiting'
     this.lostClaims.clear()
+    this.unwait = this.options.feed.waitInLine(id, this.options.node, LINE_SLACK, () => void this.tryClaim(false))
     await this.tryClaim(false)
   }
 
@@ -177,11 +242,12 @@ export class Deployer {
     this.options.log.info('deploy: not taking part', {deploy: id, why})
     this.finished.add(id)
     this.active = undefined
+    this.leaveLine()
     this.clearTimer()
     this.evaluate()
   }
 
-  private async tryClaim(force: boolean, deferred = false): Promise<void> {
+  private async tryClaim(force: boolean, deferred = false, quiet?: ReadonlyMap<number, number>): Promise<void> {
     const active = this.active
     if (this.stopped || !active || active.phase !== 'waiting') return
     const {id} = active
@@ -205,9 +271,14 @@ export class Deployer {
     // once, not pushed back by every event of a busy rollout.
     if (this.timer === undefined) this.schedule(Math.max(0, line.deadline - now.getTime() + 10))
     if (this.quietTimer === undefined) {
+      // The free slots now, with their change counts: at the timer, only a slot that stood free
+      // all along (nobody in line took it: the head of the line is dead or stuck) is taken out of
+      // line. A busy rollout always has some slot free for a moment; taking those would race the
+      // head of the line on every hand-off.
+      const armed = new Map(line.free.map((k) => [k, line.slotChanges(k)]))
       this.quietTimer = this.clock.setTimeout(() => {
         this.quietTimer = undefined
-        void this.tryClaim(true)
+        void this.tryClaim(true, false, armed)
       }, jitteredDelay(0, QUIET_MS, QUIET_MS * 2))
     }
     // Slots whose claim this node lost are skipped until their key changes (the winner's claim may
@@ -218,7 +289,9 @@ export class Deployer {
     const place = line.place(node)
     let slot: number
     if (force) {
-      slot = free[Math.floor(Math.random() * free.length)] as number
+      const idle = free.filter((k) => quiet?.get(k) === line.slotChanges(k))
+      if (idle.length === 0) return
+      slot = idle[Math.floor(Math.random() * idle.length)] as number
     } else {
       // Not in line until its own `waiting` is read back (so hundreds of nodes joining at once do
       // not all race for the first slots), and then only at the head of the line.
@@ -258,6 +331,7 @@ export class Deployer {
           return
         }
         active.phase = 'running'
+        this.leaveLine()
         this.clearTimer()
         this.running = this.run(id, line.request, slotKey, startedAt, active.fetched)
         return
@@ -369,10 +443,19 @@ export class Deployer {
     }, Math.min(ms, 2 ** 31 - 1))
   }
 
+  private leaveLine(): void {
+    this.unwait?.()
+    this.unwait = undefined
+    this.unturn?.()
+    this.unturn = undefined
+  }
+
   private clearTimer(): void {
     if (this.timer !== undefined) this.clock.clearTimeout(this.timer)
     if (this.quietTimer !== undefined) this.clock.clearTimeout(this.quietTimer)
     if (this.slackTimer !== undefined) this.clock.clearTimeout(this.slackTimer)
+    if (this.turnTimer !== undefined) this.clock.clearTimeout(this.turnTimer)
+    this.turnTimer = undefined
     this.timer = undefined
     this.quietTimer = undefined
     this.slackTimer = undefined

@@ -20,8 +20,12 @@ import type {KeyEvent} from './view.js'
 /** The waiting line of a rollout whose request has been read: targets in name order, a Fenwick tree of who waits. */
 interface Line {
   index: Map<string, number>
+  /** index → node */
+  names: string[]
   /** Fenwick tree (1-based) over index: 1 where the node's status is waiting. */
   tree: Int32Array
+  /** Fenwick tree over index: 1 where the node has not started (no status, or waiting). */
+  pending: Int32Array
   counts: Record<DeployNodeState, number>
   /** Nodes whose status is running → the lease it names (a running node whose lease holds no slot is lost). */
   running: Map<string, string | null>
@@ -52,6 +56,8 @@ export interface RolloutLine {
   failures: number
   /** Slots 0..n-1 not held. */
   free: number[]
+  /** Nodes whose status is waiting. */
+  waiting: number
   /** Whether slots are still handed out: no stop key, not past the deadline, failures within max-errors. */
   open: boolean
   deadline: number
@@ -68,9 +74,19 @@ const UNREQUESTED_CAP = 10_000
 
 export type DeployListener = (ids: ReadonlySet<string>) => void
 
+/** A waiting node of this process: woken when it is within `reach` places past the free slots. */
+interface LineWaiter {
+  reach: number
+  wake(): void
+}
+
 export class DeployFeed {
   private readonly rollouts = new Map<string, Rollout>()
   private readonly listeners = new Set<DeployListener>()
+  /** rollout → waiting node → its waiter (see waitInLine). */
+  private readonly waiters = new Map<string, Map<string, LineWaiter>>()
+  /** rollout → node not in line yet → its waiter (see waitForTurn). */
+  private readonly turnWaiters = new Map<string, Map<string, LineWaiter>>()
   private watches: Watch[] = []
   private unfollow: (() => void) | undefined
   private stopped = false
@@ -110,6 +126,38 @@ export class DeployFeed {
   subscribe(listener: DeployListener): () => void {
     this.listeners.add(listener)
     return () => this.listeners.delete(listener)
+  }
+
+  /**
+   * Wakes a waiting node of this process when a change of rollout `id` may let it claim: it is
+   * among the first free-slots + `reach` nodes waiting, or the rollout no longer hands slots out
+   * (or is gone). A process that plays many nodes (bench/) then does work per change for the head
+   * of the line only, not for every node that waits.
+   */
+  waitInLine(id: string, node: string, reach: number, wake: () => void): () => void {
+    return register(this.waiters, id, node, {reach, wake})
+  }
+
+  /**
+   * How many of rollout `id`'s targets before `node` (by name) have not started (no status yet,
+   * or waiting): the node's place in the queue for the rollout's slots. Undefined when the
+   * request is not read or does not target the node.
+   */
+  queuePlace(id: string, node: string): number | undefined {
+    const r = this.rollouts.get(id)
+    if (!r?.request || r.retired) return undefined
+    r.line ??= indexLine(r.request, r.statuses)
+    const i = r.line.index.get(node)
+    return i === undefined ? undefined : prefixSum(r.line.pending, i)
+  }
+
+  /**
+   * Wakes a node of this process that is not in line yet when its queuePlace may have come
+   * within `within`, or the rollout no longer hands slots out (or is gone). A change wakes the
+   * first `within` nodes not started, not the whole fleet.
+   */
+  waitForTurn(id: string, node: string, within: number, wake: () => void): () => void {
+    return register(this.turnWaiters, id, node, {reach: within, wake})
   }
 
   async stop(): Promise<void> {
@@ -182,6 +230,7 @@ export class DeployFeed {
         request,
         failures,
         free: this.freeSlots(id),
+        waiting: line.counts.waiting,
         open: mayTakeSlot({request, stop: r.stop}, failures, now),
         deadline,
         place: (node) => {
@@ -308,9 +357,57 @@ export class DeployFeed {
   }
 
   private emit(ids: Set<string>): void {
-    for (const id of ids) if (this.rollouts.get(id)?.retired) ids.delete(id)
-    if (ids.size === 0) return
-    for (const listener of this.listeners) listener(ids)
+    const gone: string[] = []
+    for (const id of ids) {
+      if (this.rollouts.get(id)?.retired) {
+        ids.delete(id)
+        gone.push(id)
+      }
+    }
+    if (ids.size > 0) for (const listener of this.listeners) listener(ids)
+    for (const id of [...ids, ...gone]) this.wakeHead(id)
+  }
+
+  private wakeHead(id: string): void {
+    const waiters = this.waiters.get(id)
+    const turns = this.turnWaiters.get(id)
+    if (!waiters?.size && !turns?.size) return
+    const line = this.line(id, new Date())
+    const r = this.rollouts.get(id)
+    if (!line || !line.open || !r?.line) {
+      for (const waiter of [...(waiters?.values() ?? []), ...(turns?.values() ?? [])]) waiter.wake()
+      return
+    }
+    if (turns?.size) {
+      let within = 0
+      for (const waiter of turns.values()) within = Math.max(within, waiter.reach)
+      const pending = prefixSum(r.line.pending, r.line.names.length)
+      for (let k = 0; k < Math.min(within, pending); k++) {
+        const node = r.line.names[kth(r.line.pending, k)]
+        const waiter = node === undefined ? undefined : turns.get(node)
+        if (waiter && k < waiter.reach) waiter.wake()
+      }
+    }
+    if (!waiters?.size) return
+    let reach = 0
+    for (const waiter of waiters.values()) reach = Math.max(reach, waiter.reach)
+    const head = Math.min(line.free.length + reach, r.line.counts.waiting)
+    for (let k = 0; k < head; k++) {
+      const node = r.line.names[kth(r.line.tree, k)]
+      const waiter = node === undefined ? undefined : waiters.get(node)
+      if (waiter && k < line.free.length + waiter.reach) waiter.wake()
+    }
+  }
+}
+
+function register(map: Map<string, Map<string, LineWaiter>>, id: string, node: string, waiter: LineWaiter): () => void {
+  let rollout = map.get(id)
+  if (!rollout) map.set(id, (rollout = new Map()))
+  rollout.set(node, waiter)
+  return () => {
+    if (rollout.get(node) !== waiter) return
+    rollout.delete(node)
+    if (rollout.size === 0 && map.get(id) === rollout) map.delete(id)
   }
 }
 
@@ -327,7 +424,10 @@ function retire(r: Rollout): void {
 /** The waiting line from scratch (once, when the request is first read). */
 function indexLine(request: DeployRequest, statuses: ReadonlyMap<string, DeployNodeStatus>): Line {
   const names = [...new Set(Object.values(request.targets).flat())].sort()
-  const line: Line = {index: new Map(names.map((n, i) => [n, i])), tree: new Int32Array(names.length + 1), counts: {waiting: 0, running: 0, ok: 0, failed: 0}, running: new Map()}
+  // Every target pending to begin with: a Fenwick tree of ones has k & -k at k.
+  const pending = new Int32Array(names.length + 1)
+  for (let k = 1; k < pending.length; k++) pending[k] = k & -k
+  const line: Line = {index: new Map(names.map((n, i) => [n, i])), names, tree: new Int32Array(names.length + 1), pending, counts: {waiting: 0, running: 0, ok: 0, failed: 0}, running: new Map()}
   for (const [node, status] of statuses) track(line, node, undefined, status)
   return line
 }
@@ -336,6 +436,8 @@ function indexLine(request: DeployRequest, statuses: ReadonlyMap<string, DeployN
 function track(line: Line, node: string, before: DeployNodeStatus | undefined, after: DeployNodeStatus | undefined): void {
   const i = line.index.get(node)
   if (i === undefined) return
+  const started = (status: DeployNodeStatus | undefined): boolean => status !== undefined && status.state !== 'waiting'
+  if (started(before) !== started(after)) addAt(line.pending, i, started(after) ? -1 : 1)
   if (before) {
     line.counts[before.state]--
     if (before.state === 'waiting') addAt(line.tree, i, -1)
@@ -350,6 +452,22 @@ function track(line: Line, node: string, before: DeployNodeStatus | undefined, a
 
 function addAt(tree: Int32Array, i: number, delta: number): void {
   for (let k = i + 1; k < tree.length; k += k & -k) tree[k] = (tree[k] as number) + delta
+}
+
+/** The position of the k-th (from 0) set position: k < the number set. */
+function kth(tree: Int32Array, k: number): number {
+  let pos = 0
+  let rest = k + 1
+  let step = 1
+  while (step * 2 < tree.length) step *= 2
+  for (; step > 0; step >>= 1) {
+    const next = pos + step
+    if (next < tree.length && (tree[next] as number) < rest) {
+      pos = next
+      rest -= tree[next] as number
+    }
+  }
+  return pos
 }
 
 /** How many of positions 0..i-1 are set. */
