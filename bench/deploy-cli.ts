@@ -1,7 +1,7 @@
 // instance:deploy through the real CLI (issue 11's scale figures, the CLI's side).
 //
 //   Run (one command):  npm run build && npx tsx bench/deploy-cli.ts
-//   Options:            [--agents 500] [--slots 25] [--provision-ms 100] [--runs 3] [--warmup 1] [--workers 5]
+//   Options:            [--agents 500] [--slots 25] [--provision-ms 100] [--runs 3] [--warmup 1] [--workers CORES]
 //
 // --warmup deploys go first and are not counted (the agents are long-lived; see bench/deploy.ts).
 //
@@ -16,6 +16,7 @@
 // Prints each run and the medians; asserts nothing.
 import {spawn} from 'node:child_process'
 import {mkdirSync, readFileSync, writeFileSync} from 'node:fs'
+import {cpus} from 'node:os'
 import {join} from 'node:path'
 
 import {openEtcd} from '../src/registry/etcd.js'
@@ -23,9 +24,9 @@ import {binRun} from '../test/support/cli.js'
 import {createBucket} from '../test/support/deploy.js'
 import {startEtcd} from '../test/support/etcd.js'
 import {startMoto} from '../test/support/moto.js'
-import {makeTempDir, removeDir} from '../test/support/process.js'
+import {removeDir} from '../test/support/process.js'
 import {maxConcurrent} from '../test/support/release.js'
-import {cpuMsOf, median, startFleet} from './fleet.js'
+import {cpuMsOf, fleetStateDir, median, startFleet} from './fleet.js'
 
 const arg = (name: string, fallback: number): number => {
   const i = process.argv.indexOf(name)
@@ -35,7 +36,7 @@ const AGENTS = arg('--agents', 500)
 const SLOTS = arg('--slots', 25)
 const PROVISION_MS = arg('--provision-ms', 100)
 const RUNS = arg('--runs', 3)
-const WORKERS = arg('--workers', 5)
+const WORKERS = arg('--workers', cpus().length)
 const WARMUP = arg('--warmup', 1)
 const BUCKET = 'bench-cli-releases'
 const PROJECT = 'bench-deploy-cli'
@@ -55,7 +56,7 @@ async function main(): Promise<void> {
   const [etcd, moto] = await Promise.all([startEtcd(), startMoto({sourceImages: []})])
   await createBucket(moto, BUCKET)
   Object.assign(process.env, moto.env)
-  const dir = makeTempDir('bench-deploy-cli')
+  const dir = fleetStateDir(process.argv)
   const projectDir = join(dir, 'project')
   mkdirSync(join(projectDir, 'cookbooks', 'app', 'recipes'), {recursive: true})
   writeFileSync(join(projectDir, 'cookbooks', 'app', 'recipes', 'default.rb'), 'log "app"\n')

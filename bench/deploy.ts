@@ -2,13 +2,15 @@
 // scripts/ci/install-etcd.sh.
 //
 //   Run (one command):  npx tsx bench/deploy.ts
-//   Options:            [--agents 500] [--slots 25] [--provision-ms 100] [--runs 3] [--warmup 1] [--workers 5] [--cookbooks 1]
+//   Options:            [--agents 500] [--slots 25] [--provision-ms 100] [--runs 5] [--warmup 2] [--workers CORES] [--cookbooks 1] [--state-dir DIR]
 //
-// The simulated fleet: --agents agents (default 500) spread over --workers processes (default 5,
-// bench/deploy-agents.ts), each process with its own etcd client, registry feed and deploy feed as
-// a node has, a Deployer per agent, a state dir each and a provision that sleeps --provision-ms.
-// Spread, because one event loop playing 500 agents is CPU-bound and would measure itself, not
-// the protocol. This process writes the deploy request (-n --slots) and follows the rollout the
+// The simulated fleet: --agents agents (default 500) spread over --workers processes (default one
+// per core, bench/deploy-agents.ts), each process with its own etcd client, registry feed and
+// deploy feed as a node has, a Deployer per agent, a state dir each (on tmpfs when there is one:
+// see fleetStateDir in bench/fleet.ts) and a provision that sleeps --provision-ms. Spread, because
+// one event loop playing 500 agents is CPU-bound and would measure itself, not the protocol; one
+// per core, because every process decodes every watch event, work a real fleet spreads over its
+// machines (on the 2-core machine measured, 5 processes took ~1.6x the CPU of 2 per rollout). This process writes the deploy request (-n --slots) and follows the rollout the
 // way the CLI does (a DeployFeed of its own), polling its progress every 5 ms.
 //
 // --warmup rollouts go first and are not counted: agents are long-lived processes, and the first
@@ -39,9 +41,9 @@ import {silentLogger} from '../src/agent/log.js'
 import {DeployFeed} from '../src/registry/deploy-feed.js'
 import {openEtcd} from '../src/registry/etcd.js'
 import {startEtcd} from '../test/support/etcd.js'
-import {makeTempDir, removeDir} from '../test/support/process.js'
+import {removeDir} from '../test/support/process.js'
 import {buildRelease, maxConcurrent, writeDeployRequest} from '../test/support/release.js'
-import {cpuMsOf, etcdRequests, handOffs, median, percentile, startFleet} from './fleet.js'
+import {cpuMsOf, etcdRequests, fleetStateDir, handOffs, median, percentile, startFleet} from './fleet.js'
 
 const arg = (name: string, fallback: number): number => {
   const i = process.argv.indexOf(name)
@@ -50,9 +52,9 @@ const arg = (name: string, fallback: number): number => {
 const AGENTS = arg('--agents', 500)
 const SLOTS = arg('--slots', 25)
 const PROVISION_MS = arg('--provision-ms', 100)
-const RUNS = arg('--runs', 3)
-const WARMUP = arg('--warmup', 1)
-const WORKERS = arg('--workers', 5)
+const RUNS = arg('--runs', 5)
+const WARMUP = arg('--warmup', 2)
+const WORKERS = arg('--workers', cpus().length)
 /** --cookbooks 0: releases without a tarball, so the nodes' unpacking is left out. */
 const COOKBOOKS = arg('--cookbooks', 1) !== 0
 const BUCKET = 'bench-releases'
@@ -62,7 +64,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 async function main(): Promise<void> {
   const etcd = await startEtcd()
-  const dir = makeTempDir('bench-deploy')
+  const dir = fleetStateDir(process.argv)
   const fleet = await startFleet({endpoint: etcd.endpoint, project: PROJECT, group: 'web', provisionMs: PROVISION_MS, dir, agents: AGENTS, workers: WORKERS})
   const store = openEtcd({endpoints: [etcd.endpoint]})
   const deploys = new DeployFeed(store, PROJECT, silentLogger)
@@ -70,7 +72,7 @@ async function main(): Promise<void> {
   const client = new Etcd3({hosts: etcd.endpoint})
   const ideal = Math.ceil(AGENTS / SLOTS) * PROVISION_MS
   const results: Array<{wall: number; span: number; handOff: number; workersCpu: number; etcdCpu: number}> = []
-  console.log(`rollout of ${AGENTS} agents in ${WORKERS} processes, -n ${SLOTS}, provision ${PROVISION_MS} ms (ideal ${ideal} ms), ${COOKBOOKS ? 'with' : 'without'} a cookbooks tarball, ${RUNS} runs; ${cpus().length} cores, load ${loadavg().map((l) => l.toFixed(2)).join(' ')}`)
+  console.log(`rollout of ${AGENTS} agents in ${WORKERS} processes, -n ${SLOTS}, provision ${PROVISION_MS} ms (ideal ${ideal} ms), ${COOKBOOKS ? "with" : "without"} a cookbooks tarball, state dirs in ${dir}, ${RUNS} runs; ${cpus().length} cores, load ${loadavg().map((l) => l.toFixed(2)).join(' ')}`)
   for (let run = -WARMUP; run < RUNS; run++) {
     const release = await buildRelease(BUCKET, {project: PROJECT, group: 'web', runList: [`recipe[app]`, `recipe[run${run + WARMUP}]`], ...(COOKBOOKS ? {} : {cookbooks: null})})
     const entries: Array<[string, string]> = [[release.manifestKey, release.bytes.toString('base64')]]

@@ -14,11 +14,11 @@
 //                                         without environments): chef-solo's environment_path
 //   STATE/current -> releases/DIGEST      the release this node runs
 import {createHash, randomBytes} from 'node:crypto'
-import {existsSync, readFileSync, readlinkSync} from 'node:fs'
+import {existsSync, readFileSync, readlinkSync, type Stats} from 'node:fs'
 import {mkdir, rename, rm, symlink, writeFile} from 'node:fs/promises'
 import {isAbsolute, join} from 'node:path'
 
-import {Parser, type ReadEntry, Unpack} from 'tar'
+import {Parser, type ReadEntry, Unpack, UnpackSync} from 'tar'
 
 import {ENVIRONMENTS_DIR} from '../artifacts/chef-environment.js'
 import {UserError} from '../errors.js'
@@ -33,6 +33,8 @@ export const TARBALL_CAP_BYTES = 256 * 1024 * 1024
 /** The cookbooks unpacked: a gzip bomb stops here. */
 export const UNPACKED_CAP_BYTES = 1024 * 1024 * 1024
 export const ENTRY_CAP = 100_000
+/** Tarballs up to this size are unpacked synchronously (see extract). */
+const SYNC_UNPACK_BYTES = 1024 * 1024
 
 /** A release that is not what its digest says, or not a release at all: refused, nothing converged. */
 export class ReleaseRefused extends Error {}
@@ -254,15 +256,28 @@ async function checkTarball(tarball: Buffer): Promise<void> {
 }
 
 async function extract(tarball: Buffer, cwd: string): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
-    const unpack = new Unpack({
-      cwd,
-      strict: true,
-      // node-tar already refuses .. and strips leading /; the filter is the second line of defence.
-      filter: (path, entry) => entryProblem(path, (entry as ReadEntry).type) === undefined,
-      preserveOwner: false,
-      maxDepth: 64,
+  const options = {
+    cwd,
+    strict: true,
+    // node-tar already refuses .. and strips leading /; the filter is the second line of defence.
+    filter: (path: string, entry: ReadEntry | Stats) => entryProblem(path, (entry as ReadEntry).type) === undefined,
+    preserveOwner: false,
+    maxDepth: 64,
+  }
+  if (tarball.length <= SYNC_UNPACK_BYTES) {
+    // A third of the CPU of the streaming unpack (bench/deploy.ts: ~0.4 ms against ~1.3 ms for a
+    // small cookbook set), for a tarball small enough that holding the agent's loop is brief.
+    let failure: unknown
+    const unpack = new UnpackSync(options)
+    unpack.on('error', (error: unknown) => {
+      failure ??= error
     })
+    unpack.end(tarball)
+    if (failure !== undefined) throw failure
+    return
+  }
+  await new Promise<void>((resolve, reject) => {
+    const unpack = new Unpack(options)
     unpack.on('error', reject)
     unpack.on('finish', () => resolve())
     unpack.end(tarball)

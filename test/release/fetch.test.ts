@@ -1,6 +1,7 @@
 // The node's download, check and unpack of a release (src/release/fetch.ts), with the bucket held
 // in memory: digests, the S3 layout a request may name, hostile tarballs (.., absolute paths,
 // symlinks, hard links) refused whole with nothing written, and the atomic switch of `current`.
+import {randomBytes} from 'node:crypto'
 import {existsSync, linkSync, mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
@@ -80,6 +81,16 @@ describe('release fetch: verify, unpack safely, switch atomically', function () 
     // Switching again replaces the link in one rename, leaving no temp link behind.
     await switchCurrent(stateDir, release.ref.digest)
     expect(readdirSync(stateDir).sort()).to.deep.equal(['current', 'releases'])
+  })
+
+  it('unpacks a cookbooks tarball over a megabyte by streaming, as a small one (which is unpacked at once)', async function () {
+    // Random bytes do not compress: the tarball is over the size small ones are unpacked at once below.
+    const big = randomBytes(1_200_000).toString('base64')
+    const release = await buildRelease(BUCKET, {project: 'p', group: 'web', runList: ['recipe[app]'], cookbooks: {'app/recipes/default.rb': 'log "hi"\n', 'app/files/blob.txt': big}})
+    expect(release.tarball?.length).to.be.greaterThan(1024 * 1024)
+    const installed = await fetchRelease(release.ref, {project: 'p', group: 'web', stateDir, openBucket: memoryBucket(store(release))})
+    expect(readFileSync(join(installed.dir, 'cookbooks', 'app', 'files', 'blob.txt'), 'utf8')).to.equal(big)
+    expect(readFileSync(join(installed.dir, 'cookbooks', 'app', 'recipes', 'default.rb'), 'utf8')).to.equal('log "hi"\n')
   })
 
   it('refuses a manifest whose bytes are not its digest, writing nothing', async function () {
