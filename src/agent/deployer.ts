@@ -152,9 +152,8 @@ export class Deployer {
   /**
    * Queued until the node is within PREFETCH_BATCHES batches of a slot: a rollout of 500 nodes
    * then has some 2n downloading and unpacking at its start, not all 500 (the first batch starts
-   * sooner, and the bucket sees the fleet a few batches at a time). A queue that stops moving
-   * while the line runs dry (nodes ahead that died before they reported) lets every queued node
-   * go after a quiet spell.
+   * sooner, and the bucket sees the fleet a few batches at a time). A slot that stands free
+   * through a quiet spell (the nodes ahead died, or none is ready) lets every queued node go.
    */
   private awaitTurn(id: string, request: DeployRequest): void {
     const {feed, node} = this.options
@@ -174,15 +173,19 @@ export class Deployer {
       }
     }
     const arm = (): void => {
-      const place = feed.queuePlace(id, node)
+      // As for a claim out of line: a slot that stood free through the whole spell means nobody
+      // ready is in line to take it (the nodes ahead died before they reported, or the line ran out).
+      const seen = feed.line(id, new Date(this.clock.now()))
+      const armed = new Map((seen?.free ?? []).map((k) => [k, seen?.slotChanges(k)]))
       this.turnTimer = this.clock.setTimeout(() => {
         this.turnTimer = undefined
         if (this.active?.id !== id || this.active.phase !== 'queued') return
         const line = feed.line(id, new Date(this.clock.now()))
-        if (line && line.open && feed.queuePlace(id, node) === place && line.waiting < request.n) {
-          this.options.log.info('deploy: the queue ahead is not moving; fetching now', {deploy: id, place})
+        if (line && line.open && line.free.some((k) => armed.get(k) === line.slotChanges(k))) {
+          this.options.log.info('deploy: a slot stood free while this node was queued; fetching now', {deploy: id, place: feed.queuePlace(id, node)})
           this.leaveLine()
-          this.begin(id, request, false)
+          // In line, it takes that slot at once if it still stands free: the spell has been waited.
+          this.begin(id, request, false, armed)
           return
         }
         arm()
@@ -194,7 +197,7 @@ export class Deployer {
   }
 
   /** Fetches the release (downloaded, verified and unpacked, not switched to) and gets in line. */
-  private begin(id: string, request: DeployRequest, reported: boolean): void {
+  private begin(id: string, request: DeployRequest, reported: boolean, idle?: ReadonlyMap<number, number | undefined>): void {
     if (this.active?.id !== id) return
     this.active.phase = 'reporting'
     // The slot is then held only for the switch and the converge. A refusal is reported once a
@@ -204,10 +207,10 @@ export class Deployer {
       this.active.fetched = fetchRelease(ref, this.fetchOptions)
       this.active.fetched.catch(() => undefined)
     }
-    void this.join(id, reported)
+    void this.join(id, reported, idle)
   }
 
-  private async join(id: string, reported: boolean): Promise<void> {
+  private async join(id: string, reported: boolean, idle?: ReadonlyMap<number, number | undefined>): Promise<void> {
     const fetched = this.active?.fetched
     if (fetched && !reported) {
       // In line only once ready (or refused: that is reported once a slot is taken), bounded so a
@@ -235,7 +238,7 @@ export class Deployer {
     this.active.phase = 'waiting'
     this.lostClaims.clear()
     this.unwait = this.options.feed.waitInLine(id, this.options.node, LINE_SLACK, () => void this.tryClaim(false))
-    await this.tryClaim(false)
+    await (idle ? this.tryClaim(true, false, idle) : this.tryClaim(false))
   }
 
   private giveUp(id: string, why: string): void {
@@ -247,7 +250,7 @@ export class Deployer {
     this.evaluate()
   }
 
-  private async tryClaim(force: boolean, deferred = false, quiet?: ReadonlyMap<number, number>): Promise<void> {
+  private async tryClaim(force: boolean, deferred = false, quiet?: ReadonlyMap<number, number | undefined>): Promise<void> {
     const active = this.active
     if (this.stopped || !active || active.phase !== 'waiting') return
     const {id} = active

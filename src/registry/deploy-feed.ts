@@ -56,8 +56,6 @@ export interface RolloutLine {
   failures: number
   /** Slots 0..n-1 not held. */
   free: number[]
-  /** Nodes whose status is waiting. */
-  waiting: number
   /** Whether slots are still handed out: no stop key, not past the deadline, failures within max-errors. */
   open: boolean
   deadline: number
@@ -230,7 +228,6 @@ export class DeployFeed {
         request,
         failures,
         free: this.freeSlots(id),
-        waiting: line.counts.waiting,
         open: mayTakeSlot({request, stop: r.stop}, failures, now),
         deadline,
         place: (node) => {

@@ -141,6 +141,8 @@ describe('Deployer: claiming a slot', function () {
   let deployers: Deployer[]
   let provisioned: string[]
   let openBucket: (bucket: string) => ReleaseBucket
+  /** Nodes' reads of the release manifest, in order (the bucket is shared: counted by stateDir below). */
+  let fetches: number
   let request: (targets: string[], n: number) => Promise<string>
 
   beforeEach(async function () {
@@ -150,6 +152,7 @@ describe('Deployer: claiming a slot', function () {
     openBucket = (bucket) => ({
       bucket,
       get: async (key) => {
+        fetches++
         if (key !== release.manifestKey) throw new Error(`no ${key}`)
         return release.bytes
       },
@@ -162,6 +165,7 @@ describe('Deployer: claiming a slot', function () {
       etcd.apply([{type: 'put', key: deployKey(P, id), value: JSON.stringify(value), lease: '0'}])
       return id
     }
+    fetches = 0
     feed = new DeployFeed(etcd.store(), P, silentLogger)
     await feed.start()
     deployers = []
@@ -254,5 +258,51 @@ describe('Deployer: claiming a slot', function () {
     start('web-1')
     await waitUntil('web-1 ok', async () => statusOf(id, 'web-1') === 'ok', {timeoutMs: 5000, intervalMs: 5})
     expect(etcd.claims.map(([key]) => key)).to.deep.equal([rolloutSlotKey(P, id, 0), rolloutSlotKey(P, id, 1)])
+  })
+  it('a node far back in the queue fetches nothing until it is within two batches of a slot', async function () {
+    // With n = 1 a node fetches once fewer than 2n + 2 = 4 targets ahead of it have not started.
+    const ahead = ['a-0', 'a-1', 'a-2', 'a-3', 'a-4']
+    const id = await request([...ahead, 'web-9'], 1)
+    const clock = new ManualClock()
+    start('web-9', clock)
+    await settle()
+    expect(fetches, 'five targets ahead, none started: queued').to.equal(0)
+    expect(statusOf(id, 'web-9')).to.equal(undefined)
+    // Two of them finish (another node's results): three ahead have not started.
+    const at = new Date().toISOString()
+    for (const node of ['a-0', 'a-1']) etcd.apply([{type: 'put', key: rolloutNodeKey(P, id, node), value: JSON.stringify({...JSON.parse(status(node, 'ok')), startedAt: at, finishedAt: at}), lease: '0'}])
+    // Three ahead have not started: within reach, it fetches and gets in line (at its head: the
+    // three have not reported waiting), then runs.
+    await waitUntil('web-9 ok', async () => statusOf(id, 'web-9') === 'ok', {timeoutMs: 5000, intervalMs: 5})
+    expect(fetches).to.equal(1)
+  })
+
+  it('a queued node fetches after a quiet spell in which a slot stood free, and takes that slot at once', async function () {
+    // The nodes ahead never report (they died before the request): the slot stands free.
+    const id = await request(['a-0', 'a-1', 'a-2', 'a-3', 'web-9'], 1)
+    const clock = new ManualClock()
+    start('web-9', clock)
+    await settle()
+    expect(fetches).to.equal(0)
+    clock.advance(4100)
+    await waitUntil('web-9 ok', async () => statusOf(id, 'web-9') === 'ok', {timeoutMs: 5000, intervalMs: 5})
+    expect(etcd.claims.map(([key]) => key)).to.deep.equal([rolloutSlotKey(P, id, 0)])
+  })
+
+  it('a queued node stays queued through a quiet spell in which every slot was taken', async function () {
+    // Six ahead: with a-0 running, five have not started (the node fetches at fewer than four).
+    const id = await request(['a-0', 'a-1', 'a-2', 'a-3', 'a-4', 'a-5', 'web-9'], 1)
+    const clock = new ManualClock()
+    start('web-9', clock)
+    await settle()
+    // a-0 holds the slot (a long provision): nobody ready is missing, so nobody else fetches.
+    etcd.apply([{type: 'put', key: rolloutSlotKey(P, id, 0), value: '{}', lease: '99'}, {type: 'put', key: rolloutNodeKey(P, id, 'a-0'), value: JSON.stringify({...JSON.parse(status('a-0', 'running')), lease: '99'}), lease: '0'}])
+    await settle()
+    clock.advance(4100)
+    await settle()
+    clock.advance(4100)
+    await settle()
+    expect(fetches).to.equal(0)
+    expect(statusOf(id, 'web-9')).to.equal(undefined)
   })
 })
