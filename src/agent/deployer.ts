@@ -64,6 +64,8 @@ const QUIET_MS = 2000
 const LINE_SLACK = 2
 /** How long a node past the free slots (within LINE_SLACK) lets the nodes ahead of it claim first (ms, per place). */
 const SLACK_MS = 60
+/** The most slots one claim transaction tries (etcd caps a transaction's operations, 128 by default). */
+const CLAIM_CANDIDATES = 8
 /** A node fetches its release once it is within this many batches (of n) of a slot. */
 const PREFETCH_BATCHES = 2
 /** How long a node waits for its release before it gets in line anyway (it then fetches holding a slot). */
@@ -290,11 +292,12 @@ export class Deployer {
     const free = line.free.filter((k) => !this.lostClaims.has(k))
     if (free.length === 0) return
     const place = line.place(node)
-    let slot: number
+    // The slots to try, in one transaction, first to last: the first free one is taken.
+    let candidates: number[]
     if (force) {
       const idle = free.filter((k) => quiet?.get(k) === line.slotChanges(k))
       if (idle.length === 0) return
-      slot = idle[Math.floor(Math.random() * idle.length)] as number
+      candidates = rotate(idle, Math.floor(Math.random() * idle.length))
     } else {
       // Not in line until its own `waiting` is read back (so hundreds of nodes joining at once do
       // not all race for the first slots), and then only at the head of the line.
@@ -309,23 +312,29 @@ export class Deployer {
         }
         return
       }
-      // The p-th free slot at place p: the nodes at the head each try a different one.
-      slot = (line.free[place % line.free.length] as number)
-      if (this.lostClaims.has(slot)) slot = free[place % free.length] as number
+      // The p-th free slot at place p first: the nodes at the head each try a different one. Then
+      // the other free slots: views a few events apart (another process's node took this node's
+      // slot) cost no second round trip, as long as some slot is free.
+      const own = line.free[place % line.free.length] as number
+      candidates = this.lostClaims.has(own) ? rotate(free, place % free.length) : [own, ...free.filter((k) => k !== own)]
     }
+    candidates = candidates.slice(0, CLAIM_CANDIDATES)
     // Registering again (its lease was lost): the quiet timer tries later.
     const lease = this.options.target.registryLease()
     if (!lease) return
     active.phase = 'claiming'
     let claimed = false
-    const slotKey = rolloutSlotKey(this.options.project, id, slot)
+    const keys = candidates.map((k) => rolloutSlotKey(this.options.project, id, k))
     try {
       const value = JSON.stringify({node, at: now.toISOString()})
       const startedAt = now.toISOString()
       const running = this.statusEntry(id, {state: 'running', startedAt, finishedAt: null, message: null, lease: lease.id})
-      // One transaction: the slot if free and the rollout not stopped, and the `running` status.
-      const changes = line.slotChanges(slot)
-      if (await lease.createIfAbsent(slotKey, value, {unlessExists: rolloutStopKey(this.options.project, id), alsoPut: running})) {
+      // One transaction: the first free slot of the candidates if the rollout is not stopped, and
+      // the `running` status.
+      const changes = candidates.map((k) => line.slotChanges(k))
+      const taken = await lease.createFirstAbsent(keys, value, {unlessExists: rolloutStopKey(this.options.project, id), alsoPut: running})
+      const slotKey = keys[taken]
+      if (slotKey !== undefined) {
         claimed = true
         if (this.stopped) {
           // Stopped while the claim was on its way: the slot goes back at once (the node, running
@@ -339,14 +348,14 @@ export class Deployer {
         this.running = this.run(id, line.request, slotKey, startedAt, active.fetched)
         return
       }
-      this.lostClaims.set(slot, changes)
+      for (const [i, k] of candidates.entries()) this.lostClaims.set(k, changes[i] as number)
     } catch (error) {
       this.options.log.warn('deploy: claiming a slot failed; trying again', {deploy: id, error: (error as Error).message})
     }
     if (this.active === active && !claimed) {
       active.phase = 'waiting'
-      // Lost to another node: another free slot may be there (that slot is now skipped).
-      if (this.lostClaims.has(slot)) void this.tryClaim(false, true)
+      // Lost every candidate: a slot beyond them may be free (they are now skipped).
+      if (candidates.every((k) => this.lostClaims.has(k)) && free.length > candidates.length) void this.tryClaim(false, true)
     }
   }
 
@@ -467,6 +476,11 @@ export class Deployer {
 
 function targets(request: DeployRequest, group: string, node: string): boolean {
   return request.groups.includes(group) && (request.targets[group] ?? []).includes(node)
+}
+
+/** items from index `from` on, then those before it. */
+function rotate<T>(items: readonly T[], from: number): T[] {
+  return [...items.slice(from), ...items.slice(0, from)]
 }
 
 /** The message's first line and its last lines, within the cap a status value allows. */

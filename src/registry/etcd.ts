@@ -3,7 +3,7 @@
 // for a node agent: short dials and call deadlines (a CLI must never hang on a dead registry), and
 // a watch backoff capped at 2 s instead of 30 s so a restarted etcd is noticed within a TTL.
 import {ConsecutiveBreaker, ExponentialBackoff, circuitBreaker, handleWhen, retry} from 'cockatiel'
-import {Etcd3, type IKeyValue, type IOptions, type Lease, Range, isRecoverableError} from 'etcd3'
+import {Etcd3, type ICompare, type IKeyValue, type IOptions, type IRequestOp, type ITxnRequest, type ITxnResponse, type Lease, Range, isRecoverableError} from 'etcd3'
 
 import {UserError} from '../errors.js'
 import type {RegistrySecurity} from './security.js'
@@ -190,13 +190,24 @@ class EtcdLease implements StoreLease {
     return {ok: false, holder}
   }
 
-  async createIfAbsent(key: string, value: string, options: {unlessExists?: string; alsoPut?: {key: string; value: string}} = {}): Promise<boolean> {
-    let txn = this.client.if(key, 'Create', '==', 0)
-    if (options.unlessExists !== undefined) txn = txn.and(options.unlessExists, 'Create', '==', 0)
-    const also = options.alsoPut ? [this.client.put(options.alsoPut.key).value(options.alsoPut.value)] : []
-    const response = await txn.then(this.client.put(key).value(value).lease(this.id), ...also).commit()
-    return response.succeeded
+  async createFirstAbsent(keys: readonly string[], value: string, options: {unlessExists?: string; alsoPut?: {key: string; value: string}} = {}): Promise<number> {
+    if (keys.length === 0) return -1
+    const absent = (key: string): ICompare => ({key: Buffer.from(key), result: 'Equal', target: 'Create', create_revision: 0})
+    const also: IRequestOp[] = options.alsoPut ? [{request_put: {key: Buffer.from(options.alsoPut.key), value: Buffer.from(options.alsoPut.value)}}] : []
+    // Level i: keys[i] (and the rollout's stop key) absent → write it; else level i + 1.
+    const level = (i: number): ITxnRequest => ({
+      compare: [absent(keys[i] as string), ...(options.unlessExists === undefined ? [] : [absent(options.unlessExists)])],
+      success: [{request_put: {key: Buffer.from(keys[i] as string), value: Buffer.from(value), lease: this.id}}, ...also],
+      failure: i + 1 < keys.length ? [{request_txn: level(i + 1)}] : [],
+    })
+    let response: ITxnResponse | null | undefined = await this.client.kv.txn(level(0))
+    for (let i = 0; response; i++) {
+      if (response.succeeded) return i
+      response = response.responses[0]?.response_txn
+    }
+    return -1
   }
+
 
   onLost(handler: (error: Error) => void): void {
     this.lease.on('lost', handler)

@@ -32,12 +32,13 @@ export interface StoreLease {
    */
   claim(key: string, value: string, ours: ReadonlySet<string>): Promise<{ok: true} | {ok: false; holder: string}>
   /**
-   * Writes key=value on this lease only if the key is absent and, when given, `unlessExists` is
-   * absent too, in one transaction: a deploy slot is taken this way, never after the rollout's
-   * stop key was written. `alsoPut` (no lease) is written in the same transaction when it succeeds:
-   * a node's `running` status lands with its slot, one round trip. Resolves with whether it was written.
+   * Writes value on this lease at the first of `keys` that is absent, when `unlessExists` (if
+   * given) is absent too, in one transaction (nested: each key tried only if those before it
+   * exist): a deploy slot is taken this way, never after the rollout's stop key was written.
+   * `alsoPut` (no lease) is written in the same transaction when one is: a node's `running`
+   * status lands with its slot, one round trip. Resolves with the index of the key written, or -1.
    */
-  createIfAbsent(key: string, value: string, options?: {unlessExists?: string; alsoPut?: {key: string; value: string}}): Promise<boolean>
+  createFirstAbsent(keys: readonly string[], value: string, options?: {unlessExists?: string; alsoPut?: {key: string; value: string}}): Promise<number>
   /** Called once if etcd says the lease is gone (expired during an outage, or revoked elsewhere). */
   onLost(handler: (error: Error) => void): void
   /** Deletes every key on the lease at once. */

@@ -27,6 +27,8 @@ class MemoryEtcd {
   private leases = 0
   /** Every slot claim tried: [slot key, lease]. */
   readonly claims: Array<[string, string]> = []
+  /** Claim transactions. */
+  claimTxns = 0
 
   /** Writes without telling any watcher: a change the nodes have not seen yet. */
   quietPut(key: string, value: string, lease = '0'): void {
@@ -60,11 +62,15 @@ class MemoryEtcd {
         return this.revision
       },
       claim: async () => ({ok: true}),
-      createIfAbsent: async (key, value, options = {}) => {
-        this.claims.push([key, id])
-        if (this.keys.has(key) || (options.unlessExists !== undefined && this.keys.has(options.unlessExists))) return false
-        this.apply([put(key, value, id), ...(options.alsoPut ? [put(options.alsoPut.key, options.alsoPut.value)] : [])])
-        return true
+      createFirstAbsent: async (keys, value, options = {}) => {
+        this.claimTxns++
+        for (const [i, key] of keys.entries()) {
+          this.claims.push([key, id])
+          if (this.keys.has(key) || (options.unlessExists !== undefined && this.keys.has(options.unlessExists))) continue
+          this.apply([put(key, value, id), ...(options.alsoPut ? [put(options.alsoPut.key, options.alsoPut.value)] : [])])
+          return i
+        }
+        return -1
       },
       onLost: () => undefined,
       revoke: async () => {
@@ -251,14 +257,16 @@ describe('Deployer: claiming a slot', function () {
     expect(etcd.claims.map(([key]) => key)).to.deep.equal([rolloutSlotKey(P, id, 0), rolloutSlotKey(P, id, 0)])
   })
 
-  it('a claim that lost tries another free slot at once', async function () {
+  it('a claim whose own slot is taken takes another free one in the same transaction', async function () {
     const id = await request(['web-1'], 2)
     // Slot 0 is taken in the registry, but this node's view has not seen it yet.
     etcd.quietPut(rolloutSlotKey(P, id, 0), '{}', '99')
     start('web-1')
     await waitUntil('web-1 ok', async () => statusOf(id, 'web-1') === 'ok', {timeoutMs: 5000, intervalMs: 5})
     expect(etcd.claims.map(([key]) => key)).to.deep.equal([rolloutSlotKey(P, id, 0), rolloutSlotKey(P, id, 1)])
+    expect(etcd.claimTxns).to.equal(1)
   })
+
   it('a node far back in the queue fetches nothing until it is within two batches of a slot', async function () {
     // With n = 1 a node fetches once fewer than 2n + 2 = 4 targets ahead of it have not started.
     const ahead = ['a-0', 'a-1', 'a-2', 'a-3', 'a-4']
