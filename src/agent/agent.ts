@@ -171,7 +171,7 @@ export class Agent {
       this.debouncer.trigger()
     }
     if (change.nodes.size > 0) for (const wake of this.waiters) wake()
-    if (change.nodes.has(this.identity.node) || [...this.registration.services].some((s) => change.services.has(s))) this.checkOwnKeys()
+    if (change.nodes.has(this.identity.node) || (change.services.size > 0 && [...this.registration.services].some((s) => change.services.has(s)))) this.checkOwnKeys()
   }
 
   /**

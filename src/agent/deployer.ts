@@ -92,14 +92,10 @@ export class Deployer {
   }
 
   start(): void {
-    // A waiting node is woken by the line (waitInLine), a node between rollouts by a rollout it has
-    // not finished: a process with many nodes does not wake them all on every change.
-    this.unsubscribe = this.options.feed.subscribe((ids) => {
-      if (this.active) return
-      for (const id of ids) {
-        if (!this.finished.has(id)) return this.evaluate()
-      }
-    })
+    // A node between rollouts looks again when a request comes or goes; a queued node is woken by
+    // the queue (waitForTurn), a waiting one by the line (waitInLine): a process with many nodes
+    // does not wake them all on every change.
+    this.unsubscribe = this.options.feed.subscribeRequests(() => this.evaluate())
     this.evaluate()
   }
 

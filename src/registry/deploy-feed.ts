@@ -81,6 +81,9 @@ interface LineWaiter {
 export class DeployFeed {
   private readonly rollouts = new Map<string, Rollout>()
   private readonly listeners = new Set<DeployListener>()
+  private readonly requestListeners = new Set<() => void>()
+  /** A request was read or removed (or a snapshot taken) since the last emit. */
+  private requestsChanged = false
   /** rollout → waiting node → its waiter (see waitInLine). */
   private readonly waiters = new Map<string, Map<string, LineWaiter>>()
   /** rollout → node not in line yet → its waiter (see waitForTurn). */
@@ -113,12 +116,22 @@ export class DeployFeed {
       }
       const before = new Set(this.rollouts.keys())
       this.rollouts.clear()
-      this.idsCache = undefined
+      this.invalidateIds()
       const changed = this.apply(events)
       for (const id of before) changed.add(id)
       this.emit(changed)
     })
     this.unfollow = unsubscribe
+  }
+
+  /**
+   * Called after a change that may add or remove a rollout of ids(): a request read or deleted, a
+   * fresh snapshot. A node between rollouts needs no more (src/agent/deployer.ts), so a process
+   * that plays many nodes does not call each of them on every event of a rollout.
+   */
+  subscribeRequests(listener: () => void): () => void {
+    this.requestListeners.add(listener)
+    return () => this.requestListeners.delete(listener)
   }
 
   subscribe(listener: DeployListener): () => void {
@@ -254,7 +267,7 @@ export class DeployFeed {
     if (this.stopped) return
     const before = new Set(this.rollouts.keys())
     this.rollouts.clear()
-    this.idsCache = undefined
+    this.invalidateIds()
     const changed = this.apply(snapshots.flatMap((s) => s.events))
     for (const id of before) changed.add(id)
     for (const [i, prefix] of prefixes.entries()) {
@@ -302,7 +315,7 @@ export class DeployFeed {
         if (event.type === 'delete') continue
         r = {request: undefined, statuses: new Map(), slots: new Map(), slotChanges: new Map(), stop: undefined, targets: undefined, line: undefined, retired: false, version: 0, cache: undefined, progress: undefined}
         this.rollouts.set(parsed.id, r)
-        this.idsCache = undefined
+        this.invalidateIds()
       }
       const put = event.type === 'put'
       switch (parsed.kind) {
@@ -317,12 +330,12 @@ export class DeployFeed {
               for (const slot of [...r.slots.keys()]) if (slot >= r.request.n) r.slots.delete(slot)
               if (Date.parse(r.request.deadline) + RETIRE_AFTER_MS < Date.now()) retire(r)
             }
-            this.idsCache = undefined
+            this.invalidateIds()
           }
           if (!put) {
             r.request = undefined
             r.line = undefined
-            this.idsCache = undefined
+            this.invalidateIds()
           }
           break
         case 'node': {
@@ -353,6 +366,11 @@ export class DeployFeed {
     return changed
   }
 
+  private invalidateIds(): void {
+    this.idsCache = undefined
+    this.requestsChanged = true
+  }
+
   private emit(ids: Set<string>): void {
     const gone: string[] = []
     for (const id of ids) {
@@ -362,6 +380,10 @@ export class DeployFeed {
       }
     }
     if (ids.size > 0) for (const listener of this.listeners) listener(ids)
+    if (this.requestsChanged) {
+      this.requestsChanged = false
+      for (const listener of this.requestListeners) listener()
+    }
     for (const id of [...ids, ...gone]) this.wakeHead(id)
   }
 
