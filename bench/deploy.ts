@@ -33,6 +33,7 @@
 // Releases are served from memory (each worker holds the objects), not S3: this measures the slot
 // protocol, not a bucket. Each node still verifies and unpacks its release (--cookbooks 0 leaves
 // the tarball out). bench/deploy-cli.ts runs the same fleet under the real `muster instance:deploy`.
+import {createHash} from 'node:crypto'
 import {cpus, loadavg} from 'node:os'
 
 import {Etcd3} from 'etcd3'
@@ -71,6 +72,11 @@ async function main(): Promise<void> {
   await deploys.start()
   const client = new Etcd3({hosts: etcd.endpoint})
   const ideal = Math.ceil(AGENTS / SLOTS) * PROVISION_MS
+  // This machine's speed now (a shared VM's varies by the hour): compare runs made at different times by it.
+  const calibration = Date.now()
+  const block = Buffer.alloc(1 << 20, 7)
+  for (let i = 0; i < 256; i++) createHash('sha256').update(block).digest()
+  console.log(`calibration: sha256 of 256 MiB in ${Date.now() - calibration} ms`)
   const results: Array<{wall: number; span: number; handOff: number; workersCpu: number; etcdCpu: number}> = []
   console.log(`rollout of ${AGENTS} agents in ${WORKERS} processes, -n ${SLOTS}, provision ${PROVISION_MS} ms (ideal ${ideal} ms), ${COOKBOOKS ? "with" : "without"} a cookbooks tarball, state dirs in ${dir}, ${RUNS} runs; ${cpus().length} cores, load ${loadavg().map((l) => l.toFixed(2)).join(' ')}`)
   for (let run = -WARMUP; run < RUNS; run++) {

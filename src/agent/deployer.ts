@@ -63,7 +63,7 @@ const QUIET_MS = 2000
 /** How far past the free slots a waiting node still tries: room for views a few events apart, or a dead head of the line. */
 const LINE_SLACK = 2
 /** How long a node past the free slots (within LINE_SLACK) lets the nodes ahead of it claim first (ms, per place). */
-const SLACK_MS = 60
+const SLACK_MS = 20
 /** The most slots one claim transaction tries (etcd caps a transaction's operations, 128 by default). */
 const CLAIM_CANDIDATES = 8
 /** A node fetches its release once it is within this many batches (of n) of a slot. */
