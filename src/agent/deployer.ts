@@ -177,6 +177,8 @@ export class Deployer {
       const armed = new Map((seen?.free ?? []).map((k) => [k, seen?.slotChanges(k)]))
       this.turnTimer = this.clock.setTimeout(() => {
         this.turnTimer = undefined
+        // Stopped, gone or past its deadline with no event since (nothing else would wake it).
+        check()
         if (this.active?.id !== id || this.active.phase !== 'queued') return
         const line = feed.line(id, new Date(this.clock.now()))
         if (line && line.open && line.free.some((k) => armed.get(k) === line.slotChanges(k))) {

@@ -157,7 +157,7 @@ describe('Deployer: claiming a slot', function () {
   let openBucket: (bucket: string) => ReleaseBucket
   /** Nodes' reads of the release manifest, in order (the bucket is shared: counted by stateDir below). */
   let fetches: number
-  let request: (targets: string[], n: number) => Promise<string>
+  let request: (targets: string[], n: number, now?: number) => Promise<string>
 
   beforeEach(async function () {
     dir = makeTempDir('deployer')
@@ -173,9 +173,9 @@ describe('Deployer: claiming a slot', function () {
       exists: async () => true,
       put: async () => undefined,
     })
-    request = async (targets, n) => {
-      const id = newDeployId(new Date())
-      const value: DeployRequest = {id, groups: ['web'], n, maxErrors: 0, releases: {web: release.ref}, targets: {web: targets}, requestedAt: new Date().toISOString(), requestedBy: 't', deadline: new Date(Date.now() + 600_000).toISOString()}
+    request = async (targets, n, now = Date.now()) => {
+      const id = newDeployId(new Date(now))
+      const value: DeployRequest = {id, groups: ['web'], n, maxErrors: 0, releases: {web: release.ref}, targets: {web: targets}, requestedAt: new Date(now).toISOString(), requestedBy: 't', deadline: new Date(now + 600_000).toISOString()}
       etcd.apply([{type: 'put', key: deployKey(P, id), value: JSON.stringify(value), lease: '0'}])
       return id
     }
@@ -324,6 +324,22 @@ describe('Deployer: claiming a slot', function () {
     expect(fetches).to.equal(0)
     expect(statusOf(id, 'web-9')).to.equal(undefined)
   })
+  it('a queued node gives up once its rollout is past its deadline, with no event to wake it, and takes part in the next', async function () {
+    const id = await request(['a-0', 'a-1', 'a-2', 'a-3', 'a-4', 'a-5', 'web-9'], 1)
+    const clock = new ManualClock()
+    const deployer = start('web-9', clock)
+    // a-0 holds the slot: web-9 stays queued (not even the quiet spell lets it go).
+    etcd.apply([{type: 'put', key: rolloutSlotKey(P, id, 0), value: '{}', lease: '99'}, {type: 'put', key: rolloutNodeKey(P, id, 'a-0'), value: JSON.stringify({...JSON.parse(status('a-0', 'running')), lease: '99'}), lease: '0'}])
+    await settle()
+    expect(deployer.status).to.deep.equal({deploy: id, phase: 'queued'})
+    clock.advance(601_000)
+    await settle()
+    expect(deployer.status).to.deep.equal({deploy: null, phase: null})
+    const next = await request(['web-9'], 1, clock.now())
+    await waitUntil('web-9 ok in the next rollout', async () => statusOf(next, 'web-9') === 'ok', {timeoutMs: 5000, intervalMs: 5})
+    expect(statusOf(id, 'web-9')).to.equal(undefined)
+  })
+
   it('a finishing node hands its slot to the next node in line, which runs without a claim of its own', async function () {
     const id = await request(['web-1', 'web-2'], 1)
     let finish = (): void => undefined
