@@ -74,7 +74,7 @@ const FETCH_BEFORE_LINE_MS = 120_000
 export class Deployer {
   private readonly clock: Clock
   private readonly finished = new Set<string>()
-  private active: {id: string; phase: 'queued' | 'reporting' | 'waiting' | 'claiming' | 'running'; since: number; fetched?: Promise<InstalledRelease>; waitingValue?: string} | undefined
+  private active: {id: string; phase: 'queued' | 'reporting' | 'waiting' | 'claiming' | 'running'; since: number; fetched?: Promise<InstalledRelease>} | undefined
   private timer: unknown
   private quietTimer: unknown
   private slackTimer: unknown
@@ -226,12 +226,8 @@ export class Deployer {
       if (this.active?.id !== id || this.stopped) return
     }
     try {
-      // Written again after a restart too: it names the node's lease now (a finishing node hands
-      // its slot over on that lease), and this node's claims require exactly this value.
-      const waiting = this.statusEntry(id, {state: 'waiting', startedAt: null, finishedAt: null, message: null, lease: this.options.target.registryLease()?.id ?? null})
-      await this.options.store.put(waiting.key, waiting.value)
-      if (this.active?.id === id) this.active.waitingValue = waiting.value
-      this.options.log.info('deploy: waiting for a slot', {deploy: id, reported})
+      if (!reported) await this.report(id, {state: 'waiting', startedAt: null, finishedAt: null, message: null, lease: null})
+      this.options.log.info('deploy: waiting for a slot', {deploy: id})
     } catch (error) {
       this.options.log.warn('deploy: cannot report waiting; trying again', {deploy: id, error: (error as Error).message})
       this.active = undefined
@@ -257,7 +253,6 @@ export class Deployer {
   private async tryClaim(force: boolean, deferred = false, quiet?: ReadonlyMap<number, number | undefined>): Promise<void> {
     const active = this.active
     if (this.stopped || !active || active.phase !== 'waiting') return
-    if (this.adopt(active)) return
     const {id} = active
     const {feed, node} = this.options
     const now = new Date(this.clock.now())
@@ -335,8 +330,7 @@ export class Deployer {
       // One transaction: the first free slot of the candidates if the rollout is not stopped, and
       // the `running` status.
       const changes = candidates.map((k) => line.slotChanges(k))
-      const ifValue = active.waitingValue === undefined ? {} : {ifValue: {key: running.key, value: active.waitingValue}}
-      const taken = await lease.createFirstAbsent(keys, value, {unlessExists: rolloutStopKey(this.options.project, id), alsoPut: running, ...ifValue})
+      const taken = await lease.createFirstAbsent(keys, value, {unlessExists: rolloutStopKey(this.options.project, id), alsoPut: running})
       const slotKey = keys[taken]
       if (slotKey !== undefined) {
         claimed = true
@@ -349,7 +343,7 @@ export class Deployer {
         active.phase = 'running'
         this.leaveLine()
         this.clearTimer()
-        this.running = this.run(id, line.request, candidates[taken] as number, startedAt, active.fetched)
+        this.running = this.run(id, line.request, slotKey, startedAt, active.fetched)
         return
       }
       for (const [i, k] of candidates.entries()) this.lostClaims.set(k, changes[i] as number)
@@ -358,38 +352,13 @@ export class Deployer {
     }
     if (this.active === active && !claimed) {
       active.phase = 'waiting'
-      // The claim failed because a finishing node handed this node its slot meanwhile.
-      if (this.adopt(active)) return
       // Lost every candidate: a slot beyond them may be free (they are now skipped).
       if (candidates.every((k) => this.lostClaims.has(k)) && free.length > candidates.length) void this.tryClaim(false, true)
     }
   }
 
-  /**
-   * A waiting node whose status a finishing node turned to `running` on this node's lease, with a
-   * slot on it: the slot was handed over (run); the run starts here, with no claim of its own.
-   */
-  private adopt(active: NonNullable<Deployer['active']>): boolean {
-    const {feed, node} = this.options
-    const mine = feed.statusOf(active.id, node)
-    if (active.phase !== 'waiting' || mine?.state !== 'running') return false
-    const lease = this.options.target.registryLease()
-    if (!lease || mine.lease !== lease.id) return false
-    const slot = feed.slotOf(active.id, lease.id)
-    const request = feed.state(active.id)?.request
-    if (slot === undefined || !request) return false
-    if (this.stopped) return false
-    active.phase = 'running'
-    this.leaveLine()
-    this.clearTimer()
-    this.options.log.info('deploy: a slot was handed over to this node', {deploy: active.id, slot})
-    this.running = this.run(active.id, request, slot, mine.startedAt ?? new Date(this.clock.now()).toISOString(), active.fetched)
-    return true
-  }
-
-  private async run(id: string, request: DeployRequest, slot: number, startedAt: string, fetched: Promise<InstalledRelease> | undefined): Promise<void> {
+  private async run(id: string, request: DeployRequest, slotKey: string, startedAt: string, fetched: Promise<InstalledRelease> | undefined): Promise<void> {
     const {log, group} = this.options
-    const slotKey = rolloutSlotKey(this.options.project, id, slot)
     let ok = false
     let message: string | null = null
     try {
@@ -407,20 +376,10 @@ export class Deployer {
     }
     const finishedAt = new Date(this.clock.now()).toISOString()
     const result = this.statusEntry(id, {state: ok ? 'ok' : 'failed', startedAt, finishedAt, message: message === null ? null : capTail(message), lease: null})
-    // Success: the status and the slot's release in one transaction, the slot handed straight to
-    // the node that would claim it next (see handOver). A failure is written first, then the stop
-    // key if it is one too many, and only then is the slot given back: a node whose view lags
-    // cannot take that slot before the stop key is there.
-    let handing = ok
-    const reported = await this.reportResult(id, async () => {
-      if (!ok) return this.options.store.put(result.key, result.value)
-      // Tried once: a hand-over refused (the next node's lease gone) is a plain release next time.
-      if (handing) {
-        handing = false
-        return this.handOver(id, slot, result)
-      }
-      return this.options.store.commit([result], [slotKey])
-    })
+    // Success: the status and the slot's release in one transaction. A failure is written first,
+    // then the stop key if it is one too many, and only then is the slot given back: a node whose
+    // view lags cannot take that slot before the stop key is there.
+    const reported = await this.reportResult(id, () => (ok ? this.options.store.commit([result], [slotKey]) : this.options.store.put(result.key, result.value)))
     if (reported && !ok) {
       const state = this.options.feed.state(id)
       const progress = state ? this.options.feed.progress(id, new Date(this.clock.now())) : undefined
@@ -437,29 +396,6 @@ export class Deployer {
     this.active = undefined
     this.running = undefined
     this.evaluate()
-  }
-
-  /**
-   * The result and the slot, handed to the waiting node that would claim it next in this node's
-   * view, in one transaction: the slot key re-put on that node's lease with its `running` status,
-   * if its `waiting` status is still exactly what this view holds and the rollout is not stopped;
-   * else a plain release. The next node starts on the watch event, without a claim's round trip
-   * (a third of a hand-off's latency in bench/deploy.ts). It runs as if it had claimed: a node
-   * that dies holding a handed slot is lost when its lease expires, as after a claim.
-   */
-  private async handOver(id: string, slot: number, result: {key: string; value: string}): Promise<unknown> {
-    const {project, store, feed, node} = this.options
-    const slotKey = rolloutSlotKey(project, id, slot)
-    const now = new Date(this.clock.now())
-    const next = feed.nextInLine(id, slot, now)
-    if (!next) return store.commit([result], [slotKey])
-    const running: DeployNodeStatus = {node: next.node, group: next.group, state: 'running', startedAt: now.toISOString(), finishedAt: null, message: null, lease: next.lease}
-    const nextKey = rolloutNodeKey(project, id, next.node)
-    return store.commitIf(
-      {values: [{key: nextKey, value: next.value}], absent: [rolloutStopKey(project, id)]},
-      {puts: [result, {key: slotKey, value: JSON.stringify({node: next.node, at: now.toISOString(), from: node}), lease: next.lease}, {key: nextKey, value: JSON.stringify(running)}], deletes: []},
-      {puts: [result], deletes: [slotKey]},
-    )
   }
 
   /**
@@ -495,6 +431,11 @@ export class Deployer {
     } catch (error) {
       this.options.log.warn('deploy: cannot write the stop key', {deploy: id, error: (error as Error).message})
     }
+  }
+
+  private async report(id: string, fields: Omit<DeployNodeStatus, 'node' | 'group'>): Promise<void> {
+    const {key, value} = this.statusEntry(id, fields)
+    await this.options.store.put(key, value)
   }
 
   private statusEntry(id: string, fields: Omit<DeployNodeStatus, 'node' | 'group'>): {key: string; value: string} {

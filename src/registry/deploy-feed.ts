@@ -34,10 +34,6 @@ interface Line {
 interface Rollout {
   request: DeployRequest | undefined
   statuses: Map<string, DeployNodeStatus>
-  /** The value of each `waiting` status as etcd holds it: a hand-over requires it unchanged. */
-  waitingValues: Map<string, string>
-  /** Nodes whose status changed since the last emit (their waiters are woken). */
-  changed: Set<string>
   /** slot → the lease holding it */
   slots: Map<number, string>
   /** slot → how often its key changed: a node whose claim lost skips the slot until it changes again. */
@@ -151,36 +147,6 @@ export class DeployFeed {
    */
   waitInLine(id: string, node: string, reach: number, wake: () => void): () => void {
     return register(this.waiters, id, node, {reach, wake})
-  }
-
-  /**
-   * The waiting node that would claim `slot` once it is free, as this view stands: the place of
-   * the slot among the free slots with it, in the line (the rule the nodes claim by), with its
-   * status value and lease; undefined when slots are not handed out or the node named no lease.
-   */
-  nextInLine(id: string, slot: number, now: Date): {node: string; group: string; lease: string; value: string} | undefined {
-    const line = this.line(id, now)
-    const r = this.rollouts.get(id)
-    if (!line || !line.open || !r?.line) return undefined
-    const place = line.free.filter((k) => k < slot).length
-    if (place >= r.line.counts.waiting) return undefined
-    const node = r.line.names[kth(r.line.tree, place)]
-    const status = node === undefined ? undefined : r.statuses.get(node)
-    const value = node === undefined ? undefined : r.waitingValues.get(node)
-    if (node === undefined || status?.state !== 'waiting' || !status.lease || value === undefined) return undefined
-    return {node, group: status.group, lease: status.lease, value}
-  }
-
-  /** One node's status in rollout `id` (no copy of the rollout's state, unlike state()). */
-  statusOf(id: string, node: string): DeployNodeStatus | undefined {
-    const r = this.rollouts.get(id)
-    return r?.request && !r.retired ? r.statuses.get(node) : undefined
-  }
-
-  /** The slot held on `lease` in rollout `id`, or undefined. */
-  slotOf(id: string, lease: string): number | undefined {
-    for (const [slot, holder] of this.rollouts.get(id)?.slots ?? []) if (holder === lease) return slot
-    return undefined
   }
 
   /**
@@ -347,7 +313,7 @@ export class DeployFeed {
       let r = this.rollouts.get(parsed.id)
       if (!r) {
         if (event.type === 'delete') continue
-        r = {request: undefined, statuses: new Map(), waitingValues: new Map(), changed: new Set(), slots: new Map(), slotChanges: new Map(), stop: undefined, targets: undefined, line: undefined, retired: false, version: 0, cache: undefined, progress: undefined}
+        r = {request: undefined, statuses: new Map(), slots: new Map(), slotChanges: new Map(), stop: undefined, targets: undefined, line: undefined, retired: false, version: 0, cache: undefined, progress: undefined}
         this.rollouts.set(parsed.id, r)
         this.invalidateIds()
       }
@@ -379,9 +345,6 @@ export class DeployFeed {
           if (r.line) track(r.line, parsed.node, r.statuses.get(parsed.node), status)
           if (status) r.statuses.set(parsed.node, status)
           else r.statuses.delete(parsed.node)
-          if (status?.state === 'waiting') r.waitingValues.set(parsed.node, event.value)
-          else r.waitingValues.delete(parsed.node)
-          r.changed.add(parsed.node)
           break
         }
         case 'slot':
@@ -427,15 +390,9 @@ export class DeployFeed {
   private wakeHead(id: string): void {
     const waiters = this.waiters.get(id)
     const turns = this.turnWaiters.get(id)
-    const r = this.rollouts.get(id)
-    const changed = r?.changed ?? new Set<string>()
-    if (r) r.changed = new Set()
     if (!waiters?.size && !turns?.size) return
-    // A node whose own status changed (a slot handed to it): woken wherever it stands.
-    if (waiters?.size) {
-      for (const node of changed) waiters.get(node)?.wake()
-    }
     const line = this.line(id, new Date())
+    const r = this.rollouts.get(id)
     if (!line || !line.open || !r?.line) {
       for (const waiter of [...(waiters?.values() ?? []), ...(turns?.values() ?? [])]) waiter.wake()
       return
@@ -476,7 +433,6 @@ function register(map: Map<string, Map<string, LineWaiter>>, id: string, node: s
 function retire(r: Rollout): void {
   r.retired = true
   r.statuses.clear()
-  r.waitingValues.clear()
   r.slots.clear()
   r.slotChanges.clear()
   r.line = undefined

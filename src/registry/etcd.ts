@@ -7,7 +7,7 @@ import {Etcd3, type ICompare, type IKeyValue, type IOptions, type IRequestOp, ty
 
 import {UserError} from '../errors.js'
 import type {RegistrySecurity} from './security.js'
-import type {RegistryStore, Snapshot, StoreLease, StoreOps, Watch, WatchHandlers} from './store.js'
+import type {RegistryStore, Snapshot, StoreLease, Watch, WatchHandlers} from './store.js'
 import type {KeyEvent} from './view.js'
 
 export interface EtcdOptions {
@@ -139,19 +139,6 @@ class EtcdStore implements RegistryStore {
     return response.succeeded
   }
 
-  async commitIf(when: {values?: ReadonlyArray<{key: string; value: string}>; absent?: readonly string[]}, then: StoreOps, otherwise: StoreOps): Promise<boolean> {
-    const ops = (branch: StoreOps): IRequestOp[] => [
-      ...branch.puts.map((p): IRequestOp => ({request_put: {key: Buffer.from(p.key), value: Buffer.from(p.value), ...(p.lease === undefined ? {} : {lease: p.lease})}})),
-      ...branch.deletes.map((key): IRequestOp => ({request_delete_range: {key: Buffer.from(key)}})),
-    ]
-    const compare: ICompare[] = [
-      ...(when.values ?? []).map((v): ICompare => ({key: Buffer.from(v.key), result: 'Equal', target: 'Value', value: Buffer.from(v.value)})),
-      ...(when.absent ?? []).map((key): ICompare => ({key: Buffer.from(key), result: 'Equal', target: 'Create', create_revision: 0})),
-    ]
-    const response = await this.client.kv.txn({compare, success: ops(then), failure: ops(otherwise)})
-    return response.succeeded
-  }
-
   async get(key: string): Promise<string | undefined> {
     const value = await this.client.get(key).string()
     return value ?? undefined
@@ -203,14 +190,13 @@ class EtcdLease implements StoreLease {
     return {ok: false, holder}
   }
 
-  async createFirstAbsent(keys: readonly string[], value: string, options: {unlessExists?: string; ifValue?: {key: string; value: string}; alsoPut?: {key: string; value: string}} = {}): Promise<number> {
+  async createFirstAbsent(keys: readonly string[], value: string, options: {unlessExists?: string; alsoPut?: {key: string; value: string}} = {}): Promise<number> {
     if (keys.length === 0) return -1
     const absent = (key: string): ICompare => ({key: Buffer.from(key), result: 'Equal', target: 'Create', create_revision: 0})
     const also: IRequestOp[] = options.alsoPut ? [{request_put: {key: Buffer.from(options.alsoPut.key), value: Buffer.from(options.alsoPut.value)}}] : []
     // Level i: keys[i] (and the rollout's stop key) absent → write it; else level i + 1.
-    const same: ICompare[] = options.ifValue ? [{key: Buffer.from(options.ifValue.key), result: 'Equal', target: 'Value', value: Buffer.from(options.ifValue.value)}] : []
     const level = (i: number): ITxnRequest => ({
-      compare: [absent(keys[i] as string), ...(options.unlessExists === undefined ? [] : [absent(options.unlessExists)]), ...same],
+      compare: [absent(keys[i] as string), ...(options.unlessExists === undefined ? [] : [absent(options.unlessExists)])],
       success: [{request_put: {key: Buffer.from(keys[i] as string), value: Buffer.from(value), lease: this.id}}, ...also],
       failure: i + 1 < keys.length ? [{request_txn: level(i + 1)}] : [],
     })

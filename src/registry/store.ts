@@ -21,12 +21,6 @@ export interface Watch {
   close(): Promise<void>
 }
 
-/** Writes of one transaction branch. */
-export interface StoreOps {
-  puts: ReadonlyArray<{key: string; value: string; lease?: string}>
-  deletes: readonly string[]
-}
-
 export interface StoreLease {
   readonly id: string
   /** Writes key=value on this lease; resolves with the revision of the write. */
@@ -42,11 +36,9 @@ export interface StoreLease {
    * given) is absent too, in one transaction (nested: each key tried only if those before it
    * exist): a deploy slot is taken this way, never after the rollout's stop key was written.
    * `alsoPut` (no lease) is written in the same transaction when one is: a node's `running`
-   * status lands with its slot, one round trip; `ifValue`, when given, must hold exactly (the
-   * node's own `waiting` status: a slot handed to it meanwhile makes its own claim fail).
-   * Resolves with the index of the key written, or -1.
+   * status lands with its slot, one round trip. Resolves with the index of the key written, or -1.
    */
-  createFirstAbsent(keys: readonly string[], value: string, options?: {unlessExists?: string; ifValue?: {key: string; value: string}; alsoPut?: {key: string; value: string}}): Promise<number>
+  createFirstAbsent(keys: readonly string[], value: string, options?: {unlessExists?: string; alsoPut?: {key: string; value: string}}): Promise<number>
   /** Called once if etcd says the lease is gone (expired during an outage, or revoked elsewhere). */
   onLost(handler: (error: Error) => void): void
   /** Deletes every key on the lease at once. */
@@ -67,12 +59,6 @@ export interface RegistryStore {
   commit(puts: ReadonlyArray<{key: string; value: string}>, deletes: readonly string[]): Promise<number>
   /** Writes key=value (no lease) only if the key is absent; resolves with whether it was written. */
   createIfAbsent(key: string, value: string): Promise<boolean>
-  /**
-   * One transaction: `then` when every key of `when.values` holds exactly that value and every key
-   * of `when.absent` is absent, else `otherwise`. A put may name a lease (etcd refuses the whole
-   * transaction, and this rejects, when that lease is gone). Resolves with whether `then` ran.
-   */
-  commitIf(when: {values?: ReadonlyArray<{key: string; value: string}>; absent?: readonly string[]}, then: StoreOps, otherwise: StoreOps): Promise<boolean>
   /** One key's value, or undefined when absent. */
   get(key: string): Promise<string | undefined>
   /** Writes every key=value (no lease) in one transaction: all or none, at one revision. */

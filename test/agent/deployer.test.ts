@@ -10,7 +10,7 @@ import type {Clock} from '../../src/agent/debounce.js'
 import {silentLogger} from '../../src/agent/log.js'
 import {DeployFeed} from '../../src/registry/deploy-feed.js'
 import {type DeployRequest, deployKey, newDeployId, rolloutNodeKey, rolloutSlotKey} from '../../src/registry/deploys.js'
-import type {RegistryStore, Snapshot, StoreLease, StoreOps, WatchHandlers} from '../../src/registry/store.js'
+import type {RegistryStore, Snapshot, StoreLease, WatchHandlers} from '../../src/registry/store.js'
 import type {KeyEvent} from '../../src/registry/view.js'
 import type {ReleaseBucket} from '../../src/release/bucket.js'
 import {makeTempDir, removeDir, waitUntil} from '../support/process.js'
@@ -103,12 +103,6 @@ class MemoryEtcd {
         this.apply([...puts.map((p) => put(p.key, p.value)), ...deletes.map((key): KeyEvent => ({type: 'delete', key, value: '', lease: '0'}))])
         return this.revision
       },
-      commitIf: async (when: {values?: Array<{key: string; value: string}>; absent?: string[]}, then: StoreOps, otherwise: StoreOps) => {
-        const holds = (when.values ?? []).every((v) => this.keys.get(v.key)?.value === v.value) && (when.absent ?? []).every((k) => !this.keys.has(k))
-        const branch = holds ? then : otherwise
-        this.apply([...branch.puts.map((p) => put(p.key, p.value, p.lease)), ...branch.deletes.map((key): KeyEvent => ({type: 'delete', key, value: '', lease: '0'}))])
-        return holds
-      },
       createIfAbsent: async (key: string, value: string) => {
         if (this.keys.has(key)) return false
         this.apply([put(key, value)])
@@ -152,8 +146,6 @@ describe('Deployer: claiming a slot', function () {
   let feed: DeployFeed
   let deployers: Deployer[]
   let provisioned: string[]
-  /** The slot keys (slot@lease) when each node's provision began. */
-  let slotsAtRun: Map<string, string[]>
   let openBucket: (bucket: string) => ReleaseBucket
   /** Nodes' reads of the release manifest, in order (the bucket is shared: counted by stateDir below). */
   let fetches: number
@@ -184,7 +176,6 @@ describe('Deployer: claiming a slot', function () {
     await feed.start()
     deployers = []
     provisioned = []
-    slotsAtRun = new Map()
   })
 
   afterEach(async function () {
@@ -193,14 +184,12 @@ describe('Deployer: claiming a slot', function () {
     removeDir(dir)
   })
 
-  const start = (node: string, clock?: Clock, gate?: Promise<void>): Deployer => {
+  const start = (node: string, clock?: Clock): Deployer => {
     // The node's registration lease, which its slot is taken on.
     const lease = etcd.lease()
     const target = {
       deploy: async () => {
         provisioned.push(node)
-        slotsAtRun.set(node, [...etcd.keys].filter(([k]) => k.includes('/slots/')).map(([k, v]) => `${k.slice(-1)}@${v.lease}`))
-        await gate
         return {ok: true, exitCode: 0, signal: null, tail: '', durationMs: 1}
       },
       registryLease: () => lease,
@@ -338,45 +327,5 @@ describe('Deployer: claiming a slot', function () {
     const next = await request(['web-9'], 1, clock.now())
     await waitUntil('web-9 ok in the next rollout', async () => statusOf(next, 'web-9') === 'ok', {timeoutMs: 5000, intervalMs: 5})
     expect(statusOf(id, 'web-9')).to.equal(undefined)
-  })
-
-  it('a finishing node hands its slot to the next node in line, which runs without a claim of its own', async function () {
-    const id = await request(['web-1', 'web-2'], 1)
-    let finish = (): void => undefined
-    start('web-1', undefined, new Promise<void>((resolve) => {
-      finish = resolve
-    }))
-    await waitUntil('web-1 running', async () => statusOf(id, 'web-1') === 'running', {timeoutMs: 5000, intervalMs: 5})
-    start('web-2')
-    await waitUntil('web-2 waiting', async () => statusOf(id, 'web-2') === 'waiting', {timeoutMs: 5000, intervalMs: 5})
-    await settle()
-    finish()
-    await waitUntil('web-2 ok', async () => statusOf(id, 'web-2') === 'ok', {timeoutMs: 5000, intervalMs: 5})
-    // One claim (web-1's, on lease 1); web-2 ran on the slot web-1 put on web-2's lease (2).
-    expect(etcd.claims).to.deep.equal([[rolloutSlotKey(P, id, 0), '1']])
-    expect(provisioned).to.deep.equal(['web-1', 'web-2'])
-    expect(slotsAtRun.get('web-1')).to.deep.equal(['0@1'])
-    expect(slotsAtRun.get('web-2'), 'web-2 ran holding the slot on its own lease').to.deep.equal(['0@2'])
-    expect([...etcd.keys.keys()].filter((k) => k.includes('/slots/'))).to.deep.equal([])
-  })
-
-  it('a hand-over to a node whose waiting status changed meanwhile is a plain release', async function () {
-    const id = await request(['web-1', 'web-2'], 1)
-    let finish = (): void => undefined
-    start('web-1', undefined, new Promise<void>((resolve) => {
-      finish = resolve
-    }))
-    await waitUntil('web-1 running', async () => statusOf(id, 'web-1') === 'running', {timeoutMs: 5000, intervalMs: 5})
-    // web-2 waits on lease 77 (no agent behind it), then its status changes where web-1 has not seen it.
-    const waiting = JSON.stringify({...JSON.parse(status('web-2', 'waiting')), lease: '77'})
-    etcd.apply([{type: 'put', key: rolloutNodeKey(P, id, 'web-2'), value: waiting, lease: '0'}])
-    await waitUntil('web-2 waiting', async () => statusOf(id, 'web-2') === 'waiting', {timeoutMs: 5000, intervalMs: 5})
-    const changed = JSON.stringify({...JSON.parse(waiting), lease: '78'})
-    etcd.quietPut(rolloutNodeKey(P, id, 'web-2'), changed)
-    finish()
-    await waitUntil('web-1 ok', async () => statusOf(id, 'web-1') === 'ok', {timeoutMs: 5000, intervalMs: 5})
-    await settle()
-    expect([...etcd.keys.keys()].filter((k) => k.includes('/slots/')), 'the slot released, not handed').to.deep.equal([])
-    expect(etcd.keys.get(rolloutNodeKey(P, id, 'web-2'))?.value).to.equal(changed)
   })
 })
