@@ -151,15 +151,18 @@ export async function readDeploy(client: Etcd3, project: string, id: string): Pr
   const request = text === null ? undefined : parseDeployRequest(id, text)
   if (!request) throw new Error(`no readable deploy request ${id}`)
   const statuses = new Map<string, DeployNodeStatus>()
-  const nodes = await client.getAll().prefix(rolloutNodesPrefix(project, id)).strings()
-  for (const [key, value] of Object.entries(nodes)) {
-    const node = key.slice(rolloutNodesPrefix(project, id).length)
-    const status = parseDeployNodeStatus(node, value)
+  // Statuses, slots and the stop key at one revision: read apart, a node that finished and let its
+  // slot go between the reads looks `running` without a slot (lost).
+  const nodeKvs = await client.getAll().prefix(rolloutNodesPrefix(project, id)).exec()
+  const revision = nodeKvs.header.revision
+  for (const kv of nodeKvs.kvs) {
+    const node = kv.key.toString().slice(rolloutNodesPrefix(project, id).length)
+    const status = parseDeployNodeStatus(node, kv.value.toString())
     if (status) statuses.set(node, status)
   }
-  const slotKvs = await client.getAll().prefix(rolloutSlotsPrefix(project, id)).exec()
+  const slotKvs = await client.getAll().prefix(rolloutSlotsPrefix(project, id)).revision(revision).exec()
   const slots = new Map(slotKvs.kvs.map((kv) => [kv.key.toString(), String(kv.lease)]))
-  const stopText = await client.get(rolloutStopKey(project, id)).string()
+  const stopText = await client.get(rolloutStopKey(project, id)).revision(revision).string()
   const state: DeployState = {request, statuses, slotLeases: new Set(slots.values()), stop: stopText === null ? undefined : parseDeployStop(stopText)}
   return {state, progress: deployProgress(state, new Date()), slots}
 }
