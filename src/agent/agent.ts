@@ -90,6 +90,8 @@ export class Agent {
   /** Set when the operator's retire key arrived: services never register again. */
   private retiring = false
   private retiredAt: string | undefined
+  /** A deploy run ended without writing the node record: the deployer writes it (takeRecord). */
+  private recordOwed = false
   private readonly since = new Date().toISOString()
   /** The release the node runs (instance:deploy), if it has switched to one: its run list and cookbooks. */
   private release: {dir: string; digest: string; runList: string | undefined} | undefined
@@ -138,6 +140,25 @@ export class Agent {
     this.identity = identityFromRelease(this.identity, release)
     const runList = releaseRunList(release.manifest)
     this.release = {dir: release.dir, digest: release.digest, runList: runList === '' ? undefined : runList}
+  }
+
+  /**
+   * The node record a deploy run left unwritten, for the deployer to write with the run's result;
+   * undefined when there is none, or when more than the record must be written (new or withdrawn
+   * services: the registration writes it all itself then).
+   */
+  takeRecord(): {key: string; value: string; lease: string} | undefined {
+    if (!this.recordOwed) return undefined
+    this.recordOwed = false
+    const entry = this.registration.recordEntry()
+    if (!entry) void this.registration.publish()
+    return entry
+  }
+
+  /** The deployer's write of takeRecord()'s record landed at `revision`, or never will (undefined: written here instead). */
+  recordWritten(revision: number | undefined): void {
+    if (revision === undefined) void this.registration.publish()
+    else this.registration.noteWrite(revision)
   }
 
   /** The lease holding this node's registration: a deploy slot is taken on it (src/agent/deployer.ts). */
@@ -260,8 +281,10 @@ export class Agent {
         this.provisionStatus = {...this.provisionStatus, state: 'failed', ok: false, reason, startedAt, finishedAt, message: `${status}; retrying in ${Math.round(delay / 1000)} s\n${result.tail}`.slice(0, 4000)}
         this.options.log.error('provision failed', {reason, revision, status, retryInMs: delay, tail: result.tail})
       }
-      const published = this.registration.publish()
-      if (reason !== 'deploy') await published
+      // A deploy run's record goes with its result, in the deployer's transaction (takeRecord):
+      // one registry write and one event to every watcher fewer per node of a rollout.
+      if (reason === 'deploy') this.recordOwed = true
+      else await this.registration.publish()
       return result
     })
   }

@@ -40,6 +40,10 @@ export interface DeployTarget {
   deploy(release: InstalledRelease): Promise<ProvisionResult>
   /** The lease holding the node's registration, or undefined while it registers (again). */
   registryLease(): StoreLease | undefined
+  /** The node record the run left unwritten, to write with the result (on its lease), if any. */
+  takeRecord(): {key: string; value: string; lease: string} | undefined
+  /** That record landed at `revision`, or was not written (undefined). */
+  recordWritten(revision: number | undefined): void
 }
 
 export interface DeployerOptions {
@@ -378,8 +382,20 @@ export class Deployer {
     const result = this.statusEntry(id, {state: ok ? 'ok' : 'failed', startedAt, finishedAt, message: message === null ? null : capTail(message), lease: null})
     // Success: the status and the slot's release in one transaction. A failure is written first,
     // then the stop key if it is one too many, and only then is the slot given back: a node whose
-    // view lags cannot take that slot before the stop key is there.
-    const reported = await this.reportResult(id, () => (ok ? this.options.store.commit([result], [slotKey]) : this.options.store.put(result.key, result.value)))
+    // view lags cannot take that slot before the stop key is there. The node's record (its
+    // provision's outcome) goes with the result.
+    const record = this.options.target.takeRecord()
+    let carry = record
+    let recordAt: number | undefined
+    const reported = await this.reportResult(id, async () => {
+      const puts = carry ? [result, carry] : [result]
+      // Tried once with the record: a retry goes without it (a lease gone since would refuse the
+      // whole transaction every time), and the registration writes it instead.
+      carry = undefined
+      const revision = await this.options.store.commit(puts, ok ? [slotKey] : [])
+      if (puts.length > 1) recordAt = revision
+    })
+    if (record) this.options.target.recordWritten(recordAt)
     if (reported && !ok) {
       const state = this.options.feed.state(id)
       const progress = state ? this.options.feed.progress(id, new Date(this.clock.now())) : undefined

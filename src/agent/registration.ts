@@ -136,6 +136,24 @@ export class Registration {
     })
   }
 
+  /**
+   * The node's record on its lease, for a caller to write in a transaction of its own (a deploy
+   * run's result), when that is all a write would change now: no service to add or withdraw.
+   * Undefined otherwise (then publish()).
+   */
+  recordEntry(): {key: string; value: string; lease: string} | undefined {
+    const lease = this.lease
+    if (!lease || this.closed || !this.claimed || this.writes.busy) return undefined
+    const names = this.readyServices()
+    if (names.length !== this.written.size || names.some((name) => !this.written.has(name))) return undefined
+    return {key: this.key, value: JSON.stringify(this.options.node()), lease: lease.id}
+  }
+
+  /** A record from recordEntry() landed at `revision` (the view is judged against it from then on). */
+  noteWrite(revision: number): void {
+    this.lastWrite = Math.max(this.lastWrite, revision)
+  }
+
   /** Writes the node's keys; on failure, repairs in the background (never deregisters). */
   async publish(): Promise<void> {
     if (this.closed) return

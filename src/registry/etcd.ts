@@ -125,11 +125,11 @@ class EtcdStore implements RegistryStore {
     return Number(response.header.revision)
   }
 
-  async commit(puts: ReadonlyArray<{key: string; value: string}>, deletes: readonly string[]): Promise<number> {
+  async commit(puts: ReadonlyArray<{key: string; value: string; lease?: string}>, deletes: readonly string[]): Promise<number> {
     const first = puts[0]?.key ?? deletes[0] ?? '\u0000'
     const response = await this.client
       .if(first, 'Version', '>', -1)
-      .then(...puts.map((p) => this.client.put(p.key).value(p.value)), ...deletes.map((key) => this.client.delete().key(key)))
+      .then(...puts.map((p) => (p.lease === undefined ? this.client.put(p.key).value(p.value) : this.client.put(p.key).value(p.value).lease(p.lease))), ...deletes.map((key) => this.client.delete().key(key)))
       .commit()
     return Number(response.header.revision)
   }

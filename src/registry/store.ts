@@ -55,8 +55,11 @@ export interface RegistryStore {
   /** Deletes keys in one transaction (all go at one revision); resolves with that revision. */
   deleteKeys(keys: readonly string[]): Promise<number>
   put(key: string, value: string): Promise<number>
-  /** Puts (no lease) and deletes in one transaction, at one revision; resolves with it. */
-  commit(puts: ReadonlyArray<{key: string; value: string}>, deletes: readonly string[]): Promise<number>
+  /**
+   * Puts and deletes in one transaction, at one revision; resolves with it. A put may name a lease
+   * (etcd then refuses the whole transaction, and this rejects, if that lease is gone).
+   */
+  commit(puts: ReadonlyArray<{key: string; value: string; lease?: string}>, deletes: readonly string[]): Promise<number>
   /** Writes key=value (no lease) only if the key is absent; resolves with whether it was written. */
   createIfAbsent(key: string, value: string): Promise<boolean>
   /** One key's value, or undefined when absent. */

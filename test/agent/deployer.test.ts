@@ -99,8 +99,8 @@ class MemoryEtcd {
         this.apply(keys.map((key): KeyEvent => ({type: 'delete', key, value: '', lease: '0'})))
         return this.revision
       },
-      commit: async (puts: ReadonlyArray<{key: string; value: string}>, deletes: readonly string[]) => {
-        this.apply([...puts.map((p) => put(p.key, p.value)), ...deletes.map((key): KeyEvent => ({type: 'delete', key, value: '', lease: '0'}))])
+      commit: async (puts: ReadonlyArray<{key: string; value: string; lease?: string}>, deletes: readonly string[]) => {
+        this.apply([...puts.map((p) => put(p.key, p.value, p.lease)), ...deletes.map((key): KeyEvent => ({type: 'delete', key, value: '', lease: '0'}))])
         return this.revision
       },
       createIfAbsent: async (key: string, value: string) => {
@@ -146,6 +146,8 @@ describe('Deployer: claiming a slot', function () {
   let feed: DeployFeed
   let deployers: Deployer[]
   let provisioned: string[]
+  /** The revision each node's record landed at with its result (recordWritten). */
+  let recordsWritten: Map<string, number | undefined>
   let openBucket: (bucket: string) => ReleaseBucket
   /** Nodes' reads of the release manifest, in order (the bucket is shared: counted by stateDir below). */
   let fetches: number
@@ -176,6 +178,7 @@ describe('Deployer: claiming a slot', function () {
     await feed.start()
     deployers = []
     provisioned = []
+    recordsWritten = new Map()
   })
 
   afterEach(async function () {
@@ -193,6 +196,11 @@ describe('Deployer: claiming a slot', function () {
         return {ok: true, exitCode: 0, signal: null, tail: '', durationMs: 1}
       },
       registryLease: () => lease,
+      // What the agent's run left unwritten: its node record, written with the result.
+      takeRecord: () => ({key: `/muster/${P}/nodes/${node}`, value: `record of ${node}`, lease: lease.id}),
+      recordWritten: (revision: number | undefined) => {
+        recordsWritten.set(node, revision)
+      },
     }
     const deployer = new Deployer({project: P, node, group: 'web', stateDir: `${dir}/${node}`, store: etcd.store(), feed, target, log: silentLogger, fetch: {openBucket}, ...(clock ? {clock} : {})})
     deployer.start()
@@ -208,6 +216,9 @@ describe('Deployer: claiming a slot', function () {
     expect(etcd.claims).to.deep.equal([[rolloutSlotKey(P, id, 0), '1']])
     expect(provisioned).to.deep.equal(['web-1'])
     expect([...etcd.keys.keys()].filter((k) => k.includes('/slots/'))).to.deep.equal([])
+    // The node's record went with the result, on the node's lease, and the agent was told so.
+    expect(etcd.keys.get(`/muster/${P}/nodes/web-1`)).to.deep.equal({value: 'record of web-1', lease: '1'})
+    expect(recordsWritten.get('web-1')).to.be.a('number')
   })
 
   it('a node just past the free slots lets the nodes ahead claim first, and takes the slot if it is still free a moment later', async function () {

@@ -134,6 +134,13 @@ describe('muster agent: instance:deploy on the nodes (real etcd, moto S3, agent 
       // Every slot went back; statuses carry their times.
       expect(done.slots.size).to.equal(0)
       for (const n of done.progress.nodes) expect(Date.parse(n.status?.finishedAt ?? '')).to.be.at.least(Date.parse(n.status?.startedAt ?? ''))
+      // Each node's record (written with its result) says how its deploy run went, on its live lease.
+      for (const a of agents) {
+        const kv = (await client.get(`/muster/six/nodes/${a.node}`).exec()).kvs[0]
+        const record = JSON.parse(kv?.value.toString() ?? '{}') as {provision?: {state: string; ok: boolean; reason: string}}
+        expect(record.provision, a.node).to.include({state: 'idle', ok: true, reason: 'deploy'})
+        expect(String(kv?.lease)).to.equal(String((await a.health()).registry.leaseId))
+      }
     })
 
     it('a restarted node does not run the same deploy again', async function () {
