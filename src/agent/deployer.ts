@@ -326,6 +326,7 @@ export class Deployer {
     if (!lease) return
     active.phase = 'claiming'
     let claimed = false
+    let lost = false
     const keys = candidates.map((k) => rolloutSlotKey(this.options.project, id, k))
     try {
       const value = JSON.stringify({node, at: now.toISOString()})
@@ -351,13 +352,16 @@ export class Deployer {
         return
       }
       for (const [i, k] of candidates.entries()) this.lostClaims.set(k, changes[i] as number)
+      lost = true
     } catch (error) {
       this.options.log.warn('deploy: claiming a slot failed; trying again', {deploy: id, error: (error as Error).message})
     }
     if (this.active === active && !claimed) {
       active.phase = 'waiting'
-      // Lost every candidate: a slot beyond them may be free (they are now skipped).
-      if (candidates.every((k) => this.lostClaims.has(k)) && free.length > candidates.length) void this.tryClaim(false, true)
+      // Lost every candidate (now skipped): look again at once, since a slot beyond them may be free
+      // or one may have been freed while the claim was out (its event found this node claiming).
+      // Not after an error: the next event or the quiet timer tries again.
+      if (lost) void this.tryClaim(false, true)
     }
   }
 
