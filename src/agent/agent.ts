@@ -150,6 +150,8 @@ export class Agent {
   takeRecord(): {key: string; value: string; lease: string} | undefined {
     if (!this.recordOwed) return undefined
     this.recordOwed = false
+    // Stopping: the lease is being revoked, and a record on it would sink the result's write.
+    if (this.stopped) return undefined
     const entry = this.registration.recordEntry()
     if (!entry) void this.registration.publish()
     return entry

@@ -207,6 +207,25 @@ describe('muster agent: instance:deploy on the nodes (real etcd, moto S3, agent 
     })
   })
 
+  describe('a node stopped (SIGTERM) mid-provision', function () {
+    const s = setup('stopped')
+
+    it('reports its run failed (not lost), gives the slot back, and the next node takes it', async function () {
+      const project = s.project()
+      writeFileSync(join(project.recordDir, 'stopped-0.hang'), '20')
+      const nodes = ['stopped-0', 'stopped-1']
+      const agents = await Promise.all(nodes.map((n) => s.start(n, 'app')))
+      await Promise.all(agents.map((a) => waitForBoot(a, 30_000)))
+      const release = await s.release()
+      const id = await writeDeployRequest(client, {project: 'stopped', releases: {app: release.ref}, targets: {app: nodes}, n: 1, maxErrors: 1})
+      await waitUntil('stopped-0 provisioning', async () => existsSync(join(project.recordDir, 'stopped-0.lock')), {timeoutMs: 15_000})
+      expect(await (agents[0] as RunningAgent).stop()).to.equal(0)
+      const done = await s.until(id, 'both settled', (d) => d.progress.done)
+      expect(done.progress.nodes.map((n) => [n.node, n.outcome])).to.deep.equal([['stopped-0', 'failed'], ['stopped-1', 'ok']])
+      expect(done.slots.size).to.equal(0)
+    })
+  })
+
   describe('a node killed mid-provision', function () {
     const s = setup('killed')
 
