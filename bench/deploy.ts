@@ -10,8 +10,9 @@
 // see fleetStateDir in bench/fleet.ts) and a provision that sleeps --provision-ms. Spread, because
 // one event loop playing 500 agents is CPU-bound and would measure itself, not the protocol; one
 // per core, because every process decodes every watch event, work a real fleet spreads over its
-// machines (on the 2-core machine measured, 5 processes took ~1.6x the CPU of 2 per rollout). This process writes the deploy request (-n --slots) and follows the rollout the
-// way the CLI does (a DeployFeed of its own), polling its progress every 5 ms.
+// machines (on the 2-core machine measured, 5 processes took ~1.3x the CPU of 2 per rollout).
+// This process writes the deploy request (-n --slots) and follows the rollout the way the CLI
+// does (a DeployFeed of its own), polling its progress every 5 ms.
 //
 // --warmup rollouts go first and are not counted: agents are long-lived processes, and the first
 // rollout of a fresh worker runs cold code (twice the CPU of the later ones on the machine measured).
