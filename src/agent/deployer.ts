@@ -70,6 +70,8 @@ const LINE_SLACK = 2
 const SLACK_MS = 20
 /** The most slots one claim transaction tries (etcd caps a transaction's operations, 128 by default). */
 const CLAIM_CANDIDATES = 8
+/** How long stop() waits for a claim on its way to land (and its slot to go back). */
+const CLAIM_STOP_WAIT_MS = 5000
 /** A node fetches its release once it is within this many batches (of n) of a slot. */
 const PREFETCH_BATCHES = 2
 /** How long a node waits for its release before it gets in line anyway (it then fetches holding a slot). */
@@ -90,6 +92,8 @@ export class Deployer {
   private turnTimer: unknown
   private stopped = false
   private running: Promise<void> | undefined
+  /** A claim transaction on its way (and, if the node stopped meanwhile, the slot's give-back). */
+  private claiming: Promise<void> | undefined
 
   constructor(private readonly options: DeployerOptions) {
     this.clock = options.clock ?? systemClock
@@ -109,8 +113,16 @@ export class Deployer {
     this.unsubscribe?.()
     this.leaveLine()
     this.clearTimer()
-    // A claim in flight gives its slot back itself when it lands (tryClaim); a run in progress
-    // reports and lets its slot go.
+    // A claim in flight gives its slot back itself when it lands (tryClaim), before the agent
+    // closes the store (bounded: a registry that does not answer must not hold the exit up); a
+    // run in progress reports and lets its slot go.
+    if (this.claiming) {
+      let timer: unknown
+      await Promise.race([this.claiming, new Promise<void>((resolve) => {
+        timer = this.clock.setTimeout(resolve, CLAIM_STOP_WAIT_MS)
+      })])
+      this.clock.clearTimeout(timer)
+    }
     await this.running
   }
 
@@ -328,6 +340,10 @@ export class Deployer {
     let claimed = false
     let lost = false
     const keys = candidates.map((k) => rolloutSlotKey(this.options.project, id, k))
+    let landed: () => void = () => undefined
+    this.claiming = new Promise<void>((resolve) => {
+      landed = resolve
+    })
     try {
       const value = JSON.stringify({node, at: now.toISOString()})
       const startedAt = now.toISOString()
@@ -340,9 +356,11 @@ export class Deployer {
       if (slotKey !== undefined) {
         claimed = true
         if (this.stopped) {
-          // Stopped while the claim was on its way: the slot goes back at once (the node, running
-          // without a slot, counts as lost, as a node that stops mid-run does).
-          await this.options.store.deleteKeys([slotKey]).catch(() => undefined)
+          // Stopped while the claim was on its way: the slot goes back at once, and the node is
+          // `waiting` again in the same transaction. Left `running` without a slot, it would read
+          // as lost (a failure: with --max-errors 0 the rollout halts) although it never started;
+          // waiting, it takes part once restarted. stop() waits for this before the lease goes.
+          await this.options.store.commit([this.statusEntry(id, {state: 'waiting', startedAt: null, finishedAt: null, message: null, lease: null})], [slotKey]).catch(() => undefined)
           return
         }
         active.phase = 'running'
@@ -355,6 +373,8 @@ export class Deployer {
       lost = true
     } catch (error) {
       this.options.log.warn('deploy: claiming a slot failed; trying again', {deploy: id, error: (error as Error).message})
+    } finally {
+      landed()
     }
     if (this.active === active && !claimed) {
       active.phase = 'waiting'

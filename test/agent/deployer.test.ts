@@ -339,4 +339,45 @@ describe('Deployer: claiming a slot', function () {
     await waitUntil('web-9 ok in the next rollout', async () => statusOf(next, 'web-9') === 'ok', {timeoutMs: 5000, intervalMs: 5})
     expect(statusOf(id, 'web-9')).to.equal(undefined)
   })
+
+  it('a node stopped while its claim is on its way gives the slot back and is waiting again, not running (read as lost)', async function () {
+    const id = await request(['web-1', 'web-2'], 1)
+    const lease = etcd.lease()
+    let land: () => void = () => undefined
+    const gate = new Promise<void>((resolve) => {
+      land = resolve
+    })
+    let claiming = false
+    const gated: StoreLease = {
+      ...lease,
+      createFirstAbsent: async (keys, value, options) => {
+        claiming = true
+        await gate
+        return lease.createFirstAbsent(keys, value, options)
+      },
+    }
+    const target = {
+      deploy: async () => {
+        provisioned.push('web-1')
+        return {ok: true, exitCode: 0, signal: null, tail: '', durationMs: 1}
+      },
+      registryLease: () => gated,
+      takeRecord: () => undefined,
+      recordWritten: () => undefined,
+    }
+    const deployer = new Deployer({project: P, node: 'web-1', group: 'web', stateDir: `${dir}/web-1`, store: etcd.store(), feed, target, log: silentLogger, fetch: {openBucket}})
+    deployer.start()
+    await waitUntil('web-1 claiming', async () => claiming, {timeoutMs: 5000, intervalMs: 5})
+    // SIGTERM: the agent stops its deployer, then revokes its registration's lease.
+    const stopped = deployer.stop()
+    land()
+    await stopped
+    await lease.revoke()
+    await settle()
+    expect(provisioned).to.deep.equal([])
+    expect([...etcd.keys.keys()].filter((k) => k.includes('/slots/'))).to.deep.equal([])
+    // Running without a slot would count as a failure of the rollout (lost): with --max-errors 0 it would halt it.
+    expect(statusOf(id, 'web-1')).to.equal('waiting')
+    expect(feed.progress(id, new Date())?.failures).to.equal(0)
+  })
 })
