@@ -105,8 +105,8 @@ describe('muster agent: instance:deploy across rollouts (real etcd, moto S3, age
       const states = new Map(nodes.map((n) => [n, before.state.statuses.get(n)?.state ?? null]))
       expect([...states.values()].filter((v) => v === null), JSON.stringify([...states])).to.have.length.at.least(1)
       const phases = new Map(await Promise.all(agents.map(async (a) => [a.node, (await a.health()).deploy.phase] as const)))
-      // Not reported yet: queued, or (read a moment after it got within reach) fetching.
-      for (const n of nodes) if (states.get(n) === null) expect(phases.get(n), n).to.be.oneOf(['queued', 'reporting'])
+      // Not reported yet: queued, or (health read a moment after the statuses) fetching or just reported.
+      for (const n of nodes) if (states.get(n) === null) expect(phases.get(n), n).to.be.oneOf(['queued', 'reporting', 'waiting'])
       expect([...phases.values()], JSON.stringify([...phases])).to.include('queued')
       await client.put(rolloutStopKey('cancel', id)).value(JSON.stringify({reason: 'cancelled', at: new Date().toISOString(), by: 'test'}))
       await s.until(id, 'the runner finished', (d) => d.state.statuses.get(runner)?.state === 'ok', 30_000)
