@@ -360,13 +360,13 @@ export class Deployer {
           // `waiting` again in the same transaction. Left `running` without a slot, it would read
           // as lost (a failure: with --max-errors 0 the rollout halts) although it never started;
           // waiting, it takes part once restarted. stop() waits for this before the lease goes.
-          await this.options.store.commit([this.statusEntry(id, {state: 'waiting', startedAt: null, finishedAt: null, message: null, lease: null})], [slotKey]).catch(() => undefined)
+          await this.options.store.commit([this.statusEntry(id, {state: 'waiting', startedAt: null, finishedAt: null, message: null, lease: null})], [], {key: slotKey, lease: lease.id}).catch(() => undefined)
           return
         }
         active.phase = 'running'
         this.leaveLine()
         this.clearTimer()
-        this.running = this.run(id, line.request, slotKey, startedAt, active.fetched)
+        this.running = this.run(id, line.request, {key: slotKey, lease: lease.id}, startedAt, active.fetched)
         return
       }
       for (const [i, k] of candidates.entries()) this.lostClaims.set(k, changes[i] as number)
@@ -385,7 +385,8 @@ export class Deployer {
     }
   }
 
-  private async run(id: string, request: DeployRequest, slotKey: string, startedAt: string, fetched: Promise<InstalledRelease> | undefined): Promise<void> {
+  private async run(id: string, request: DeployRequest, slot: {key: string; lease: string}, startedAt: string, fetched: Promise<InstalledRelease> | undefined): Promise<void> {
+    const slotKey = slot.key
     const {log, group} = this.options
     let ok = false
     let message: string | null = null
@@ -416,7 +417,10 @@ export class Deployer {
       // Tried once with the record: a retry goes without it (a lease gone since would refuse the
       // whole transaction every time), and the registration writes it instead.
       carry = undefined
-      const revision = await this.options.store.commit(puts, ok ? [slotKey] : [])
+      // The slot only while this node's claim still holds it: had its lease expired mid-run (a
+      // paused VM, a partition), the slot may be another node's by now, and deleting it would let
+      // a third node in (more than n at once) and make that node read as lost.
+      const revision = ok ? await this.options.store.commit(puts, [], slot) : await this.options.store.commit(puts, [])
       if (puts.length > 1) recordAt = revision
     })
     if (record) this.options.target.recordWritten(recordAt)
@@ -430,7 +434,7 @@ export class Deployer {
     }
     // After the result: a slot comes back only once its holder's outcome is readable. Retried like
     // the result: a slot key left behind on a live node's lease would hold the slot for good.
-    if (reported && !ok) await this.reportResult(id, () => this.options.store.deleteKeys([slotKey]))
+    if (reported && !ok) await this.reportResult(id, () => this.options.store.commit([], [], slot))
     log.info(ok ? 'deploy: ok' : 'deploy: failed', {deploy: id})
     this.finished.add(id)
     this.active = undefined

@@ -125,7 +125,16 @@ class EtcdStore implements RegistryStore {
     return Number(response.header.revision)
   }
 
-  async commit(puts: ReadonlyArray<{key: string; value: string; lease?: string}>, deletes: readonly string[]): Promise<number> {
+  async commit(puts: ReadonlyArray<{key: string; value: string; lease?: string}>, deletes: readonly string[], release?: {key: string; lease: string}): Promise<number> {
+    if (release !== undefined) {
+      const ops: IRequestOp[] = [
+        ...puts.map((p): IRequestOp => ({request_put: {key: Buffer.from(p.key), value: Buffer.from(p.value), ...(p.lease === undefined ? {} : {lease: p.lease})}})),
+        ...deletes.map((key): IRequestOp => ({request_delete_range: {key: Buffer.from(key)}})),
+      ]
+      const held: ICompare = {key: Buffer.from(release.key), result: 'Equal', target: 'Lease', lease: release.lease}
+      const response = await this.client.kv.txn({compare: [held], success: [...ops, {request_delete_range: {key: Buffer.from(release.key)}}], failure: ops})
+      return Number(response.header.revision)
+    }
     const first = puts[0]?.key ?? deletes[0] ?? '\u0000'
     const response = await this.client
       .if(first, 'Version', '>', -1)

@@ -57,9 +57,11 @@ export interface RegistryStore {
   put(key: string, value: string): Promise<number>
   /**
    * Puts and deletes in one transaction, at one revision; resolves with it. A put may name a lease
-   * (etcd then refuses the whole transaction, and this rejects, if that lease is gone).
+   * (etcd then refuses the whole transaction, and this rejects, if that lease is gone). `release`
+   * is deleted too, in the same transaction, only while that lease still holds it (a deploy slot
+   * whose lease expired may be another node's by now).
    */
-  commit(puts: ReadonlyArray<{key: string; value: string; lease?: string}>, deletes: readonly string[]): Promise<number>
+  commit(puts: ReadonlyArray<{key: string; value: string; lease?: string}>, deletes: readonly string[], release?: {key: string; lease: string}): Promise<number>
   /** Writes key=value (no lease) only if the key is absent; resolves with whether it was written. */
   createIfAbsent(key: string, value: string): Promise<boolean>
   /** One key's value, or undefined when absent. */

@@ -99,8 +99,9 @@ class MemoryEtcd {
         this.apply(keys.map((key): KeyEvent => ({type: 'delete', key, value: '', lease: '0'})))
         return this.revision
       },
-      commit: async (puts: ReadonlyArray<{key: string; value: string; lease?: string}>, deletes: readonly string[]) => {
-        this.apply([...puts.map((p) => put(p.key, p.value, p.lease)), ...deletes.map((key): KeyEvent => ({type: 'delete', key, value: '', lease: '0'}))])
+      commit: async (puts: ReadonlyArray<{key: string; value: string; lease?: string}>, deletes: readonly string[], release?: {key: string; lease: string}) => {
+        const held = release !== undefined && this.keys.get(release.key)?.lease === release.lease ? [release.key] : []
+        this.apply([...puts.map((p) => put(p.key, p.value, p.lease)), ...[...deletes, ...held].map((key): KeyEvent => ({type: 'delete', key, value: '', lease: '0'}))])
         return this.revision
       },
       createIfAbsent: async (key: string, value: string) => {

@@ -3,7 +3,7 @@
 // leaves no slot held; rollouts back to back run on every node once each, in order; an agent
 // stopped (SIGTERM) while queued or waiting exits 0, holds nobody up, and takes part once
 // restarted; a release that adds a service leaves the node's record and service keys right.
-import {rmSync, writeFileSync} from 'node:fs'
+import {existsSync, rmSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
 import {expect} from 'chai'
@@ -225,6 +225,45 @@ describe('muster agent: instance:deploy across rollouts (real etcd, moto S3, age
       expect(String(kv?.lease)).to.equal(lease)
       const record = JSON.parse(kv?.value.toString() ?? '{}') as {provision?: {state: string; ok: boolean; reason: string}}
       expect(record.provision).to.include({state: 'idle', ok: true, reason: 'deploy'})
+    })
+  })
+
+  describe('a node whose lease expired mid-run (paused), whose slot went to the next node', function () {
+    const s = setup('paused')
+
+    it('does not take that slot from the node now holding it when its own run ends: never more than n at once', async function () {
+      const project = s.project()
+      const nodes = ['paused-0', 'paused-1', 'paused-2']
+      for (const n of nodes) writeFileSync(join(project.recordDir, `${n}.hang`), '4')
+      const agents = await Promise.all(nodes.map((n) => s.start(n)))
+      await Promise.all(agents.map((ag) => waitForBoot(ag, 60_000)))
+      const release = await s.release(['recipe[app]', 'recipe[paused]'])
+      const id = await writeDeployRequest(client, {project: 'paused', releases: {app: release.ref}, targets: {app: nodes}, n: 1, maxErrors: 1})
+      const started = await s.until(id, 'one running, the others waiting', (d) => d.progress.counts.running === 1 && d.progress.counts.waiting === 2)
+      const paused = nodes.find((n) => started.state.statuses.get(n)?.state === 'running') as string
+      const others = nodes.filter((n) => n !== paused)
+      // The next ones run long: the first to get the freed slot still runs when the paused node reports.
+      for (const n of others) writeFileSync(join(project.recordDir, `${n}.hang`), '12')
+      await waitUntil(`${paused} provisioning`, async () => existsSync(join(project.recordDir, `${paused}.lock`)), {timeoutMs: 15_000})
+      const first = agents[nodes.indexOf(paused)] as RunningAgent
+      // Paused (a long GC pause, a frozen VM): its keep-alives stop, its lease expires, its slot goes.
+      first.signal('SIGSTOP')
+      const next = await s.until(id, 'another node running in the freed slot', (d) => others.some((n) => d.state.statuses.get(n)?.state === 'running') && d.slots.size === 1, 30_000)
+      const holder = others.find((n) => next.state.statuses.get(n)?.state === 'running') as string
+      // Its provision (not paused) ends meanwhile; then the agent goes on and reports it.
+      await waitUntil(`${paused} deploy run over`, async () => deployRuns(project, paused).length === 1, {timeoutMs: 20_000})
+      first.signal('SIGCONT')
+      await s.until(id, `${paused} reported`, (d) => d.state.statuses.get(paused)?.state === 'ok', 30_000)
+      await sleep(1000)
+      const after = await readDeploy(client, 'paused', id)
+      // The node now running still holds its slot (deleted, it reads as lost and the slot goes to a third node).
+      expect(after.state.statuses.get(holder)?.state, holder).to.equal('running')
+      expect([...after.slots.values()], `slots while ${holder} runs`).to.deep.equal([after.state.statuses.get(holder)?.lease])
+      expect(after.progress.counts.running).to.equal(1)
+      const settled = await s.until(id, 'all settled', (d) => d.progress.done, 60_000)
+      const runs = others.flatMap((n) => deployRuns(project, n))
+      expect(runs, `paused ${paused} holder ${holder}\n${describeRuns(nodes.flatMap((n) => project.runs(n)))}\n${JSON.stringify([...settled.state.statuses.values()])} slots ${JSON.stringify([...settled.slots])} stop ${JSON.stringify(settled.state.stop)}`).to.have.length(2)
+      expect(maxConcurrent(runs), describeRuns(runs)).to.equal(1)
     })
   })
 })
