@@ -27,7 +27,7 @@
 // Late nodes: at boot, before the boot provision, the node converges its group's current release
 // (groups/GROUP/release) if it is not the one it runs. No slot is taken for that.
 import {type DeployNodeStatus, type DeployRequest, rolloutNodeKey, rolloutSlotKey, rolloutStopKey, groupReleaseKey, parseReleaseRef} from '../registry/deploys.js'
-import type {DeployFeed} from '../registry/deploy-feed.js'
+import type {DeployFeed, RolloutLine} from '../registry/deploy-feed.js'
 import type {RegistryStore, StoreLease} from '../registry/store.js'
 import {currentDigest, fetchRelease, type FetchOptions, type InstalledRelease, readCurrentRelease, ReleaseRefused, switchCurrent} from '../release/fetch.js'
 import {jitteredDelay} from '../lib/backoff.js'
@@ -80,7 +80,7 @@ const FETCH_BEFORE_LINE_MS = 120_000
 export class Deployer {
   private readonly clock: Clock
   private readonly finished = new Set<string>()
-  private active: {id: string; phase: 'queued' | 'reporting' | 'waiting' | 'claiming' | 'running'; since: number; fetched?: Promise<InstalledRelease>} | undefined
+  private active: {id: string; phase: 'queued' | 'reporting' | 'waiting' | 'claiming' | 'running'; fetched?: Promise<InstalledRelease>} | undefined
   private timer: unknown
   private quietTimer: unknown
   private slackTimer: unknown
@@ -155,7 +155,7 @@ export class Deployer {
         this.finished.add(id)
         continue
       }
-      this.active = {id, phase: 'queued', since: this.clock.now()}
+      this.active = {id, phase: 'queued'}
       // Already in line (from before a restart), or nothing to fetch: no need to wait for a turn.
       if (mine !== undefined || !state.request.releases[group]) this.begin(id, state.request, mine !== undefined)
       else this.awaitTurn(id, state.request)
@@ -189,15 +189,14 @@ export class Deployer {
     const arm = (): void => {
       // As for a claim out of line: a slot that stood free through the whole spell means nobody
       // ready is in line to take it (the nodes ahead died before they reported, or the line ran out).
-      const seen = feed.line(id, new Date(this.clock.now()))
-      const armed = new Map((seen?.free ?? []).map((k) => [k, seen?.slotChanges(k)]))
+      const armed = freeNow(feed.line(id, new Date(this.clock.now())))
       this.turnTimer = this.clock.setTimeout(() => {
         this.turnTimer = undefined
         // Stopped, gone or past its deadline with no event since (nothing else would wake it).
         check()
         if (this.active?.id !== id || this.active.phase !== 'queued') return
         const line = feed.line(id, new Date(this.clock.now()))
-        if (line && line.open && line.free.some((k) => armed.get(k) === line.slotChanges(k))) {
+        if (line && line.open && stoodFree(line, armed).length > 0) {
           this.options.log.info('deploy: a slot stood free while this node was queued; fetching now', {deploy: id, place: feed.queuePlace(id, node)})
           this.leaveLine()
           // In line, it takes that slot at once if it still stands free: the spell has been waited.
@@ -213,7 +212,7 @@ export class Deployer {
   }
 
   /** Fetches the release (downloaded, verified and unpacked, not switched to) and gets in line. */
-  private begin(id: string, request: DeployRequest, reported: boolean, idle?: ReadonlyMap<number, number | undefined>): void {
+  private begin(id: string, request: DeployRequest, reported: boolean, idle?: ReadonlyMap<number, number>): void {
     if (this.active?.id !== id) return
     this.active.phase = 'reporting'
     // The slot is then held only for the switch and the converge. A refusal is reported once a
@@ -226,7 +225,7 @@ export class Deployer {
     void this.join(id, reported, idle)
   }
 
-  private async join(id: string, reported: boolean, idle?: ReadonlyMap<number, number | undefined>): Promise<void> {
+  private async join(id: string, reported: boolean, idle?: ReadonlyMap<number, number>): Promise<void> {
     const fetched = this.active?.fetched
     if (fetched && !reported) {
       // In line only once ready (or refused: that is reported once a slot is taken), bounded so a
@@ -266,7 +265,7 @@ export class Deployer {
     this.evaluate()
   }
 
-  private async tryClaim(force: boolean, deferred = false, quiet?: ReadonlyMap<number, number | undefined>): Promise<void> {
+  private async tryClaim(force: boolean, deferred = false, quiet?: ReadonlyMap<number, number>): Promise<void> {
     const active = this.active
     if (this.stopped || !active || active.phase !== 'waiting') return
     const {id} = active
@@ -294,7 +293,7 @@ export class Deployer {
       // all along (nobody in line took it: the head of the line is dead or stuck) is taken out of
       // line. A busy rollout always has some slot free for a moment; taking those would race the
       // head of the line on every hand-off.
-      const armed = new Map(line.free.map((k) => [k, line.slotChanges(k)]))
+      const armed = freeNow(line)
       this.quietTimer = this.clock.setTimeout(() => {
         this.quietTimer = undefined
         void this.tryClaim(true, false, armed)
@@ -309,7 +308,7 @@ export class Deployer {
     // The slots to try, in one transaction, first to last: the first free one is taken.
     let candidates: number[]
     if (force) {
-      const idle = free.filter((k) => quiet?.get(k) === line.slotChanges(k))
+      const idle = quiet ? stoodFree(line, quiet).filter((k) => !this.lostClaims.has(k)) : []
       if (idle.length === 0) return
       candidates = rotate(idle, Math.floor(Math.random() * idle.length))
     } else {
@@ -420,7 +419,7 @@ export class Deployer {
       // The slot only while this node's claim still holds it: had its lease expired mid-run (a
       // paused VM, a partition), the slot may be another node's by now, and deleting it would let
       // a third node in (more than n at once) and make that node read as lost.
-      const revision = ok ? await this.options.store.commit(puts, [], slot) : await this.options.store.commit(puts, [])
+      const revision = await this.options.store.commit(puts, [], ok ? slot : undefined)
       if (puts.length > 1) recordAt = revision
     })
     if (record) this.options.target.recordWritten(recordAt)
@@ -518,6 +517,16 @@ export class Deployer {
 
 function targets(request: DeployRequest, group: string, node: string): boolean {
   return request.groups.includes(group) && (request.targets[group] ?? []).includes(node)
+}
+
+/** The free slots of a view with their change counts, to tell at the end of a quiet spell which stood free all along. */
+function freeNow(line: RolloutLine | undefined): ReadonlyMap<number, number> {
+  return new Map((line?.free ?? []).map((k) => [k, line?.slotChanges(k) ?? 0]))
+}
+
+/** The slots free now that were free, unchanged, at `armed`: nobody in line took them through the spell. */
+function stoodFree(line: RolloutLine, armed: ReadonlyMap<number, number>): number[] {
+  return line.free.filter((k) => armed.get(k) === line.slotChanges(k))
 }
 
 /** items from index `from` on, then those before it. */

@@ -397,25 +397,22 @@ export class DeployFeed {
       for (const waiter of [...(waiters?.values() ?? []), ...(turns?.values() ?? [])]) waiter.wake()
       return
     }
-    if (turns?.size) {
-      let within = 0
-      for (const waiter of turns.values()) within = Math.max(within, waiter.reach)
-      const pending = prefixSum(r.line.pending, r.line.names.length)
-      for (let k = 0; k < Math.min(within, pending); k++) {
-        const node = r.line.names[kth(r.line.pending, k)]
-        const waiter = node === undefined ? undefined : turns.get(node)
-        if (waiter && k < waiter.reach) waiter.wake()
-      }
-    }
-    if (!waiters?.size) return
-    let reach = 0
-    for (const waiter of waiters.values()) reach = Math.max(reach, waiter.reach)
-    const head = Math.min(line.free.length + reach, r.line.counts.waiting)
-    for (let k = 0; k < head; k++) {
-      const node = r.line.names[kth(r.line.tree, k)]
-      const waiter = node === undefined ? undefined : waiters.get(node)
-      if (waiter && k < line.free.length + waiter.reach) waiter.wake()
-    }
+    // Queued nodes by their place among those not started; waiting ones by their place in line,
+    // past the free slots.
+    if (turns?.size) wakeFirst(r.line.pending, r.line.names, 0, turns)
+    if (waiters?.size) wakeFirst(r.line.tree, r.line.names, line.free.length, waiters)
+  }
+}
+
+/** Wakes each waiter whose node is among the first `base` + its reach set positions of `tree`. */
+function wakeFirst(tree: Int32Array, names: readonly string[], base: number, waiters: ReadonlyMap<string, LineWaiter>): void {
+  let reach = 0
+  for (const waiter of waiters.values()) reach = Math.max(reach, waiter.reach)
+  const head = Math.min(base + reach, prefixSum(tree, names.length))
+  for (let k = 0; k < head; k++) {
+    const node = names[kth(tree, k)]
+    const waiter = node === undefined ? undefined : waiters.get(node)
+    if (waiter && k < base + waiter.reach) waiter.wake()
   }
 }
 

@@ -126,20 +126,11 @@ class EtcdStore implements RegistryStore {
   }
 
   async commit(puts: ReadonlyArray<{key: string; value: string; lease?: string}>, deletes: readonly string[], release?: {key: string; lease: string}): Promise<number> {
-    if (release !== undefined) {
-      const ops: IRequestOp[] = [
-        ...puts.map((p): IRequestOp => ({request_put: {key: Buffer.from(p.key), value: Buffer.from(p.value), ...(p.lease === undefined ? {} : {lease: p.lease})}})),
-        ...deletes.map((key): IRequestOp => ({request_delete_range: {key: Buffer.from(key)}})),
-      ]
-      const held: ICompare = {key: Buffer.from(release.key), result: 'Equal', target: 'Lease', lease: release.lease}
-      const response = await this.client.kv.txn({compare: [held], success: [...ops, {request_delete_range: {key: Buffer.from(release.key)}}], failure: ops})
-      return Number(response.header.revision)
-    }
-    const first = puts[0]?.key ?? deletes[0] ?? '\u0000'
-    const response = await this.client
-      .if(first, 'Version', '>', -1)
-      .then(...puts.map((p) => (p.lease === undefined ? this.client.put(p.key).value(p.value) : this.client.put(p.key).value(p.value).lease(p.lease))), ...deletes.map((key) => this.client.delete().key(key)))
-      .commit()
+    const ops = [...puts.map((p) => putOp(p.key, p.value, p.lease)), ...deletes.map(deleteOp)]
+    // Without `release` there is nothing to compare and the success branch always runs.
+    const compare: ICompare[] = release === undefined ? [] : [{key: Buffer.from(release.key), result: 'Equal', target: 'Lease', lease: release.lease}]
+    const success = release === undefined ? ops : [...ops, deleteOp(release.key)]
+    const response = await this.client.kv.txn({compare, success, failure: ops})
     return Number(response.header.revision)
   }
 
@@ -202,11 +193,11 @@ class EtcdLease implements StoreLease {
   async createFirstAbsent(keys: readonly string[], value: string, options: {unlessExists?: string; alsoPut?: {key: string; value: string}} = {}): Promise<number> {
     if (keys.length === 0) return -1
     const absent = (key: string): ICompare => ({key: Buffer.from(key), result: 'Equal', target: 'Create', create_revision: 0})
-    const also: IRequestOp[] = options.alsoPut ? [{request_put: {key: Buffer.from(options.alsoPut.key), value: Buffer.from(options.alsoPut.value)}}] : []
+    const also = options.alsoPut ? [putOp(options.alsoPut.key, options.alsoPut.value)] : []
     // Level i: keys[i] (and the rollout's stop key) absent → write it; else level i + 1.
     const level = (i: number): ITxnRequest => ({
       compare: [absent(keys[i] as string), ...(options.unlessExists === undefined ? [] : [absent(options.unlessExists)])],
-      success: [{request_put: {key: Buffer.from(keys[i] as string), value: Buffer.from(value), lease: this.id}}, ...also],
+      success: [putOp(keys[i] as string, value, this.id), ...also],
       failure: i + 1 < keys.length ? [{request_txn: level(i + 1)}] : [],
     })
     let response: ITxnResponse | null | undefined = await this.client.kv.txn(level(0))
@@ -216,7 +207,6 @@ class EtcdLease implements StoreLease {
     }
     return -1
   }
-
 
   onLost(handler: (error: Error) => void): void {
     this.lease.on('lost', handler)
@@ -230,4 +220,13 @@ class EtcdLease implements StoreLease {
   release(): void {
     this.lease.release()
   }
+}
+
+/** A raw transaction's put (on `lease` when given). */
+function putOp(key: string, value: string, lease?: string): IRequestOp {
+  return {request_put: {key: Buffer.from(key), value: Buffer.from(value), ...(lease === undefined ? {} : {lease})}}
+}
+
+function deleteOp(key: string): IRequestOp {
+  return {request_delete_range: {key: Buffer.from(key)}}
 }
