@@ -178,9 +178,19 @@ describe('muster agent: instance:deploy across rollouts (real etcd, moto S3, age
       const release = await s.release(['recipe[app]', 'recipe[term]'])
       const id = await writeDeployRequest(client, {project: 'term', releases: {app: release.ref}, targets: {app: nodes}, n: 1, maxErrors: 0})
       const before = await s.until(id, 'one running, three or more waiting, some queued', (d) => d.progress.counts.running === 1 && d.progress.counts.waiting >= 3 && d.state.statuses.size < nodes.length)
-      const phases = new Map(await Promise.all(agents.map(async (ag) => [ag.node, (await ag.health()).deploy.phase] as const)))
-      const waiting = nodes.find((n) => before.state.statuses.get(n)?.state === 'waiting' && phases.get(n) === 'waiting') as string
-      const queued = nodes.find((n) => phases.get(n) === 'queued') as string
+      // An agent reads its own `waiting` back (the watch event) before its write's answer moves it
+      // from `reporting` to `waiting`: ask until the phases have caught up with the statuses.
+      let phases = new Map<string, string | null>()
+      const pick = (): {waiting: string | undefined; queued: string | undefined} => ({
+        waiting: nodes.find((n) => before.state.statuses.get(n)?.state === 'waiting' && phases.get(n) === 'waiting'),
+        queued: nodes.find((n) => phases.get(n) === 'queued'),
+      })
+      await waitUntil('a waiting and a queued agent', async () => {
+        phases = new Map(await Promise.all(agents.map(async (ag) => [ag.node, (await ag.health()).deploy.phase] as const)))
+        return pick().waiting !== undefined && pick().queued !== undefined
+      }, {timeoutMs: 10_000}).catch(() => undefined)
+      const waiting = pick().waiting as string
+      const queued = pick().queued as string
       expect(waiting, JSON.stringify([...phases])).to.be.a('string')
       expect(queued, JSON.stringify([...phases])).to.be.a('string')
       for (const n of nodes) rmSync(join(project.recordDir, `${n}.hang`))
